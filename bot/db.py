@@ -1,0 +1,66 @@
+"""Database set-up: tortoise config, migrations, and the one ORM context per process."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.connection import get_connection
+
+from models import MODEL_MODULES
+
+logger = logging.getLogger(__name__)
+
+
+def normalise_url(url: str) -> str:
+    """Accept postgresql:// as operators write it; tortoise wants postgres://."""
+    if url.startswith("postgresql://"):
+        return "postgres://" + url.removeprefix("postgresql://")
+    return url
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    return {
+        "connections": {"default": normalise_url(database_url)},
+        "apps": {
+            "models": {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "models.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def dialect() -> str:
+    """"postgres" or "sqlite", for the few raw SQL statements that differ."""
+    return "postgres" if get_connection("default").capabilities.dialect == "postgres" else "sqlite"
+
+
+async def apply_migrations(database_url: str) -> None:
+    """Apply pending migrations (idempotent; fast when there are none)."""
+    from tortoise.migrations.api import migrate
+
+    EXECUTOR_CACHE.clear()
+    await migrate(config=tortoise_config(database_url))
+    await Tortoise.close_connections()
+
+
+async def open_db(database_url: str, *, migrate: bool = True) -> None:
+    """Open the ORM for this process and check the database answers (fail fast)."""
+    if migrate:
+        await apply_migrations(database_url)
+    # The insert-SQL cache is keyed by connection name only: clear it in case this process
+    # used another dialect before (tests, tools).
+    EXECUTOR_CACHE.clear()
+    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+    await get_connection("default").execute_query("SELECT 1")
+    logger.info("database ready (%s)", dialect())
+
+
+async def close_db() -> None:
+    await Tortoise.close_connections()

@@ -1,0 +1,122 @@
+"""Staff (WeCom members), customers (external contacts), their relationships and tags."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Staff(Model):
+    """A WeCom member who talks to the app, fetched with user/get on first contact."""
+
+    id = fields.IntField(primary_key=True)
+    userid = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=64, default="")
+    department_ids: fields.Field[list[int]] = fields.JSONField(default=list)
+    main_department = fields.IntField(null=True)
+    position = fields.CharField(max_length=128, default="")
+    mobile = fields.CharField(max_length=32, default="")
+    region = fields.CharField(max_length=32, null=True)
+    role = fields.CharField(max_length=16, default="viewer")
+    active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "staff"
+
+
+class CustomerStatus(StrEnum):
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class Customer(Model):
+    """An external contact. Never deleted: an ended relationship keeps its history."""
+
+    id = fields.IntField(primary_key=True)
+    external_userid = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=128, default="")
+    type = fields.SmallIntField(default=1)
+    gender = fields.SmallIntField(default=0)
+    avatar = fields.CharField(max_length=512, default="")
+    unionid = fields.CharField(max_length=64, null=True)
+    mobile = fields.CharField(max_length=32, null=True, db_index=True)
+    corp_name = fields.CharField(max_length=128, default="")
+    owner_userid = fields.CharField(max_length=64, null=True, db_index=True)
+    source = fields.CharField(max_length=16, default="unknown")  # channel | unknown | oa
+    source_state = fields.CharField(max_length=32, null=True)
+    region = fields.CharField(max_length=32, null=True, db_index=True)
+    store = fields.CharField(max_length=64, null=True)
+    status = fields.CharEnumField(CustomerStatus, max_length=8, default=CustomerStatus.ACTIVE)
+    transfer_fail_reason = fields.CharField(max_length=64, null=True)
+    first_contact_at = fields.DatetimeField(null=True)
+    last_purchase_at = fields.DatetimeField(null=True)
+    lifetime_spend_fen = fields.BigIntField(default=0)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    relations: fields.ReverseRelation[FollowRelation]
+    tags: fields.ReverseRelation[CustomerTag]
+
+    class Meta:
+        table = "customer"
+
+
+class RelationStatus(StrEnum):
+    HALF = "half"
+    ACTIVE = "active"
+    DELETED_BY_STAFF = "deleted_by_staff"
+    DELETED_BY_CUSTOMER = "deleted_by_customer"
+
+
+class FollowRelation(Model):
+    """A member–customer friendship as WeCom reports it (follow_user)."""
+
+    id = fields.IntField(primary_key=True)
+    customer: fields.ForeignKeyRelation[Customer] = fields.ForeignKeyField(
+        "models.Customer", related_name="relations")
+    staff_userid = fields.CharField(max_length=64)
+    state = fields.CharField(max_length=32, null=True)
+    status = fields.CharEnumField(RelationStatus, max_length=20, default=RelationStatus.ACTIVE)
+    added_at = fields.DatetimeField(null=True)
+    ended_at = fields.DatetimeField(null=True)
+    end_detail = fields.CharField(max_length=64, null=True)
+
+    class Meta:
+        table = "follow_relation"
+        unique_together = (("customer", "staff_userid"),)
+
+
+class CorpTag(Model):
+    """A corp tag as WeCom knows it (id, group), mirrored so commands can use names."""
+
+    id = fields.IntField(primary_key=True)
+    tag_id = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=64)
+    group_id = fields.CharField(max_length=64)
+    group_name = fields.CharField(max_length=64)
+    deleted = fields.BooleanField(default=False)
+
+    class Meta:
+        table = "corp_tag"
+        unique_together = (("group_name", "name"),)
+
+
+class CustomerTag(Model):
+    """A tag on a customer in our database (mirrored to WeCom with mark_tag)."""
+
+    id = fields.IntField(primary_key=True)
+    customer: fields.ForeignKeyRelation[Customer] = fields.ForeignKeyField(
+        "models.Customer", related_name="tags")
+    group_name = fields.CharField(max_length=64, default="")
+    name = fields.CharField(max_length=64)
+    tag_id = fields.CharField(max_length=64, null=True)
+    origin = fields.CharField(max_length=16, default="wecom")  # channel | command | wecom | computed
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "customer_tag"
+        unique_together = (("customer", "group_name", "name"),)
