@@ -55,3 +55,23 @@ class ManualClock:
     def set(self, when: datetime) -> None:
         """Jump to `when` (must not be in the past)."""
         self.advance(when - self._now)
+
+
+class OffsetClock:
+    """Wall-clock time plus an offset the operator can push forward (sandbox `clock +3h`)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def timestamp(self) -> float:
+        return time.time() + self.offset.total_seconds()
+
+    def advance(self, delta: timedelta) -> datetime:
+        if delta < timedelta(0):
+            msg = "time only moves forward"
+            raise ValueError(msg)
+        self.offset += delta
+        return self.now()

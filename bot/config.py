@@ -80,7 +80,8 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
-def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None = None) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None,
+                  dotenv: Path | None = None) -> Settings:
     """Build and validate `Settings`; raises `ConfigError` on the first bad value."""
     env: dict[str, str] = {}
     if dotenv is not None and dotenv.is_file():
@@ -113,7 +114,8 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
     try:
         ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError("SCRM_TIMEZONE", f"unknown time zone {tz_name!r}", "Asia/Shanghai")
+        raise ConfigError("SCRM_TIMEZONE", f"unknown time zone {tz_name!r}",
+                          "Asia/Shanghai") from None
 
     database_url = env.get("DATABASE_URL") or "sqlite://scrmbot.db"
     if not database_url.startswith(_DB_SCHEMES):

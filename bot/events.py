@@ -95,7 +95,8 @@ class UnknownEvent(Event):
 
     @property
     def kind(self) -> str:
-        return f"Unknown:{self.msg_type}:{self.event}" if self.event else f"Unknown:{self.msg_type}"
+        suffix = f":{self.event}" if self.event else ""
+        return f"Unknown:{self.msg_type}{suffix}"
 
 
 def _optional(fields: dict[str, XmlValue], name: str) -> str | None:

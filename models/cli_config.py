@@ -1,4 +1,4 @@
-"""Config for the `tortoise` CLI (`make migrations`): `tortoise -c models.cli_config.TORTOISE_ORM`."""
+"""Config for the `tortoise` CLI used by `make migrations`."""
 
 import os
 

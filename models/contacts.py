@@ -114,7 +114,8 @@ class CustomerTag(Model):
     group_name = fields.CharField(max_length=64, default="")
     name = fields.CharField(max_length=64)
     tag_id = fields.CharField(max_length=64, null=True)
-    origin = fields.CharField(max_length=16, default="wecom")  # channel | command | wecom | computed
+    # channel | command | wecom | computed
+    origin = fields.CharField(max_length=16, default="wecom")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

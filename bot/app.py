@@ -1,0 +1,118 @@
+"""The application factory: resources live in cleanup contexts, opened in dependency order.
+
+Order matters with tortoise 1.x: the ORM is opened in the first cleanup context so every
+background task created afterwards (writer, worker, scheduler) runs with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+from aiohttp import web
+
+from bot.callback import MAX_BODY_BYTES, setup_routes
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.context import BotContext
+from bot.crypto import CallbackCrypto
+from bot.db import close_db, open_db
+from bot.dispatch import Dispatcher
+from bot.intake import InboxWriter
+from bot.keys import (
+    clock_key,
+    context_key,
+    dispatcher_key,
+    http_key,
+    oa_crypto_key,
+    redis_key,
+    settings_key,
+    wecom_crypto_key,
+    worker_key,
+    writer_key,
+)
+from bot.store import open_redis
+from bot.wecom import MemberRateLimiter, TokenCache, WeComClient
+from bot.worker import InboxWorker
+
+logger = logging.getLogger(__name__)
+
+
+def instance_id() -> str:
+    """Names this process in inbox leases, so operators can see who holds a row."""
+    return f"{socket.gethostname()[:32]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None,
+               dispatcher: Dispatcher | None = None, run_worker: bool = True,
+               migrate: bool = False, worker_poll_s: float = 1.0,
+               extra_contexts: list[Callable[[web.Application], AsyncIterator[None]]]
+               | None = None) -> web.Application:
+    """Build the scrmbot web application for `settings`."""
+    from handlers import build_dispatcher
+
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[settings_key] = settings
+    app[clock_key] = clock or SystemClock()
+    app[dispatcher_key] = dispatcher or build_dispatcher()
+    app[wecom_crypto_key] = CallbackCrypto(settings.token, settings.aes_key, settings.corp_id,
+                                           settings.max_clock_skew_s)
+    if settings.oa is not None:
+        app[oa_crypto_key] = CallbackCrypto(
+            settings.oa.token, settings.oa.aes_key or "A" * 43, settings.oa.app_id,
+            settings.max_clock_skew_s)
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        await open_db(settings.database_url, migrate=migrate)
+        try:
+            yield
+        finally:
+            await close_db()
+
+    async def redis(app: web.Application) -> AsyncIterator[None]:
+        client = open_redis(settings.redis_url)
+        app[redis_key] = client
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    async def wecom(app: web.Application) -> AsyncIterator[None]:
+        session = aiohttp.ClientSession()
+        app[http_key] = session
+        tokens = TokenCache(app[redis_key], settings.corp_id, app[clock_key])
+        limiter = MemberRateLimiter(app[redis_key], app[clock_key],
+                                    f"{settings.corp_id}:{settings.agent_id}")
+        client = WeComClient(
+            session, settings.api_base, settings.corp_id, settings.agent_id, settings.secret,
+            settings.contact_secret, tokens, limiter, app[clock_key])
+        app[context_key] = BotContext(settings=settings, wecom=client, redis=app[redis_key],
+                                      clock=app[clock_key])
+        try:
+            yield
+        finally:
+            await session.close()
+
+    async def intake(app: web.Application) -> AsyncIterator[None]:
+        worker = InboxWorker(app[dispatcher_key], app[context_key], app[clock_key],
+                             instance_id=instance_id(), concurrency=settings.workers,
+                             poll_interval_s=worker_poll_s)
+        writer = InboxWriter(app[clock_key], on_new_rows=worker.wake)
+        app[worker_key] = worker
+        app[writer_key] = writer
+        writer.start()
+        if run_worker:
+            worker.start()
+        try:
+            yield
+        finally:
+            await writer.stop()
+            await worker.stop()
+
+    app.cleanup_ctx.extend([database, redis, wecom, intake, *(extra_contexts or [])])
+    setup_routes(app)
+    return app

@@ -1,0 +1,22 @@
+"""What every handler gets: a typed, frozen bundle of the app's shared resources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from redis.asyncio import Redis
+
+from bot.clock import Clock
+from bot.config import Settings
+
+if TYPE_CHECKING:
+    from bot.wecom import WeComClient
+
+
+@dataclass(frozen=True)
+class BotContext:
+    settings: Settings
+    wecom: WeComClient
+    redis: Redis
+    clock: Clock

@@ -1,0 +1,25 @@
+"""Typed aiohttp application keys, all in one place."""
+
+from __future__ import annotations
+
+from aiohttp import ClientSession, web
+from redis.asyncio import Redis
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.context import BotContext
+from bot.crypto import CallbackCrypto
+from bot.dispatch import Dispatcher
+from bot.intake import InboxWriter
+from bot.worker import InboxWorker
+
+settings_key = web.AppKey("settings", Settings)
+clock_key = web.AppKey("clock", Clock)
+redis_key = web.AppKey("redis", Redis)
+http_key = web.AppKey("http", ClientSession)
+context_key = web.AppKey("context", BotContext)
+dispatcher_key = web.AppKey("dispatcher", Dispatcher)
+writer_key = web.AppKey("inbox_writer", InboxWriter)
+worker_key = web.AppKey("inbox_worker", InboxWorker)
+wecom_crypto_key = web.AppKey("wecom_crypto", CallbackCrypto)
+oa_crypto_key = web.AppKey("oa_crypto", CallbackCrypto)

@@ -1,0 +1,99 @@
+"""Sandbox mode: scrmbot, the WeCom simulator and a console in one process.
+
+No WeCom account needed: SQLite, an in-process fakeredis, and a simulated corp with staff in
+two regions. The console lets a newcomer act as a staff member or a customer and shows the
+bot's replies and the WeCom API calls scrmbot made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.app import create_app
+from bot.clock import OffsetClock
+from bot.config import Settings
+from bot.keys import worker_key
+from bot.simulator import WeComSimulator, load_demo_corp
+from bot.simulator.__main__ import (
+    DEMO_AES_KEY,
+    DEMO_CONTACT_SECRET,
+    DEMO_CORP_ID,
+    DEMO_SECRET,
+    DEMO_TOKEN,
+)
+
+logger = logging.getLogger(__name__)
+
+SANDBOX_DIR = Path("var")
+
+
+def sandbox_settings(api_base: str, port: int) -> Settings:
+    SANDBOX_DIR.mkdir(exist_ok=True)
+    return Settings(
+        corp_id=DEMO_CORP_ID, agent_id=1000002, secret=DEMO_SECRET,
+        contact_secret=DEMO_CONTACT_SECRET, token=DEMO_TOKEN, aes_key=DEMO_AES_KEY,
+        api_base=api_base, database_url=f"sqlite://{SANDBOX_DIR / 'sandbox.db'}",
+        redis_url=None, host="127.0.0.1", port=port, admins=("admin",),
+        rules_file=os.environ.get("SCRM_RULES_FILE") or "rules.toml", sandbox=True,
+    )
+
+
+@dataclass
+class Sandbox:
+    sim: WeComSimulator
+    app: web.Application
+    clock: OffsetClock
+    server_url: str
+
+    async def settle(self) -> None:
+        """Let the worker finish what the last action queued."""
+        await self.app[worker_key].drain(timeout_s=30)
+
+
+async def start_sandbox(port: int = 8080) -> tuple[Sandbox, web.AppRunner]:
+    clock = OffsetClock()
+    sim = WeComSimulator(DEMO_CORP_ID, 1000002,
+                         {DEMO_SECRET: "app", DEMO_CONTACT_SECRET: "contact"},
+                         DEMO_TOKEN, DEMO_AES_KEY, clock=clock)
+    load_demo_corp(sim)
+    api_base = await sim.start("127.0.0.1", port + 1)
+    app = create_app(sandbox_settings(api_base, port), clock=clock, migrate=True,
+                     worker_poll_s=0.2)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    server_url = f"http://127.0.0.1:{port}"
+    sim.callback_url = f"{server_url}/wecom/callback"
+    return Sandbox(sim=sim, app=app, clock=clock, server_url=server_url), runner
+
+
+def run_sandbox(port: int = 8080, console: bool = True) -> int:
+    from bot.console import Console
+
+    async def main() -> None:
+        sandbox, runner = await start_sandbox(port)
+        control = sandbox.sim.base_url.removesuffix("/cgi-bin")
+        print(f"scrmbot sandbox on {sandbox.server_url} (WeCom simulator on {control}).")
+        print("Try:  as zhangsan: /help     scan <state> as 王女士     help   (quit: Ctrl-D)")
+        print(f"Or from another shell: curl -XPOST {control}/sim/text "
+              "-d '{\"userid\":\"zhangsan\",\"content\":\"/help\"}'")
+        try:
+            if console and sys.stdin.isatty():
+                await Console(sandbox).run()
+            else:
+                await asyncio.Event().wait()
+        finally:
+            await sandbox.sim.close()
+            await runner.cleanup()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    return 0

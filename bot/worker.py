@@ -1,0 +1,199 @@
+"""The inbox worker: claims accepted callbacks and runs their handlers, durably.
+
+Rows are claimed with a lease (`locked_until_ms`), so several instances share the work
+(`FOR UPDATE SKIP LOCKED` on PostgreSQL) and rows held by an instance that died are taken
+over once the lease runs out. A failing handler is retried with backoff and, after the
+last try, the row is dead-lettered with its error (`scrmbot inbox list|show|replay`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import traceback
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from tortoise.connection import get_connection
+
+from bot.clock import Clock
+from bot.db import dialect
+from bot.events import parse_event
+from bot.xmlparse import parse_xml
+
+if TYPE_CHECKING:
+    from bot.context import BotContext
+    from bot.dispatch import Dispatcher
+
+logger = logging.getLogger(__name__)
+
+_CLAIM_PG = """
+UPDATE inbox SET status='processing', locked_until_ms=$1, locked_by=$2, attempts=attempts+1
+WHERE id IN (
+    SELECT id FROM inbox
+    WHERE (status='pending' AND next_attempt_ms <= $3)
+       OR (status='processing' AND locked_until_ms < $3)
+    ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
+RETURNING id, source, kind, subject, payload, attempts
+"""
+_CLAIM_SQLITE = """
+UPDATE inbox SET status='processing', locked_until_ms=?, locked_by=?, attempts=attempts+1
+WHERE id IN (
+    SELECT id FROM inbox
+    WHERE (status='pending' AND next_attempt_ms <= ?)
+       OR (status='processing' AND locked_until_ms < ?)
+    ORDER BY id LIMIT ?)
+RETURNING id, source, kind, subject, payload, attempts
+"""
+
+
+def backoff_s(attempt: int) -> float:
+    """Delay before retry number `attempt` (1-based): 5 s, 20 s, 80 s, 320 s … capped at 1 h."""
+    return float(min(3600, 5 * 4 ** (attempt - 1)))
+
+
+def _sql(pg_sql: str) -> str:
+    """`pg_sql` as is on PostgreSQL; with SQLite's `?` placeholders (in order) on SQLite."""
+    if dialect() == "postgres":
+        return pg_sql
+    out = pg_sql
+    for i in range(9, 0, -1):
+        out = out.replace(f"${i}", "?")
+    return out
+
+
+async def claim(instance_id: str, now_ms: int, lease_ms: int, limit: int) -> list[dict[str, Any]]:
+    """Claim up to `limit` due rows for this instance, oldest first."""
+    conn = get_connection("default")
+    if dialect() == "postgres":
+        rows = await conn.execute_query_dict(_CLAIM_PG, [now_ms + lease_ms, instance_id,
+                                                         now_ms, limit])
+    else:
+        rows = await conn.execute_query_dict(_CLAIM_SQLITE, [now_ms + lease_ms, instance_id,
+                                                             now_ms, now_ms, limit])
+    return sorted(rows, key=lambda r: r["id"])
+
+
+async def finish(row_id: int, instance_id: str, now_ms: int) -> None:
+    await get_connection("default").execute_query(
+        _sql("UPDATE inbox SET status='done', processed_ms=$1, last_error=NULL "
+             "WHERE id=$2 AND locked_by=$3"), [now_ms, row_id, instance_id])
+
+
+async def fail(row_id: int, instance_id: str, now_ms: int, attempts: int, max_attempts: int,
+               error: str) -> bool:
+    """Schedule a retry, or dead-letter after the last attempt. Returns True if dead."""
+    dead = attempts >= max_attempts
+    next_ms = now_ms + int(backoff_s(attempts) * 1000)
+    await get_connection("default").execute_query(
+        _sql("UPDATE inbox SET status=$1, next_attempt_ms=$2, last_error=$3, locked_until_ms=0 "
+             "WHERE id=$4 AND locked_by=$5"),
+        ["dead" if dead else "pending", next_ms, error[-4000:], row_id, instance_id])
+    return dead
+
+
+class InboxWorker:
+    """Processes inbox rows in this process; one subject's events run in order."""
+
+    def __init__(self, dispatcher: Dispatcher, ctx: BotContext, clock: Clock, *,
+                 instance_id: str, concurrency: int = 4, batch: int = 64,
+                 lease_s: float = 60.0, max_attempts: int = 5,
+                 poll_interval_s: float = 1.0) -> None:
+        self._dispatcher = dispatcher
+        self._ctx = ctx
+        self._clock = clock
+        self.instance_id = instance_id
+        self._concurrency = asyncio.Semaphore(concurrency)
+        self._batch = batch
+        self._lease_ms = int(lease_s * 1000)
+        self.max_attempts = max_attempts
+        self._poll_interval_s = poll_interval_s
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self.processed = 0
+        self.failed = 0
+
+    def wake(self) -> None:
+        """New rows were committed: look now instead of at the next poll."""
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"inbox-worker-{self.instance_id}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def drain(self, timeout_s: float = 10.0) -> None:
+        """Wait until a claim finds nothing due (tests and the console use this)."""
+        self._idle.clear()
+        self.wake()
+        await asyncio.wait_for(self._idle.wait(), timeout_s)
+
+    def _now_ms(self) -> int:
+        return int(self._clock.timestamp() * 1000)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                rows = await claim(self.instance_id, self._now_ms(), self._lease_ms, self._batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("inbox claim failed; retrying")
+                rows = []
+                await asyncio.sleep(self._poll_interval_s)
+            if rows:
+                try:
+                    await self._process_batch(rows)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # recording an outcome failed: the lease brings it back
+                    logger.exception("inbox batch bookkeeping failed; rows retry after lease")
+                    await asyncio.sleep(self._poll_interval_s)
+                continue
+            self._idle.set()
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
+
+    async def _process_batch(self, rows: list[dict[str, Any]]) -> None:
+        by_subject: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            by_subject[row["subject"]].append(row)
+        await asyncio.gather(*(self._process_in_order(group) for group in by_subject.values()))
+
+    async def _process_in_order(self, rows: list[dict[str, Any]]) -> None:
+        async with self._concurrency:
+            for row in rows:
+                await self.process(row)
+
+    async def process(self, row: dict[str, Any]) -> None:
+        """Run one row's handlers and record the outcome.
+
+        Handler errors are recorded on the row; only a failure to record them raises.
+        """
+        row_id, attempts = int(row["id"]), int(row["attempts"])
+        try:
+            fields = parse_xml(row["payload"])
+            event = parse_event(fields, row["source"])
+            outcome = await self._dispatcher.dispatch(event, self._ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failed += 1
+            error = "".join(traceback.format_exception(exc))
+            dead = await fail(row_id, self.instance_id, self._now_ms(), attempts,
+                              self.max_attempts, error)
+            log = logger.error if dead else logger.warning
+            log("inbox row %s (%s) failed on attempt %d/%d%s: %r", row_id, row["kind"],
+                attempts, self.max_attempts, ", dead-lettered" if dead else "", exc)
+            return
+        self.processed += 1
+        await finish(row_id, self.instance_id, self._now_ms())
+        logger.debug("inbox row %s (%s) %s", row_id, row["kind"], outcome)
