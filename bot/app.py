@@ -35,6 +35,8 @@ from bot.keys import (
     worker_key,
     writer_key,
 )
+from bot.replies import Renderer
+from bot.rules import RulesHolder, load_rules
 from bot.store import open_redis
 from bot.wecom import MemberRateLimiter, TokenCache, WeComClient
 from bot.worker import InboxWorker
@@ -52,9 +54,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                migrate: bool = False, worker_poll_s: float = 1.0,
                extra_contexts: list[Callable[[web.Application], AsyncIterator[None]]]
                | None = None) -> web.Application:
-    """Build the scrmbot web application for `settings`."""
-    from handlers import build_dispatcher
+    """Build the scrmbot web application for `settings`.
 
+    Raises RulesError when the rules file is missing or invalid: start-up stops there.
+    """
+    from handlers import build_commands, build_dispatcher
+
+    rules = RulesHolder(load_rules(settings.rules_file), settings.rules_file)
+    commands = build_commands()
+    renderer = Renderer()
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[settings_key] = settings
     app[clock_key] = clock or SystemClock()
@@ -91,7 +99,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             session, settings.api_base, settings.corp_id, settings.agent_id, settings.secret,
             settings.contact_secret, tokens, limiter, app[clock_key])
         app[context_key] = BotContext(settings=settings, wecom=client, redis=app[redis_key],
-                                      clock=app[clock_key])
+                                      clock=app[clock_key], rules=rules, renderer=renderer,
+                                      commands=commands)
         try:
             yield
         finally:

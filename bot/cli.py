@@ -48,9 +48,14 @@ def _run_db_command(settings: Settings, work: Callable[[], Awaitable[int]]) -> i
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.app import create_app
+    from bot.rules import RulesError
 
     settings = _settings()
-    app = create_app(settings, migrate=True)
+    try:
+        app = create_app(settings, migrate=True)
+    except RulesError as exc:
+        print(f"scrmbot: rules error: {exc}", file=sys.stderr)
+        return 2
     web.run_app(app, host=args.host or settings.host, port=args.port or settings.port,
                 access_log=None, print=lambda s: logger.info(s.strip()))
     return 0

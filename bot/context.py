@@ -9,8 +9,11 @@ from redis.asyncio import Redis
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.replies import Renderer
+from bot.rules import RulesHolder
 
 if TYPE_CHECKING:
+    from bot.commands import CommandRegistry
     from bot.wecom import WeComClient
 
 
@@ -20,3 +23,6 @@ class BotContext:
     wecom: WeComClient
     redis: Redis
     clock: Clock
+    rules: RulesHolder
+    renderer: Renderer
+    commands: CommandRegistry

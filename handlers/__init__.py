@@ -1,14 +1,32 @@
-"""Feature handlers. Each module owns a router; this is the one place that includes them."""
+"""Feature handlers. Each module owns its routers; this is the one place that includes them."""
 
 from __future__ import annotations
 
+from types import ModuleType
+
+from bot.commands import CommandRegistry
 from bot.dispatch import Dispatcher
 
 
-def build_dispatcher() -> Dispatcher:
-    from handlers import customers, directory
+def _feature_modules() -> list[ModuleType]:
+    from handlers import admin, chat, customers, directory, help, staff, tags
 
+    return [directory, chat, customers, tags, help, staff, admin]
+
+
+def build_dispatcher() -> Dispatcher:
+    """Event routes of every feature module, in the order above."""
     dispatcher = Dispatcher()
-    for module in (directory, customers):
-        dispatcher.include_router(module.router)
+    for module in _feature_modules():
+        if hasattr(module, "router"):
+            dispatcher.include_router(module.router)
     return dispatcher
+
+
+def build_commands() -> CommandRegistry:
+    """Chat commands of every feature module."""
+    registry = CommandRegistry()
+    for module in _feature_modules():
+        if hasattr(module, "commands"):
+            registry.include_router(module.commands)
+    return registry

@@ -6,17 +6,27 @@ Nothing is ever deleted: a relationship that ends is marked, and the history sta
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tortoise.expressions import Q
+from tortoise.functions import Count
+
+from bot.cmdparse import Arg, Flag
+from bot.commands import Command, CommandError, CommandRouter
 from bot.context import BotContext
 from bot.dispatch import EventRouter
 from bot.events import ExternalContactChange
-from models import Customer, FollowRelation
+from bot.replies import Reply
+from handlers.directory import ensure_staff
+from handlers.tags import resync_unsynced_tags
+from models import Customer, CustomerTag, FollowRelation, Staff
 from models.contacts import CustomerStatus, RelationStatus
 
 logger = logging.getLogger(__name__)
 router = EventRouter(__name__)
+commands = CommandRouter(__name__)
+commands.alias("客户", "customer")
 
 
 def _from_ts(value: Any) -> datetime | None:
@@ -56,6 +66,9 @@ async def sync_customer(external_userid: str, ctx: BotContext,
         await relation.save()
         if customer.owner_userid is None:
             customer.owner_userid = follow["userid"]
+    if customer.region is None and customer.owner_userid:
+        owner = await ensure_staff(customer.owner_userid, ctx)
+        customer.region = owner.region
     await customer.save()
     return customer
 
@@ -65,7 +78,9 @@ async def sync_customer(external_userid: str, ctx: BotContext,
                                                "edit_external_contact"})
 async def on_contact_added_or_edited(event: ExternalContactChange, ctx: BotContext) -> None:
     half = event.user_id if event.change_type == "add_half_external_contact" else None
-    await sync_customer(event.external_user_id, ctx, half_with=half)
+    customer = await sync_customer(event.external_user_id, ctx, half_with=half)
+    if half is None:
+        await resync_unsynced_tags(ctx, customer)
 
 
 @router.on(ExternalContactChange, change_types={"del_external_contact", "del_follow_user"})
@@ -94,3 +109,71 @@ async def on_transfer_failed(event: ExternalContactChange, ctx: BotContext) -> N
     customer, _ = await Customer.get_or_create(external_userid=event.external_user_id)
     customer.transfer_fail_reason = event.fail_reason or "unknown"
     await customer.save()
+
+
+# --- commands -------------------------------------------------------------------------------
+
+def mask_mobile(mobile: str | None) -> str:
+    if not mobile:
+        return "-"
+    return mobile[:3] + "****" + mobile[-4:] if len(mobile) >= 11 else mobile
+
+
+async def search_customers(cmd: Command, query: str, limit: int = 10) -> list[Customer]:
+    """Customers this member may see matching a name, mobile or external id (exact first)."""
+    visible = Customer.filter(cmd.scope.customer_filter())
+    exact = await visible.filter(Q(name=query) | Q(mobile=query) | Q(external_userid=query)
+                                 ).limit(limit)
+    if exact:
+        return exact
+    return await Customer.filter(cmd.scope.customer_filter()).filter(
+        Q(name__icontains=query) | Q(mobile__contains=query)).limit(limit)
+
+
+async def find_one_customer(cmd: Command, query: str) -> Customer:
+    """Exactly one visible customer, or a CommandError listing the choices."""
+    found = await search_customers(cmd, query)
+    if not found:
+        raise CommandError(f"找不到客户 {query}（或不在您的数据范围：{cmd.scope.describe()}）。")
+    if len(found) > 1:
+        lines = [f"找到 {len(found)} 位客户，请用手机号或外部联系人 ID 指定："]
+        lines += [f"{c.name}  {mask_mobile(c.mobile)}  {c.external_userid}" for c in found]
+        raise CommandError("\n".join(lines))
+    return found[0]
+
+
+@commands.command("customer", "查看客户资料：标签、来源、负责人、区域、消费", role="viewer",
+                  customer_data=True, args=[Arg("query", "客户姓名、手机号或外部联系人 ID")],
+                  examples=("/customer 王女士", "/客户 13800001234"))
+async def customer_profile(cmd: Command) -> Reply:
+    customer = await find_one_customer(cmd, cmd["query"])
+    tags = await CustomerTag.filter(customer=customer).order_by("group_name", "name")
+    owner = await Staff.get_or_none(userid=customer.owner_userid or "")
+    relations = await FollowRelation.filter(customer=customer)
+    return Reply(template="customer/profile.txt.j2", data={
+        "c": customer, "tags": tags, "owner": owner, "relations": relations,
+        "mobile": mask_mobile(customer.mobile), "tz": cmd.ctx.settings.tz})
+
+
+@commands.command("customer stats", "各区域客户数（汇总数字，所有区域可见）", role="viewer",
+                  flags=[Flag("days", "统计最近多少天的新客户，默认 30", takes_value=True,
+                              convert=int, default=30)],
+                  examples=("/customer stats", "/customer stats --days 7"),
+                  aliases=("customer 统计",))
+async def customer_stats(cmd: Command) -> Reply:
+    days: int = cmd["days"]
+    if not 1 <= days <= 3650:
+        raise CommandError("--days 应在 1 到 3650 之间。")
+    since = cmd.ctx.clock.now() - timedelta(days=days)
+    totals = await Customer.annotate(n=Count("id")).group_by("region", "status") \
+        .values("region", "status", "n")
+    new = await Customer.filter(first_contact_at__gte=since).annotate(n=Count("id")) \
+        .group_by("region").values("region", "n")
+    rows: dict[str, dict[str, int]] = {}
+    for row in totals:
+        entry = rows.setdefault(row["region"] or "未分配", {"active": 0, "ended": 0, "new": 0})
+        entry["active" if row["status"] == CustomerStatus.ACTIVE else "ended"] += row["n"]
+    for row in new:
+        rows.setdefault(row["region"] or "未分配", {"active": 0, "ended": 0, "new": 0})[
+            "new"] = row["n"]
+    return Reply(template="customer/stats.txt.j2", data={"rows": rows, "days": days})

@@ -1,4 +1,8 @@
-"""Staff: a WeCom member is recorded on first contact with the app (user/get)."""
+"""Staff: a WeCom member is recorded on first contact with the app (user/get).
+
+Their region comes from their departments through the rules file, their first role from
+SCRM_ADMINS or the rules file's [roles]; both can be changed later with /staff.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,18 @@ import logging
 
 from bot.context import BotContext
 from bot.dispatch import EventRouter
-from bot.events import EnterAgentEvent, Event, TextMessage
+from bot.events import EnterAgentEvent
 from models import Staff
 
 logger = logging.getLogger(__name__)
 router = EventRouter(__name__)
+
+
+def initial_role(userid: str, ctx: BotContext) -> str:
+    if userid in ctx.settings.admins:
+        return "admin"
+    rules = ctx.rules.current
+    return rules.initial_roles.get(userid, rules.default_role)
 
 
 async def ensure_staff(userid: str, ctx: BotContext) -> Staff:
@@ -20,25 +31,27 @@ async def ensure_staff(userid: str, ctx: BotContext) -> Staff:
         return staff
     member = await ctx.wecom.get_user(userid)
     departments = [int(d) for d in member.get("department", [])]
+    main = member.get("main_department") or (departments[0] if departments else None)
+    ordered = ([main] if main else []) + [d for d in departments if d != main]
     staff, created = await Staff.get_or_create(
         userid=userid,
         defaults={
             "name": member.get("name", ""),
             "department_ids": departments,
-            "main_department": member.get("main_department") or
-            (departments[0] if departments else None),
+            "main_department": main,
             "position": member.get("position", ""),
             "mobile": member.get("mobile", ""),
-            "role": "admin" if userid in ctx.settings.admins else "viewer",
+            "role": initial_role(userid, ctx),
+            "region": ctx.rules.current.region_for_departments(ordered),
         },
     )
     if created:
-        logger.info("recorded staff member %s (%s), role %s", userid, staff.name, staff.role)
+        logger.info("recorded staff member %s (%s): role %s, region %s", userid, staff.name,
+                    staff.role, staff.region)
     return staff
 
 
 @router.on(EnterAgentEvent)
-@router.on(TextMessage)
-async def on_first_contact(event: Event, ctx: BotContext) -> None:
-    if event.source == "wecom" and event.from_user:
+async def on_enter_agent(event: EnterAgentEvent, ctx: BotContext) -> None:
+    if event.from_user:
         await ensure_staff(event.from_user, ctx)

@@ -4,13 +4,15 @@ Model docstrings become table comments, and tortoise 1.1.9 splits SQLite migrati
 semicolons: keep semicolons out of model docstrings.
 """
 
+from models.audit import AuditEntry
 from models.contacts import CorpTag, Customer, CustomerTag, FollowRelation, Staff
 from models.inbox import InboxEntry, InboxStatus
 
-MODEL_MODULES = ["models.inbox", "models.contacts"]
+MODEL_MODULES = ["models.inbox", "models.contacts", "models.audit"]
 
 __all__ = [
     "MODEL_MODULES",
+    "AuditEntry",
     "CorpTag",
     "Customer",
     "CustomerTag",

@@ -116,6 +116,8 @@ class CustomerTag(Model):
     tag_id = fields.CharField(max_length=64, null=True)
     # channel | command | wecom | computed
     origin = fields.CharField(max_length=16, default="wecom")
+    # False while WeCom refused it (84061 on a half-added relationship): retried on the add.
+    synced = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

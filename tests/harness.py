@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +21,7 @@ from bot.db import dialect
 from bot.keys import redis_key, worker_key
 from bot.simulator import WeComSimulator, load_demo_corp
 
+RULES_FILE = Path(__file__).resolve().parent.parent / "rules.toml"
 CORP_ID = "wwtestcorp0001"
 AGENT_ID = 1000002
 SECRET = "test-app-secret"
@@ -33,7 +35,7 @@ def test_settings(api_base: str, **overrides: Any) -> Settings:
         corp_id=CORP_ID, agent_id=AGENT_ID, secret=SECRET, contact_secret=CONTACT_SECRET,
         token=TOKEN, aes_key=AES_KEY, api_base=api_base,
         redis_url=os.environ.get("REDIS_URL") or None,
-        max_clock_skew_s=600, admins=("admin",), workers=4,
+        max_clock_skew_s=600, admins=("admin",), workers=4, rules_file=str(RULES_FILE),
     )
     return replace(base, **overrides)
 
@@ -117,3 +119,13 @@ async def start_harness(aiohttp_client: Any, *, run_worker: bool = True,
     return harness
 
 
+
+
+async def say(h: Harness, userid: str, text: str) -> str:
+    """Type `text` to the app as `userid`; return everything the bot answered, joined."""
+    seen = len(h.sim.sent_messages)
+    delivery = await h.sim.staff_sends_text(userid, text)
+    assert delivery.delivered, delivery.attempts
+    await h.drain()
+    replies = [m for m in h.sim.sent_messages[seen:] if userid in m["touser"]]
+    return "\n".join(str(m[m["msgtype"]]["content"]) for m in replies)

@@ -1,0 +1,179 @@
+"""Business rules as data: one TOML file, validated on load, swapped atomically on reload.
+
+Errors name the file, the key (or TOML's line and column) and what is expected, because the
+person reading them is editing the file right now.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.permissions import ROLES
+
+
+class RulesError(ValueError):
+    """The rules file is unreadable or invalid."""
+
+    def __init__(self, path: str, where: str, problem: str) -> None:
+        self.path, self.where, self.problem = path, where, problem
+        super().__init__(f"{path}: {where}: {problem}")
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    departments: frozenset[int]
+    cities: tuple[str, ...] = ()
+    stores: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The validated contents of the rules file."""
+
+    source: str
+    regions: dict[str, Region] = field(default_factory=dict)
+    headquarters_departments: frozenset[int] = frozenset()
+    default_role: str = "viewer"
+    initial_roles: dict[str, str] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def region_for_departments(self, departments: list[int]) -> str | None:
+        """The first region owning any of these departments (main department first)."""
+        for dept in departments:
+            for region in self.regions.values():
+                if dept in region.departments:
+                    return region.name
+        return None
+
+    def is_headquarters(self, departments: list[int]) -> bool:
+        return any(d in self.headquarters_departments for d in departments)
+
+    def region_for_store(self, store: str) -> str | None:
+        return next((r.name for r in self.regions.values() if store in r.stores), None)
+
+
+class _Checker:
+    """Reads typed values out of the parsed TOML, raising with the key path on mistakes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, where: str, problem: str) -> RulesError:
+        return RulesError(self.path, where, problem)
+
+    def table(self, data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(f"{where}{key}", f"expected a table ([{where}{key}]), "
+                                              f"got {type(value).__name__}")
+        return value
+
+    def int_list(self, data: dict[str, Any], key: str, where: str) -> list[int]:
+        value = data.get(key, [])
+        if not isinstance(value, list):
+            raise self.fail(f"{where}.{key}", "expected a list of department ids, e.g. [2, 3]")
+        for i, item in enumerate(value):
+            if not isinstance(item, int) or isinstance(item, bool) or item < 1:
+                raise self.fail(f"{where}.{key}[{i}]",
+                                f"expected a positive department id, got {item!r}")
+        return value
+
+    def str_list(self, data: dict[str, Any], key: str, where: str) -> list[str]:
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(f"{where}.{key}", 'expected a list of names, e.g. ["北京", "天津"]')
+        return value
+
+    def role(self, value: Any, where: str) -> str:
+        if value not in ROLES:
+            raise self.fail(where, f"unknown role {value!r}; expected one of {', '.join(ROLES)}")
+        return str(value)
+
+
+KNOWN_SECTIONS = {"organisation", "roles", "regions", "visit_periods", "channels", "routing",
+                  "teams", "sla", "stages", "stores", "settlement", "commission", "rebate",
+                  "care", "keywords", "digest", "breaker", "outbox"}
+
+
+def parse_rules(text: str, path: str = "rules.toml") -> Rules:
+    """Parse and validate rules from TOML text."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(path, "syntax", str(exc)) from None
+    check = _Checker(path)
+    for key in data:
+        if key not in KNOWN_SECTIONS:
+            raise check.fail(key, f"unknown section; expected one of "
+                                  f"{', '.join(sorted(KNOWN_SECTIONS))}")
+
+    org = check.table(data, "organisation", "")
+    hq = check.int_list(org, "headquarters_departments", "organisation")
+    default_role = check.role(org.get("default_role", "viewer"), "organisation.default_role")
+
+    roles = check.table(data, "roles", "")
+    initial_roles = {userid: check.role(role, f"roles.{userid}")
+                     for userid, role in roles.items()}
+
+    regions: dict[str, Region] = {}
+    owner_of: dict[int, str] = {}
+    for name, spec in check.table(data, "regions", "").items():
+        where = f"regions.{name}"
+        if not isinstance(spec, dict):
+            raise check.fail(where, "expected a table with departments, cities and stores")
+        unknown = set(spec) - {"departments", "cities", "stores"}
+        if unknown:
+            raise check.fail(f"{where}.{sorted(unknown)[0]}",
+                             "unknown key; expected departments, cities or stores")
+        departments = check.int_list(spec, "departments", where)
+        if not departments:
+            raise check.fail(f"{where}.departments",
+                             "a region needs at least one department id")
+        for dept in departments:
+            if dept in owner_of:
+                raise check.fail(f"{where}.departments",
+                                 f"department {dept} already belongs to region "
+                                 f"{owner_of[dept]!r}")
+            if dept in hq:
+                raise check.fail(f"{where}.departments",
+                                 f"department {dept} is a headquarters department")
+            owner_of[dept] = name
+        regions[name] = Region(name, frozenset(departments),
+                               tuple(check.str_list(spec, "cities", where)),
+                               tuple(check.str_list(spec, "stores", where)))
+    return Rules(source=path, regions=regions, headquarters_departments=frozenset(hq),
+                 default_role=default_role, initial_roles=initial_roles, raw=data)
+
+
+def load_rules(path: str) -> Rules:
+    """Read and validate the rules file; a missing file is an error naming the path."""
+    file = Path(path)
+    if not file.is_file():
+        raise RulesError(path, "file", "not found; copy rules.example.toml to start, or set "
+                                       "SCRM_RULES_FILE")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError(path, "file", f"unreadable: {exc}") from None
+    return parse_rules(text, path)
+
+
+class RulesHolder:
+    """The rules in force. `reload()` swaps them only if the new file is valid."""
+
+    def __init__(self, rules: Rules, path: str) -> None:
+        self._rules = rules
+        self.path = path
+
+    @property
+    def current(self) -> Rules:
+        return self._rules
+
+    def reload(self) -> Rules:
+        """Load the file again; raises RulesError and keeps the old rules if it is bad."""
+        self._rules = load_rules(self.path)
+        return self._rules

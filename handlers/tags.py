@@ -1,0 +1,199 @@
+"""Tags, kept the same in our database and in WeCom (corp tags + mark_tag).
+
+A tag is written `组:名` (门店:朝阳大悦城) or just `名`, which lands in the rules file's
+default group. Corp tags that do not exist yet are created with add_corp_tag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+from tortoise.exceptions import IntegrityError
+
+from bot.cmdparse import Arg
+from bot.commands import Command, CommandError, CommandRouter
+from bot.context import BotContext
+from bot.replies import Reply
+from bot.wecom import WeComError
+from bot.wecom.errors import NOT_EXTERNAL_CONTACT, TAG_NAME_EXISTS
+from models import CorpTag, Customer, CustomerTag, FollowRelation
+from models.contacts import RelationStatus
+
+logger = logging.getLogger(__name__)
+commands = CommandRouter(__name__)
+commands.alias("标签", "tag")
+commands.alias("标签组", "tags")
+
+DEFAULT_GROUP = "客户标签"
+_creating: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+
+
+def split_tag(text: str, default_group: str = DEFAULT_GROUP) -> tuple[str, str]:
+    """'门店:朝阳大悦城' → ('门店', '朝阳大悦城'); 'VIP' → (default group, 'VIP')."""
+    group, sep, name = text.partition(":")
+    if sep and group.strip() and name.strip():
+        return group.strip(), name.strip()
+    return default_group, text.strip()
+
+
+def default_group(ctx: BotContext) -> str:
+    org = ctx.rules.current.raw.get("organisation", {})
+    return str(org.get("default_tag_group", DEFAULT_GROUP))
+
+
+async def refresh_corp_tags(ctx: BotContext) -> int:
+    """Mirror WeCom's corp tags into our database; returns how many there are."""
+    data = await ctx.wecom.get_corp_tag_list()
+    count = 0
+    for group in data.get("tag_group", []):
+        for tag in group.get("tag", []):
+            await CorpTag.update_or_create(
+                tag_id=tag["id"],
+                defaults={"name": tag["name"], "group_id": group["group_id"],
+                          "group_name": group["group_name"], "deleted": bool(tag.get("deleted"))})
+            count += 1
+    return count
+
+
+async def ensure_corp_tag(ctx: BotContext, group: str, name: str) -> CorpTag:
+    """The corp tag (group, name), created in WeCom if it does not exist yet."""
+    async with _creating[(group, name)]:
+        tag = await CorpTag.get_or_none(group_name=group, name=name, deleted=False)
+        if tag is not None:
+            return tag
+        await refresh_corp_tags(ctx)
+        tag = await CorpTag.get_or_none(group_name=group, name=name, deleted=False)
+        if tag is not None:
+            return tag
+        existing_group = await CorpTag.filter(group_name=group).first()
+        try:
+            if existing_group is not None:
+                result = await ctx.wecom.add_corp_tag([name], group_id=existing_group.group_id)
+            else:
+                result = await ctx.wecom.add_corp_tag([name], group_name=group)
+        except WeComError as exc:
+            if exc.errcode != TAG_NAME_EXISTS:
+                raise
+            await refresh_corp_tags(ctx)  # another instance created it meanwhile
+            return await CorpTag.get(group_name=group, name=name)
+        created = result["tag_group"]
+        new = next(t for t in created["tag"] if t["name"] == name)
+        try:
+            return await CorpTag.create(tag_id=new["id"], name=name,
+                                        group_id=created["group_id"],
+                                        group_name=created["group_name"])
+        except IntegrityError:
+            return await CorpTag.get(group_name=group, name=name)
+
+
+async def tagging_member(customer: Customer) -> FollowRelation | None:
+    """The relationship to tag through: the owner's if live, else any live one."""
+    relations = await FollowRelation.filter(
+        customer=customer, status__in=[RelationStatus.ACTIVE, RelationStatus.HALF])
+    relations.sort(key=lambda r: (r.staff_userid != customer.owner_userid,
+                                  r.status != RelationStatus.ACTIVE))
+    return relations[0] if relations else None
+
+
+async def apply_tags(ctx: BotContext, customer: Customer, names: list[str], *,
+                     origin: str) -> list[CustomerTag]:
+    """Add tags in our database and in WeCom. An 84061 (half-added) leaves them unsynced,
+    to be retried when the add completes; the database is written either way."""
+    group_default = default_group(ctx)
+    corp_tags = [await ensure_corp_tag(ctx, *split_tag(n, group_default)) for n in names]
+    relation = await tagging_member(customer)
+    synced = False
+    if relation is not None:
+        try:
+            await ctx.wecom.mark_tag(relation.staff_userid, customer.external_userid,
+                                     add=[t.tag_id for t in corp_tags])
+            synced = True
+        except WeComError as exc:
+            if exc.errcode != NOT_EXTERNAL_CONTACT:
+                raise
+            logger.info("mark_tag for %s refused with 84061; retried when the add completes",
+                        customer.external_userid)
+    rows = []
+    for tag in corp_tags:
+        row, created = await CustomerTag.get_or_create(
+            customer=customer, group_name=tag.group_name, name=tag.name,
+            defaults={"tag_id": tag.tag_id, "origin": origin, "synced": synced})
+        if not created and row.synced != synced and synced:
+            row.synced = True
+            await row.save(update_fields=["synced"])
+        rows.append(row)
+    return rows
+
+
+async def resync_unsynced_tags(ctx: BotContext, customer: Customer) -> int:
+    """Push tags WeCom refused earlier (84061 on a half add). Returns how many were sent."""
+    pending = await CustomerTag.filter(customer=customer, synced=False)
+    relation = await tagging_member(customer)
+    if not pending or relation is None or relation.status != RelationStatus.ACTIVE:
+        return 0
+    await ctx.wecom.mark_tag(relation.staff_userid, customer.external_userid,
+                             add=[t.tag_id for t in pending if t.tag_id])
+    await CustomerTag.filter(id__in=[t.id for t in pending]).update(synced=True)
+    return len(pending)
+
+
+async def remove_tags(ctx: BotContext, customer: Customer, names: list[str]) -> list[str]:
+    group_default = default_group(ctx)
+    removed = []
+    for text in names:
+        group, name = split_tag(text, group_default)
+        row = await CustomerTag.get_or_none(customer=customer, group_name=group, name=name)
+        if row is None:
+            continue
+        relation = await tagging_member(customer)
+        if relation is not None and row.tag_id:
+            await ctx.wecom.mark_tag(relation.staff_userid, customer.external_userid,
+                                     remove=[row.tag_id])
+        await row.delete()
+        removed.append(f"{group}:{name}" if group != group_default else name)
+    return removed
+
+
+# --- commands -------------------------------------------------------------------------------
+
+@commands.command("tag add", "给客户加标签（同步到企业微信）", role="editor",
+                  customer_data=True, changes_data=True,
+                  args=[Arg("customer", "客户姓名、手机号或外部联系人 ID"),
+                        Arg("tag", "标签名，可写成 组:名", nargs="+")],
+                  examples=("/tag add 王女士 VIP", "/标签 添加 王女士 门店:朝阳大悦城 高意向"),
+                  aliases=("tag 添加", "tag 加"))
+async def tag_add(cmd: Command) -> str:
+    from handlers.customers import find_one_customer
+
+    customer = await find_one_customer(cmd, cmd["customer"])
+    rows = await apply_tags(cmd.ctx, customer, cmd["tag"], origin="command")
+    names = "、".join(r.name for r in rows)
+    note = "" if all(r.synced for r in rows) \
+        else "（客户尚未通过好友验证，企业微信标签将在通过后同步）"
+    return f"已给 {customer.name} 加上标签：{names}{note}"
+
+
+@commands.command("tag rm", "去掉客户的标签（同步到企业微信）", role="editor",
+                  customer_data=True, changes_data=True,
+                  args=[Arg("customer", "客户姓名、手机号或外部联系人 ID"),
+                        Arg("tag", "标签名", nargs="+")],
+                  examples=("/tag rm 王女士 VIP",), aliases=("tag 删除", "tag remove"))
+async def tag_rm(cmd: Command) -> str:
+    from handlers.customers import find_one_customer
+
+    customer = await find_one_customer(cmd, cmd["customer"])
+    removed = await remove_tags(cmd.ctx, customer, cmd["tag"])
+    if not removed:
+        raise CommandError(f"{customer.name} 没有这些标签：{'、'.join(cmd['tag'])}")
+    return f"已去掉 {customer.name} 的标签：{'、'.join(removed)}"
+
+
+@commands.command("tags", "列出企业的客户标签组", examples=("/tags",))
+async def tags_list(cmd: Command) -> Reply:
+    await refresh_corp_tags(cmd.ctx)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for tag in await CorpTag.filter(deleted=False).order_by("group_name", "id"):
+        groups[tag.group_name].append(tag.name)
+    return Reply(template="customer/tags.txt.j2", data={"groups": groups})

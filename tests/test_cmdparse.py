@@ -1,0 +1,96 @@
+"""The pure parts of chat commands: normalisation, argument specs, reply splitting."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.cmdparse import Arg, ArgSpec, Flag, Option, UsageError, normalise, parse_args, tokenize
+from bot.replies import split_message
+
+TICKET_OPEN = ArgSpec(
+    args=(Arg("customer"), Arg("type"), Arg("summary", nargs="+")),
+    flags=(Flag("urgent"), Flag("priority", takes_value=True, choices=("high", "normal", "low")),
+           Flag("days", takes_value=True, convert=int, default=30)),
+)
+CHANNEL_NEW = ArgSpec(args=(Arg("name"),),
+                      options=(Option("tags", many=True, required=True),
+                               Option("staff", many=True), Option("welcome")))
+
+
+@pytest.mark.parametrize(("typed", "expected"), [
+    ("／ｔａｇ　ａｄｄ 王女士 ＶＩＰ", "/tag add 王女士 VIP"),
+    ("/channel new 抖音直播 tags＝直播高意向用户", "/channel new 抖音直播 tags=直播高意向用户"),
+    ("/ticket open 王女士 售后 “商品 破损”", '/ticket open 王女士 售后 "商品 破损"'),
+    ("/ticket open 王女士 售后 破损 ——urgent", "/ticket open 王女士 售后 破损 --urgent"),
+    ("/x 「引号」", '/x "引号"'),
+    ("/tag add 王女士 新客、VIP", "/tag add 王女士 新客,VIP"),
+])
+def test_normalise_folds_chinese_input_method_output(typed: str, expected: str) -> None:
+    assert normalise(typed) == expected
+
+
+def test_tokenize_quotes_and_unbalanced() -> None:
+    assert tokenize('a "b c" d') == ["a", "b c", "d"]
+    assert tokenize(normalise("a “b c” ‘d e’")) == ["a", "b c", "d e"]
+    with pytest.raises(UsageError, match="引号"):
+        tokenize('a "b')
+
+
+def test_positional_variadic_and_flags() -> None:
+    parsed = parse_args(TICKET_OPEN, ["王女士", "售后", "商品", "破损", "--urgent",
+                                      "--priority", "high"])
+    assert parsed["summary"] == ["商品", "破损"]
+    assert parsed["urgent"] is True and parsed["priority"] == "high" and parsed["days"] == 30
+    assert parse_args(TICKET_OPEN, ["a", "b", "c", "--days=7"])["days"] == 7
+
+
+@pytest.mark.parametrize(("tokens", "problem"), [
+    (["王女士", "售后"], "缺少参数 <summary…>"),
+    ([], "缺少参数 <customer>"),
+    (["a", "b", "c", "--rush"], "未知选项 --rush"),
+    (["a", "b", "c", "--priority", "asap"], "只能是 high|normal|low"),
+    (["a", "b", "c", "--priority"], "后面需要一个值"),
+    (["a", "b", "c", "--days", "many"], "无效"),
+])
+def test_usage_errors_say_what_is_wrong(tokens: list[str], problem: str) -> None:
+    with pytest.raises(UsageError, match=problem.replace("|", r"\|")):
+        parse_args(TICKET_OPEN, tokens)
+
+
+def test_key_value_options() -> None:
+    parsed = parse_args(CHANNEL_NEW, ["抖音直播", "tags=直播高意向用户,新客", "staff=zhangsan"])
+    assert parsed["tags"] == ["直播高意向用户", "新客"] and parsed["staff"] == ["zhangsan"]
+    assert parsed.get("welcome") is None
+    with pytest.raises(UsageError, match="缺少参数 tags="):
+        parse_args(CHANNEL_NEW, ["抖音直播"])
+    with pytest.raises(UsageError, match="未知参数 colour="):
+        parse_args(CHANNEL_NEW, ["抖音直播", "tags=a", "colour=red"])
+    with pytest.raises(UsageError, match="多余的参数"):
+        parse_args(CHANNEL_NEW, ["抖音直播", "extra", "tags=a"])
+
+
+def test_optional_positional_leaves_room_for_required_ones() -> None:
+    spec = ArgSpec(args=(Arg("a", nargs="?"), Arg("b")))
+    assert parse_args(spec, ["x"]).values == {"a": None, "b": "x"}
+    assert parse_args(spec, ["x", "y"]).values == {"a": "x", "b": "y"}
+
+
+def test_usage_line_comes_from_the_spec() -> None:
+    assert TICKET_OPEN.usage() == ("<customer> <type> <summary…> [--urgent] "
+                                   "[--priority high|normal|low] [--days <days>]")
+    assert CHANNEL_NEW.usage() == "<name> tags=<tags>,… [staff=<staff>,…] [welcome=<welcome>]"
+
+
+@pytest.mark.parametrize("text", [
+    "短消息",
+    "行" * 5000,
+    "\n".join(f"第{i}行：客户资料 ✓ {'数据' * (i % 40)}" for i in range(300)),
+    "a" * 2047 + "中",
+    "🙂" * 1000,
+])
+def test_split_never_exceeds_the_limit_or_cuts_a_character(text: str) -> None:
+    parts = split_message(text)
+    assert all(len(p.encode()) <= 2048 for p in parts)
+    assert "".join(parts).replace("\n", "") == text.replace("\n", "")
+    if "\n" in text:  # splits happen at line breaks when lines fit
+        assert all(not p.startswith("\n") for p in parts)
