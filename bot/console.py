@@ -27,7 +27,9 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 HELP = """commands:
   as <userid>: <text>        type to the scrmbot app as a member (try: as zhangsan: /help)
-  scan <state> as <name> [mobile=138…] [half]   a customer scans a channel QR code
+  scan <state> as <name> [mobile=138…] [staff=<userid>] [half]
+                             a customer scans a channel QR code (staff= for a state
+                             that belongs to no channel)
   clock +<n><s|m|h|d>        move time forward, e.g. clock +3h
   calls [n]                  the last n WeCom API calls scrmbot made (default 10)
   staff                      the simulated corp's members
@@ -90,9 +92,9 @@ class Console:
             await self.show_effects()
         elif m := _SCAN.match(line):
             opts = shlex.split(m["rest"])
-            mobile = next((o.split("=", 1)[1] for o in opts if o.startswith("mobile=")), None)
-            result = await sim.customer_scans(m["state"], m["name"], mobile=mobile,
-                                              half="half" in opts)
+            named = dict(o.split("=", 1) for o in opts if "=" in o)
+            result = await sim.customer_scans(m["state"], m["name"], mobile=named.get("mobile"),
+                                              staff=named.get("staff"), half="half" in opts)
             self.say(self.c(f"{m['name']} scanned {m['state']} and added {result.userid} "
                             f"(external id {result.external_userid})", "2"))
             await self.show_effects()

@@ -18,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.app import create_app
-from bot.clock import OffsetClock
+from bot.clock import ManualClock, OffsetClock
 from bot.config import Settings
 from bot.keys import worker_key
 from bot.simulator import WeComSimulator, load_demo_corp
@@ -50,7 +50,7 @@ def sandbox_settings(api_base: str, port: int) -> Settings:
 class Sandbox:
     sim: WeComSimulator
     app: web.Application
-    clock: OffsetClock
+    clock: OffsetClock | ManualClock
     server_url: str
 
     async def settle(self) -> None:
@@ -75,6 +75,18 @@ async def start_sandbox(port: int = 8080) -> tuple[Sandbox, web.AppRunner]:
     return Sandbox(sim=sim, app=app, clock=clock, server_url=server_url), runner
 
 
+def _log_to_file(path: Path) -> None:
+    """Keep the console readable: INFO logs go to a file, warnings still show."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.StreamHandler):
+            handler.setLevel(logging.WARNING)
+    file_handler = logging.FileHandler(path, encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(file_handler)
+
+
 def run_sandbox(port: int = 8080, console: bool = True) -> int:
     from bot.console import Console
 
@@ -85,8 +97,12 @@ def run_sandbox(port: int = 8080, console: bool = True) -> int:
         print("Try:  as zhangsan: /help     scan <state> as 王女士     help   (quit: Ctrl-D)")
         print(f"Or from another shell: curl -XPOST {control}/sim/text "
               "-d '{\"userid\":\"zhangsan\",\"content\":\"/help\"}'")
+        interactive = console and sys.stdin.isatty()
+        if interactive:
+            _log_to_file(SANDBOX_DIR / "sandbox.log")
+            print(f"(logs: {SANDBOX_DIR / 'sandbox.log'})")
         try:
-            if console and sys.stdin.isatty():
+            if interactive:
                 await Console(sandbox).run()
             else:
                 await asyncio.Event().wait()
