@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/scrmbot sandbox
 
-## Run the whole test suite (uses DATABASE_URL / REDIS_URL when set).
+## Lint, type-check and run the whole test suite (uses DATABASE_URL / REDIS_URL when set).
 test: $(STAMP)
+	$(BIN)/ruff check --quiet .
+	$(BIN)/mypy --no-error-summary bot handlers models scheduler
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)

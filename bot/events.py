@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.xmlparse import XmlValue, text_field
 
@@ -109,7 +110,7 @@ def parse_event(fields: dict[str, XmlValue], source: str = "wecom") -> Event:
         create_time = int(text_field(fields, "CreateTime") or 0)
     except ValueError:
         create_time = 0
-    base = {
+    base: dict[str, Any] = {
         "source": source,
         "from_user": text_field(fields, "FromUserName"),
         "to_user": text_field(fields, "ToUserName"),
