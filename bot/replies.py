@@ -16,16 +16,6 @@ MAX_MESSAGE_BYTES = 2048
 
 
 @dataclass(frozen=True)
-class Reply:
-    """What a command answers: plain text, or a template with data; markdown or text."""
-
-    text: str | None = None
-    template: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-    markdown: bool = False
-
-
-@dataclass(frozen=True)
 class TextCard:
     """A text card (title, description, link) for notices that lead somewhere."""
 
@@ -33,6 +23,17 @@ class TextCard:
     description: str
     url: str
     button: str = "详情"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a command answers: text or a template with data (markdown or text), or a card."""
+
+    text: str | None = None
+    template: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    markdown: bool = False
+    card: TextCard | None = None
 
 
 def make_environment(directory: Path = TEMPLATES_DIR) -> Environment:
@@ -98,6 +99,12 @@ def _longest_prefix(line: str, limit: int) -> int:
 async def send_reply(wecom: WeComClient, renderer: Renderer, userid: str,
                      reply: Reply | str) -> None:
     """Render and send a reply to one member, in as many messages as it takes."""
+    if isinstance(reply, Reply) and reply.card is not None:
+        card = reply.card
+        await wecom.send_textcard(userid, card.title[:128], card.description[:512], card.url,
+                                  card.button[:4])
+        if not (reply.text or reply.template):
+            return
     text = renderer.reply_text(reply)
     markdown = isinstance(reply, Reply) and reply.markdown
     for part in split_message(text):

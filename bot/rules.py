@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.periods import DEFAULT_PERIODS, Period, overlapping, parse_hhmm
 from bot.permissions import ROLES
 
 
@@ -39,6 +40,7 @@ class Rules:
     headquarters_departments: frozenset[int] = frozenset()
     default_role: str = "viewer"
     initial_roles: dict[str, str] = field(default_factory=dict)
+    visit_periods: tuple[Period, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def region_for_departments(self, departments: list[int]) -> str | None:
@@ -145,8 +147,33 @@ def parse_rules(text: str, path: str = "rules.toml") -> Rules:
         regions[name] = Region(name, frozenset(departments),
                                tuple(check.str_list(spec, "cities", where)),
                                tuple(check.str_list(spec, "stores", where)))
+    periods = _visit_periods(check, data)
     return Rules(source=path, regions=regions, headquarters_departments=frozenset(hq),
-                 default_role=default_role, initial_roles=initial_roles, raw=data)
+                 default_role=default_role, initial_roles=initial_roles,
+                 visit_periods=periods, raw=data)
+
+
+def _visit_periods(check: _Checker, data: dict[str, Any]) -> tuple[Period, ...]:
+    """[visit_periods] 名称 = ["HH:MM", "HH:MM"]; absent means the five defaults."""
+    table = check.table(data, "visit_periods", "")
+    spec = [(name, *bounds) for name, bounds in table.items()] if table else \
+        [list(p) for p in DEFAULT_PERIODS]
+    periods = []
+    for name, *bounds in spec:
+        where = f"visit_periods.{name}"
+        if len(bounds) != 2 or not all(isinstance(b, str) for b in bounds):
+            raise check.fail(where, 'expected ["HH:MM", "HH:MM"], e.g. ["10:30", "14:00"]')
+        try:
+            start, end = parse_hhmm(bounds[0]), parse_hhmm(bounds[1])
+        except ValueError as exc:
+            raise check.fail(where, str(exc)) from None
+        if start == end:
+            raise check.fail(where, "start and end are the same time")
+        periods.append(Period(str(name), start, end))
+    clash = overlapping(periods)
+    if clash:
+        raise check.fail(f"visit_periods.{clash[1]}", f"overlaps visit_periods.{clash[0]}")
+    return tuple(periods)
 
 
 def load_rules(path: str) -> Rules:

@@ -16,10 +16,10 @@ from bot.cmdparse import Arg, Flag
 from bot.commands import Command, CommandError, CommandRouter
 from bot.context import BotContext
 from bot.dispatch import EventRouter
-from bot.events import ExternalContactChange
+from bot.events import ExternalContactChange, ExternalTagChange
 from bot.replies import Reply
 from handlers.directory import ensure_staff
-from handlers.tags import resync_unsynced_tags
+from handlers.tags import refresh_corp_tags, sync_tags_from_wecom
 from models import Customer, CustomerTag, FollowRelation, Staff
 from models.contacts import CustomerStatus, RelationStatus
 
@@ -36,10 +36,17 @@ def _from_ts(value: Any) -> datetime | None:
         return None
 
 
-async def sync_customer(external_userid: str, ctx: BotContext,
-                        half_with: str | None = None) -> Customer:
-    """Create or update a customer and their relationships from externalcontact/get."""
-    data = await ctx.wecom.get_external_contact(external_userid)
+async def sync_customer(external_userid: str, ctx: BotContext, *, added_by: str | None = None,
+                        half: bool = False, data: dict[str, Any] | None = None,
+                        owner: str | None = None) -> Customer:
+    """Create or update a customer, their relationships and tags from externalcontact/get.
+
+    `added_by` is the member whose add this event reports: that relationship becomes active
+    (or half, with `half`). Other relationships keep the status their own events gave them.
+    `data` is a response the caller already fetched; `owner` the owner for a new customer.
+    """
+    if data is None:
+        data = await ctx.wecom.get_external_contact(external_userid)
     contact = data.get("external_contact", {})
     follows: list[dict[str, Any]] = data.get("follow_user", [])
     mobiles = [m for f in follows for m in f.get("remark_mobiles", []) if m]
@@ -51,7 +58,6 @@ async def sync_customer(external_userid: str, ctx: BotContext,
     customer.unionid = contact.get("unionid") or customer.unionid
     customer.corp_name = contact.get("corp_name", customer.corp_name)
     customer.mobile = mobiles[0] if mobiles else customer.mobile
-    customer.status = CustomerStatus.ACTIVE
     for follow in follows:
         added = _from_ts(follow.get("createtime"))
         if customer.first_contact_at is None or (added and added < customer.first_contact_at):
@@ -60,27 +66,34 @@ async def sync_customer(external_userid: str, ctx: BotContext,
             customer=customer, staff_userid=follow["userid"])
         relation.state = follow.get("state") or relation.state
         relation.added_at = added or relation.added_at
-        relation.status = (RelationStatus.HALF if follow["userid"] == half_with
-                           else RelationStatus.ACTIVE)
-        relation.ended_at = None
+        if follow["userid"] == added_by:
+            relation.status = RelationStatus.HALF if half else RelationStatus.ACTIVE
+            relation.ended_at = None
+            relation.end_detail = None
         await relation.save()
-        if customer.owner_userid is None:
-            customer.owner_userid = follow["userid"]
+    live = await FollowRelation.filter(
+        customer=customer, status__in=[RelationStatus.ACTIVE, RelationStatus.HALF]).exists()
+    customer.status = CustomerStatus.ACTIVE if live else CustomerStatus.ENDED
+    if customer.owner_userid is None:
+        customer.owner_userid = owner or added_by or (follows[0]["userid"] if follows else None)
     if customer.region is None and customer.owner_userid:
-        owner = await ensure_staff(customer.owner_userid, ctx)
-        customer.region = owner.region
+        owner_staff = await ensure_staff(customer.owner_userid, ctx)
+        customer.region = owner_staff.region
     await customer.save()
+    await sync_tags_from_wecom(customer, follows)
     return customer
 
 
-@router.on(ExternalContactChange, change_types={"add_external_contact",
-                                               "add_half_external_contact",
-                                               "edit_external_contact"})
-async def on_contact_added_or_edited(event: ExternalContactChange, ctx: BotContext) -> None:
-    half = event.user_id if event.change_type == "add_half_external_contact" else None
-    customer = await sync_customer(event.external_user_id, ctx, half_with=half)
-    if half is None:
-        await resync_unsynced_tags(ctx, customer)
+@router.on(ExternalContactChange, change_types={"edit_external_contact"})
+async def on_contact_edited(event: ExternalContactChange, ctx: BotContext) -> None:
+    """Remark or corp tags changed in WeCom: take WeCom's view (adds live in channels.py)."""
+    await sync_customer(event.external_user_id, ctx)
+
+
+@router.on(ExternalTagChange)
+async def on_corp_tags_changed(event: ExternalTagChange, ctx: BotContext) -> None:
+    """Corp tags created, renamed or deleted in the admin console: refresh the mirror."""
+    await refresh_corp_tags(ctx)
 
 
 @router.on(ExternalContactChange, change_types={"del_external_contact", "del_follow_user"})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
@@ -46,15 +47,16 @@ def default_group(ctx: BotContext) -> str:
 async def refresh_corp_tags(ctx: BotContext) -> int:
     """Mirror WeCom's corp tags into our database; returns how many there are."""
     data = await ctx.wecom.get_corp_tag_list()
-    count = 0
+    present: set[str] = set()
     for group in data.get("tag_group", []):
         for tag in group.get("tag", []):
             await CorpTag.update_or_create(
                 tag_id=tag["id"],
                 defaults={"name": tag["name"], "group_id": group["group_id"],
                           "group_name": group["group_name"], "deleted": bool(tag.get("deleted"))})
-            count += 1
-    return count
+            present.add(tag["id"])
+    await CorpTag.filter(deleted=False).exclude(tag_id__in=present).update(deleted=True)
+    return len(present)
 
 
 async def ensure_corp_tag(ctx: BotContext, group: str, name: str) -> CorpTag:
@@ -197,3 +199,34 @@ async def tags_list(cmd: Command) -> Reply:
     for tag in await CorpTag.filter(deleted=False).order_by("group_name", "id"):
         groups[tag.group_name].append(tag.name)
     return Reply(template="customer/tags.txt.j2", data={"groups": groups})
+
+
+async def sync_tags_from_wecom(customer: Customer, follow_users: list[dict[str, Any]]) -> None:
+    """Make our copy match WeCom's corp tags on the customer (after an edit in WeCom).
+
+    Tags still waiting for WeCom (unsynced after an 84061) are kept: WeCom cannot know them.
+    """
+    wecom_tags: dict[str, tuple[str, str]] = {}
+    for follow in follow_users:
+        for tag in follow.get("tags", []):
+            if tag.get("type", 1) == 1 and tag.get("tag_id"):
+                wecom_tags[tag["tag_id"]] = (tag.get("group_name", ""), tag.get("tag_name", ""))
+    ours = await CustomerTag.filter(customer=customer)
+    known = {t.tag_id for t in ours}
+    for row in ours:
+        if row.synced and row.tag_id and row.tag_id not in wecom_tags:
+            await row.delete()
+    for tag_id, (group, name) in wecom_tags.items():
+        if tag_id not in known:
+            await CustomerTag.get_or_create(customer=customer, group_name=group, name=name,
+                                            defaults={"tag_id": tag_id, "origin": "wecom"})
+
+
+async def add_local_tags(ctx: BotContext, customer: Customer, names: list[str], *,
+                         origin: str) -> None:
+    """Tags kept in our database only (Official Account followers are not WeCom contacts)."""
+    group_default = default_group(ctx)
+    for text in names:
+        group, name = split_tag(text, group_default)
+        await CustomerTag.get_or_create(customer=customer, group_name=group, name=name,
+                                        defaults={"origin": origin, "synced": True})

@@ -5,14 +5,17 @@ semicolons: keep semicolons out of model docstrings.
 """
 
 from models.audit import AuditEntry
+from models.channels import Channel, ChannelScan
 from models.contacts import CorpTag, Customer, CustomerTag, FollowRelation, Staff
 from models.inbox import InboxEntry, InboxStatus
 
-MODEL_MODULES = ["models.inbox", "models.contacts", "models.audit"]
+MODEL_MODULES = ["models.inbox", "models.contacts", "models.audit", "models.channels"]
 
 __all__ = [
     "MODEL_MODULES",
     "AuditEntry",
+    "Channel",
+    "ChannelScan",
     "CorpTag",
     "Customer",
     "CustomerTag",

@@ -37,7 +37,9 @@ class Customer(Model):
     """An external contact. Never deleted: an ended relationship keeps its history."""
 
     id = fields.IntField(primary_key=True)
-    external_userid = fields.CharField(max_length=64, unique=True)
+    # An external contact's id; None for an Official Account follower known only by openid.
+    external_userid = fields.CharField(max_length=64, unique=True, null=True)
+    openid = fields.CharField(max_length=64, unique=True, null=True)
     name = fields.CharField(max_length=128, default="")
     type = fields.SmallIntField(default=1)
     gender = fields.SmallIntField(default=0)

@@ -81,7 +81,7 @@ async def test_permission_denied_is_explained_and_audited(harness: Harness) -> N
     await add_customer(harness, "王女士", "zhangsan")
     reply = await say(harness, "wangwu", "/tag add 王女士 VIP")  # rules: wangwu is a viewer
     assert "权限不足" in reply and "查看者" in reply
-    assert not await CustomerTag.exists()
+    assert not await CustomerTag.filter(name="VIP").exists()
     assert await AuditEntry.filter(actor="wangwu", outcome="denied").count() == 1
 
 
