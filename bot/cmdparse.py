@@ -1,19 +1,25 @@
 """Command text → words and arguments, from one spec that also writes the usage line.
 
 Staff type on Chinese input methods: full-width slashes, spaces, letters, digits, equals
-signs and quotes are normalised before anything else.
+signs, dashes and quotes are normalised before anything else. Chinese prose punctuation
+(，！？；（）：、) is left alone, because arguments such as a welcome message are prose;
+list options split on `,` `，` and `、` alike.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "「": '"', "」": '"',
-                         "『": '"', "』": '"', "‘": "'", "’": "'", "、": ",", "—": "--"})
+_PROSE = set("，！？；（）：")
+_FOLD = {chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F) if chr(c) not in _PROSE}
+_FOLD.update({"\u3000": " ", "“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "「": '"',
+              "」": '"', "『": '"', "』": '"', "‘": "'", "’": "'", "—": "--"})
+_TABLE = str.maketrans(_FOLD)
+_LIST_SEPARATORS = re.compile(r"[,，、]")
 
 
 class UsageError(Exception):
@@ -21,9 +27,14 @@ class UsageError(Exception):
 
 
 def normalise(text: str) -> str:
-    """NFKC folds full-width ASCII (／ ＝ ＋ digits, U+3000 spaces) into ASCII; quotes too."""
+    """Fold full-width ASCII (／ ＝ letters, digits, U+3000 spaces) and curly quotes."""
     text = text.replace("——", "--")  # Shift+minus on a Chinese IME types two em dashes
-    return unicodedata.normalize("NFKC", text.translate(_QUOTES)).strip()
+    return text.translate(_TABLE).strip()
+
+
+def split_list(value: str) -> list[str]:
+    """'a,b，c、d' → ['a', 'b', 'c', 'd']."""
+    return [v.strip() for v in _LIST_SEPARATORS.split(value) if v.strip()]
 
 
 def tokenize(text: str) -> list[str]:
@@ -135,8 +146,7 @@ def parse_args(spec: ArgSpec, tokens: list[str]) -> ParsedArgs:
             if option is None:
                 known = ", ".join(f"{o}=" for o in options)
                 raise UsageError(f"未知参数 {key}=（可用：{known}）")
-            items = [v.strip() for v in value.split(",") if v.strip()] if option.many \
-                else value.strip()
+            items = split_list(value) if option.many else value.strip()
             if not items:
                 raise UsageError(f"{key}= 后面需要一个值")
             for item in items if option.many else [items]:

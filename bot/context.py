@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.locks import KeyedLocks
 from bot.replies import Renderer
 from bot.rules import RulesHolder
 
@@ -26,3 +27,4 @@ class BotContext:
     rules: RulesHolder
     renderer: Renderer
     commands: CommandRegistry
+    locks: KeyedLocks = field(default_factory=KeyedLocks)

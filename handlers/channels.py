@@ -9,6 +9,7 @@ the channel's tags and the visit-period tag (in our database and in WeCom), and 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from bot.cmdparse import Arg, Flag, Option
 from bot.commands import Command, CommandError, CommandRouter
 from bot.context import BotContext
 from bot.dispatch import EventRouter
-from bot.events import ExternalContactChange, OAScan, OASubscribe
+from bot.events import Event, ExternalContactChange, OAScan, OASubscribe
 from bot.periods import visit_period
 from bot.replies import Reply, TextCard
 from bot.wecom import WeComError
@@ -43,6 +44,12 @@ DEFAULT_WELCOME_TEMPLATE = "welcome/default.txt.j2"
 
 
 # --- a scan -----------------------------------------------------------------------------
+
+def event_key(event: Event) -> str:
+    """Identifies one add, so a retried inbox row records its scan once."""
+    fields = sorted((k, str(v)) for k, v in event.raw.items())
+    return hashlib.sha256(repr(fields).encode()).hexdigest()[:40]
+
 
 def scan_time(event: ExternalContactChange | OASubscribe | OAScan, ctx: BotContext) -> datetime:
     return datetime.fromtimestamp(event.create_time, UTC) if event.create_time \
@@ -128,9 +135,10 @@ async def on_customer_added(event: ExternalContactChange, ctx: BotContext) -> No
     if tags:
         await apply_tags(ctx, customer, tags, origin="channel")
     await ChannelScan.get_or_create(
-        customer_id=customer.id, staff_userid=event.user_id, at=at,
+        event_key=event_key(event),
         defaults={"channel": channel, "state": event.state, "new_customer": existing is None,
-                  "welcome": welcome})
+                  "welcome": welcome, "customer_id": customer.id,
+                  "staff_userid": event.user_id, "at": at})
     logger.info("scan: %s added %s via %s (%s), welcome %s", event.external_user_id,
                 event.user_id, channel.name if channel else "no channel",
                 "new" if existing is None else "returning", welcome)
@@ -153,8 +161,9 @@ async def on_oa_follow(event: OASubscribe | OAScan, ctx: BotContext) -> None:
     from handlers.tags import add_local_tags
 
     await add_local_tags(ctx, customer, names, origin="channel")
-    await ChannelScan.get_or_create(customer_id=customer.id, staff_userid="", at=at, defaults={
-        "channel": channel, "state": scene, "new_customer": created})
+    await ChannelScan.get_or_create(event_key=event_key(event), defaults={
+        "channel": channel, "state": scene, "new_customer": created, "customer_id": customer.id,
+        "staff_userid": "", "at": at})
 
 
 router.on(OASubscribe)(on_oa_follow)
@@ -235,7 +244,9 @@ async def channel_new(cmd: Command) -> Reply:
     store = cmd.args.get("store")
     region = _region_for(cmd, store, cmd.args.get("region"))
     state = f"ch{secrets.token_hex(6)}"
-    way: dict[str, Any] = {"type": 1 if len(staff_ids) == 1 else 2, "scene": 2,
+    # Multi-person (type 2) even for one member, so staff can be added later: WeCom cannot
+    # change a way's type. Temporary ways must be single-person (type 1).
+    way: dict[str, Any] = {"type": 1 if temp else 2, "scene": 2,
                            "remark": name[:30], "skip_verify": True, "state": state,
                            "user": staff_ids}
     if temp:
@@ -297,7 +308,7 @@ async def channel_edit(cmd: Command) -> str:
         if channel.is_temp and len(changes["staff"]) != 1:
             raise CommandError("临时活码只能有一位接待员工。")
         await _check_staff(cmd.ctx, changes["staff"])
-        await cmd.ctx.wecom.update_contact_way(channel.config_id, user=changes["staff"],
+        await cmd.ctx.wecom.update_contact_way(channel.config_id or "", user=changes["staff"],
                                                remark=channel.name[:30])
     for key, value in changes.items():
         setattr(channel, key, value)
@@ -352,9 +363,9 @@ async def channel_figures(channel_id: int | None, name: str, state: str | None,
     new = sum(r["n"] for r in counts if r["new_customer"])
     lost = 0
     if state is not None:
-        lost = await FollowRelation.filter(
+        ended = await FollowRelation.filter(
             customer__source_state=state, ended_at__gte=since,
             status__in=[RelationStatus.DELETED_BY_CUSTOMER, RelationStatus.DELETED_BY_STAFF]
-        ).distinct().values_list("customer_id", flat=True)
-        lost = len(set(lost))
+        ).values_list("customer_id", flat=True)
+        lost = len(set(ended))
     return {"name": name, "scans": total, "new": new, "lost": lost}

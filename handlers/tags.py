@@ -6,7 +6,6 @@ default group. Corp tags that do not exist yet are created with add_corp_tag.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
 from typing import Any
@@ -28,12 +27,11 @@ commands.alias("标签", "tag")
 commands.alias("标签组", "tags")
 
 DEFAULT_GROUP = "客户标签"
-_creating: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
 
 def split_tag(text: str, default_group: str = DEFAULT_GROUP) -> tuple[str, str]:
     """'门店:朝阳大悦城' → ('门店', '朝阳大悦城'); 'VIP' → (default group, 'VIP')."""
-    group, sep, name = text.partition(":")
+    group, sep, name = text.replace("：", ":").partition(":")
     if sep and group.strip() and name.strip():
         return group.strip(), name.strip()
     return default_group, text.strip()
@@ -61,7 +59,7 @@ async def refresh_corp_tags(ctx: BotContext) -> int:
 
 async def ensure_corp_tag(ctx: BotContext, group: str, name: str) -> CorpTag:
     """The corp tag (group, name), created in WeCom if it does not exist yet."""
-    async with _creating[(group, name)]:
+    async with ctx.locks(("corp_tag", group, name)):
         tag = await CorpTag.get_or_none(group_name=group, name=name, deleted=False)
         if tag is not None:
             return tag
@@ -109,7 +107,7 @@ async def apply_tags(ctx: BotContext, customer: Customer, names: list[str], *,
     synced = False
     if relation is not None:
         try:
-            await ctx.wecom.mark_tag(relation.staff_userid, customer.external_userid,
+            await ctx.wecom.mark_tag(relation.staff_userid, customer.external_userid or "",
                                      add=[t.tag_id for t in corp_tags])
             synced = True
         except WeComError as exc:
@@ -135,7 +133,7 @@ async def resync_unsynced_tags(ctx: BotContext, customer: Customer) -> int:
     relation = await tagging_member(customer)
     if not pending or relation is None or relation.status != RelationStatus.ACTIVE:
         return 0
-    await ctx.wecom.mark_tag(relation.staff_userid, customer.external_userid,
+    await ctx.wecom.mark_tag(relation.staff_userid, customer.external_userid or "",
                              add=[t.tag_id for t in pending if t.tag_id])
     await CustomerTag.filter(id__in=[t.id for t in pending]).update(synced=True)
     return len(pending)
@@ -151,7 +149,7 @@ async def remove_tags(ctx: BotContext, customer: Customer, names: list[str]) -> 
             continue
         relation = await tagging_member(customer)
         if relation is not None and row.tag_id:
-            await ctx.wecom.mark_tag(relation.staff_userid, customer.external_userid,
+            await ctx.wecom.mark_tag(relation.staff_userid, customer.external_userid or "",
                                      remove=[row.tag_id])
         await row.delete()
         removed.append(f"{group}:{name}" if group != group_default else name)

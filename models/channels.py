@@ -34,6 +34,7 @@ class ChannelScan(Model):
     """One add (or OA follow) through a channel, or with no or an unknown state."""
 
     id = fields.BigIntField(primary_key=True)
+    event_key = fields.CharField(max_length=40, unique=True)
     channel: fields.ForeignKeyNullableRelation[Channel] = fields.ForeignKeyField(
         "models.Channel", related_name="scans", null=True)
     state = fields.CharField(max_length=64, null=True)

@@ -128,4 +128,11 @@ async def say(h: Harness, userid: str, text: str) -> str:
     assert delivery.delivered, delivery.attempts
     await h.drain()
     replies = [m for m in h.sim.sent_messages[seen:] if userid in m["touser"]]
-    return "\n".join(str(m[m["msgtype"]]["content"]) for m in replies)
+    return "\n".join(_message_text(m) for m in replies)
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    payload = message[message["msgtype"]]
+    if message["msgtype"] == "textcard":
+        return f"{payload['title']}\n{payload['description']}\n{payload['url']}"
+    return str(payload.get("content", payload))

@@ -23,7 +23,8 @@ CHANNEL_NEW = ArgSpec(args=(Arg("name"),),
     ("/ticket open 王女士 售后 “商品 破损”", '/ticket open 王女士 售后 "商品 破损"'),
     ("/ticket open 王女士 售后 破损 ——urgent", "/ticket open 王女士 售后 破损 --urgent"),
     ("/x 「引号」", '/x "引号"'),
-    ("/tag add 王女士 新客、VIP", "/tag add 王女士 新客,VIP"),
+    ("/tag add 王女士 新客、VIP", "/tag add 王女士 新客、VIP"),
+    ("/x welcome=您好，欢迎！（限时）", "/x welcome=您好，欢迎！（限时）"),
 ])
 def test_normalise_folds_chinese_input_method_output(typed: str, expected: str) -> None:
     assert normalise(typed) == expected
@@ -58,8 +59,10 @@ def test_usage_errors_say_what_is_wrong(tokens: list[str], problem: str) -> None
 
 
 def test_key_value_options() -> None:
-    parsed = parse_args(CHANNEL_NEW, ["抖音直播", "tags=直播高意向用户,新客", "staff=zhangsan"])
-    assert parsed["tags"] == ["直播高意向用户", "新客"] and parsed["staff"] == ["zhangsan"]
+    parsed = parse_args(CHANNEL_NEW, ["抖音直播", "tags=直播高意向用户,新客，老客、VIP",
+                                      "staff=zhangsan"])
+    assert parsed["tags"] == ["直播高意向用户", "新客", "老客", "VIP"]
+    assert parsed["staff"] == ["zhangsan"]
     assert parsed.get("welcome") is None
     with pytest.raises(UsageError, match="缺少参数 tags="):
         parse_args(CHANNEL_NEW, ["抖音直播"])
