@@ -49,6 +49,7 @@ Usage::
 
     .venv/bin/python bench/callback.py [--duration 10] [--connections 50] [--rate 1000]
         [--database-url postgres://postgres@127.0.0.1:5432/scrmbot_bench] [--no-worker]
+        [--pool 100000] [--workers 2] [--keep]
 
 The bench database is dropped and re-created on every run (its name must contain "bench");
 Redis db 13 is flushed.
@@ -248,10 +249,12 @@ def flush_redis_db13() -> None:
 
 
 def redact(url: str) -> str:
+    """The URL without its password (SQLite URLs unchanged)."""
     parsed = urllib.parse.urlsplit(url)
-    if parsed.password:
-        parsed = parsed._replace(netloc=parsed.netloc.replace(f":{parsed.password}@", ":***@"))
-    return urllib.parse.urlunsplit(parsed)
+    if not parsed.password:
+        return url
+    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
+    return urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
 
 
 # --------------------------------------------------------------------------------------------
@@ -708,6 +711,14 @@ class ServerRun:
     log: Path
     rows: dict[str, int] = field(default_factory=dict)
     rows_after_open: int = 0
+    background_cores: float = 0.0
+
+
+def background_cpu(seconds: float = 1.0) -> float:
+    """Cores busy on the machine while this benchmark runs nothing (other users' load)."""
+    before = CpuSample.take(os.getpid())
+    time.sleep(seconds)
+    return CpuSample.take(os.getpid()).since(before)[0]
 
 
 def measure_server(name: str, argv: list[str], env: dict[str, str], port: int,
@@ -715,6 +726,7 @@ def measure_server(name: str, argv: list[str], env: dict[str, str], port: int,
                    count_rows: bool) -> ServerRun:
     """Start one server, run the open-loop load then saturation against it, stop it."""
     log = files.dir / f"{name}.log"
+    background = background_cpu()
     server = procs.start(argv, env=env, log=log, cwd=files.dir)
     try:
         wait_until_ready(f"http://127.0.0.1:{port}/healthz", server, log)
@@ -737,7 +749,8 @@ def measure_server(name: str, argv: list[str], env: dict[str, str], port: int,
         time.sleep(0.5)  # let requests wrk abandoned at the deadline finish committing
     finally:
         procs.stop(server)
-    run = ServerRun(name, open_result, sat, log, rows_after_open=rows_after_open)
+    run = ServerRun(name, open_result, sat, log, rows_after_open=rows_after_open,
+                    background_cores=background)
     if count_rows:
         run.rows = inbox_counts(args.database_url)
     return run
@@ -776,7 +789,7 @@ def log_summary(log: Path, examples: int = 3) -> str:
             continue
         levels[level] += 1
         message = line.split(": ", 1)[-1]
-        kind = re.sub(r"\d+", "N", message)[:60]  # one example per kind of message
+        kind = re.sub(r"\w*\d\w*", "#", message)[:60]  # one example per kind of message
         if len(seen) < examples and kind not in seen:
             seen[kind] = line[:220]
     text = ", ".join(f"{n} {level}" for level, n in levels.items()) or "clean"
@@ -846,6 +859,10 @@ def print_report(args: argparse.Namespace, stats: FixtureStats, gen_s: float,
     print(f"fixtures: {fmt_int(stats.count)} + {fmt_int(args.rate * (args.duration + WARMUP_S))}"
           f" distinct add_external_contact callbacks, plaintext ~{stats.plaintext_bytes} B,"
           f" body ~{stats.body_bytes} B, generated in {gen_s:.1f} s")
+    noisy = max(bare.background_cores, durable.background_cores) > 0.15
+    print(f"background load before each server (other processes): bare "
+          f"{bare.background_cores:.2f} cores, durable {durable.background_cores:.2f} cores"
+          f"{'  <- NOISY: something else is using the CPU, figures will be low' if noisy else ''}")
     print(f"{'':<32}{'bare aiohttp':>20}{'scrmbot durable':>22}")
     print_load(f"offered {args.rate:,}/s, open loop, {args.duration} s after {WARMUP_S:.0f} s "
                "warm-up (latency from intended send)", bare.open_loop, durable.open_loop)
@@ -871,8 +888,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--database-url",
                         default="postgres://postgres@127.0.0.1:5432/scrmbot_bench",
                         help="dropped and re-created; sqlite:///tmp/bench.db works too")
-    parser.add_argument("--pool", type=int, default=50_000,
-                        help="distinct callbacks for the saturation load (default 50,000)")
+    parser.add_argument("--pool", type=int, default=100_000,
+                        help="distinct callbacks for the saturation load (default 100,000; "
+                             "more than the server can take in --duration keeps them distinct)")
     parser.add_argument("--workers", type=int, default=2, help="SCRM_WORKERS (default 2)")
     parser.add_argument("--no-worker", action="store_true",
                         help="run the durable app without its inbox worker")

@@ -60,7 +60,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     """
     from handlers import build_commands, build_dispatcher
 
-    rules = RulesHolder(load_rules(settings.rules_file), settings.rules_file)
+    rules = RulesHolder(load_rules(settings.rules_file, settings.timezone), settings.rules_file,
+                        settings.timezone)
     commands = build_commands()
     renderer = Renderer()
     app = web.Application(client_max_size=MAX_BODY_BYTES)

@@ -10,9 +10,12 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from bot.domain.routing import RoutingTable
 from bot.periods import DEFAULT_PERIODS, Period, overlapping, parse_hhmm
 from bot.permissions import ROLES
+from bot.ticket_rules import TicketRules, parse_ticket_rules
 
 
 class RulesError(ValueError):
@@ -29,6 +32,7 @@ class Region:
     departments: frozenset[int]
     cities: tuple[str, ...] = ()
     stores: tuple[str, ...] = ()
+    manager: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class Rules:
     default_role: str = "viewer"
     initial_roles: dict[str, str] = field(default_factory=dict)
     visit_periods: tuple[Period, ...] = ()
+    tickets: TicketRules = field(default_factory=lambda: TicketRules(
+        RoutingTable((), {}, {}, "客服中心")))
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def region_for_departments(self, departments: list[int]) -> str | None:
@@ -96,12 +102,13 @@ class _Checker:
         return str(value)
 
 
-KNOWN_SECTIONS = {"organisation", "roles", "regions", "visit_periods", "channels", "routing",
-                  "teams", "sla", "stages", "stores", "settlement", "commission", "rebate",
-                  "care", "keywords", "digest", "breaker", "outbox"}
+KNOWN_SECTIONS = {"organisation", "roles", "regions", "visit_periods", "tickets", "routing",
+                  "teams", "sla", "business_hours", "stages", "stores", "settlement",
+                  "commission", "rebate",
+                  "care", "digest", "outbox"}
 
 
-def parse_rules(text: str, path: str = "rules.toml") -> Rules:
+def parse_rules(text: str, path: str = "rules.toml", tz: str = "Asia/Shanghai") -> Rules:
     """Parse and validate rules from TOML text."""
     try:
         data = tomllib.loads(text)
@@ -127,10 +134,10 @@ def parse_rules(text: str, path: str = "rules.toml") -> Rules:
         where = f"regions.{name}"
         if not isinstance(spec, dict):
             raise check.fail(where, "expected a table with departments, cities and stores")
-        unknown = set(spec) - {"departments", "cities", "stores"}
+        unknown = set(spec) - {"departments", "cities", "stores", "manager"}
         if unknown:
             raise check.fail(f"{where}.{sorted(unknown)[0]}",
-                             "unknown key; expected departments, cities or stores")
+                             "unknown key; expected departments, cities, stores or manager")
         departments = check.int_list(spec, "departments", where)
         if not departments:
             raise check.fail(f"{where}.departments",
@@ -144,13 +151,17 @@ def parse_rules(text: str, path: str = "rules.toml") -> Rules:
                 raise check.fail(f"{where}.departments",
                                  f"department {dept} is a headquarters department")
             owner_of[dept] = name
+        manager = spec.get("manager")
+        if manager is not None and not isinstance(manager, str):
+            raise check.fail(f"{where}.manager", "expected the manager's WeCom user id")
         regions[name] = Region(name, frozenset(departments),
                                tuple(check.str_list(spec, "cities", where)),
-                               tuple(check.str_list(spec, "stores", where)))
+                               tuple(check.str_list(spec, "stores", where)), manager)
     periods = _visit_periods(check, data)
+    tickets = parse_ticket_rules(check, data, set(regions), ZoneInfo(tz))
     return Rules(source=path, regions=regions, headquarters_departments=frozenset(hq),
                  default_role=default_role, initial_roles=initial_roles,
-                 visit_periods=periods, raw=data)
+                 visit_periods=periods, tickets=tickets, raw=data)
 
 
 def _visit_periods(check: _Checker, data: dict[str, Any]) -> tuple[Period, ...]:
@@ -176,7 +187,7 @@ def _visit_periods(check: _Checker, data: dict[str, Any]) -> tuple[Period, ...]:
     return tuple(periods)
 
 
-def load_rules(path: str) -> Rules:
+def load_rules(path: str, tz: str = "Asia/Shanghai") -> Rules:
     """Read and validate the rules file; a missing file is an error naming the path."""
     file = Path(path)
     if not file.is_file():
@@ -186,15 +197,16 @@ def load_rules(path: str) -> Rules:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RulesError(path, "file", f"unreadable: {exc}") from None
-    return parse_rules(text, path)
+    return parse_rules(text, path, tz)
 
 
 class RulesHolder:
     """The rules in force. `reload()` swaps them only if the new file is valid."""
 
-    def __init__(self, rules: Rules, path: str) -> None:
+    def __init__(self, rules: Rules, path: str, tz: str = "Asia/Shanghai") -> None:
         self._rules = rules
         self.path = path
+        self.tz = tz
 
     @property
     def current(self) -> Rules:
@@ -202,5 +214,5 @@ class RulesHolder:
 
     def reload(self) -> Rules:
         """Load the file again; raises RulesError and keeps the old rules if it is bad."""
-        self._rules = load_rules(self.path)
+        self._rules = load_rules(self.path, self.tz)
         return self._rules
