@@ -42,7 +42,7 @@ class TicketRules:
     policies: tuple[SlaPolicy, ...] = ()
     default_policy: SlaPolicy = DEFAULT_POLICY
     reminders: tuple[float, ...] = (0.5, 0.8)
-    escalation: Escalation = Escalation()
+    escalation: Escalation = field(default_factory=Escalation)
     calendars: dict[str, WorkCalendar] = field(default_factory=dict)  # region → hours
     pipelines: dict[str, tuple[Stage, ...]] = field(default_factory=dict)  # type → stages
     keywords: dict[str, str] = field(default_factory=dict)  # keyword → ticket type
