@@ -28,6 +28,7 @@ from bot.keys import (
     context_key,
     dispatcher_key,
     http_key,
+    jobs_key,
     oa_crypto_key,
     redis_key,
     settings_key,
@@ -35,11 +36,13 @@ from bot.keys import (
     worker_key,
     writer_key,
 )
+from bot.pages import setup_pages
 from bot.replies import Renderer
 from bot.rules import RulesHolder, load_rules
 from bot.store import open_redis
 from bot.wecom import MemberRateLimiter, TokenCache, WeComClient
 from bot.worker import InboxWorker
+from scheduler import new_book, scheduler_context
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,7 @@ def instance_id() -> str:
 
 def create_app(settings: Settings, *, clock: Clock | None = None,
                dispatcher: Dispatcher | None = None, run_worker: bool = True,
+               run_scheduler: bool = True,
                migrate: bool = False, worker_poll_s: float = 1.0,
                extra_contexts: list[Callable[[web.Application], AsyncIterator[None]]]
                | None = None) -> web.Application:
@@ -123,6 +127,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             await writer.stop()
             await worker.stop()
 
-    app.cleanup_ctx.extend([database, redis, wecom, intake, *(extra_contexts or [])])
+    book = new_book()
+    app[jobs_key] = book
+    contexts: list[Callable[[web.Application], AsyncIterator[None]]] = [
+        database, redis, wecom, intake]
+    if run_scheduler:
+        contexts.append(scheduler_context(book, lambda: app[context_key], settings.timezone))
+    app.cleanup_ctx.extend([*contexts, *(extra_contexts or [])])
+    setup_pages(app)
     setup_routes(app)
     return app

@@ -61,6 +61,7 @@ class Settings:
     rules_file: str = "rules.toml"
     sandbox: bool = False
     workers: int = 4
+    public_url: str = "http://127.0.0.1:8080"
 
     @property
     def tz(self) -> ZoneInfo:
@@ -131,6 +132,10 @@ def load_settings(environ: Mapping[str, str] | None = None,
     oa_api_base = (env.get("WECHAT_API_BASE") or DEFAULT_OA_API_BASE).rstrip("/")
 
     admins = tuple(a.strip() for a in (env.get("SCRM_ADMINS") or "").split(",") if a.strip())
+    public_url = (env.get("SCRM_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/")
+    if not public_url.startswith(("http://", "https://")):
+        raise ConfigError("SCRM_PUBLIC_URL", "must be the http(s) address staff open links at",
+                          "https://scrm.example.com")
     return Settings(
         corp_id=corp_id,
         agent_id=get.integer("WECOM_AGENT_ID", "1000002", required=True, minimum=1),
@@ -152,6 +157,7 @@ def load_settings(environ: Mapping[str, str] | None = None,
         rules_file=env.get("SCRM_RULES_FILE") or "rules.toml",
         sandbox=get.flag("SCRM_SANDBOX"),
         workers=get.integer("SCRM_WORKERS", "4", default=4, minimum=1, maximum=256),
+        public_url=public_url,
     )
 
 

@@ -12,6 +12,7 @@ from bot.crypto import CallbackCrypto
 from bot.dispatch import Dispatcher
 from bot.intake import InboxWriter
 from bot.worker import InboxWorker
+from scheduler import JobBook
 
 settings_key = web.AppKey("settings", Settings)
 clock_key = web.AppKey("clock", Clock)
@@ -23,3 +24,4 @@ writer_key = web.AppKey("inbox_writer", InboxWriter)
 worker_key = web.AppKey("inbox_worker", InboxWorker)
 wecom_crypto_key = web.AppKey("wecom_crypto", CallbackCrypto)
 oa_crypto_key = web.AppKey("oa_crypto", CallbackCrypto)
+jobs_key = web.AppKey("jobs", JobBook)

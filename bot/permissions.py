@@ -47,6 +47,14 @@ class RegionScope:
         mine = Q(owner_userid=self.userid)
         return mine | Q(region=self.region) if self.region else mine
 
+    def ticket_filter(self) -> Q:
+        """Tickets carry customer details: own region, or assigned to or owned by me."""
+        if self.all_regions:
+            return Q()
+        mine = Q(assignee=self.userid) | Q(customer__owner_userid=self.userid) | \
+            Q(created_by=self.userid)
+        return mine | Q(region=self.region) if self.region else mine
+
     def can_see_region(self, region: str | None) -> bool:
         return self.all_regions or (region is not None and region == self.region)
 

@@ -9,9 +9,19 @@ from bot.dispatch import Dispatcher
 
 
 def _feature_modules() -> list[ModuleType]:
-    from handlers import admin, channels, chat, customers, directory, help, staff, tags
+    from handlers import (
+        admin,
+        channels,
+        chat,
+        customers,
+        directory,
+        help,
+        staff,
+        tags,
+        tickets,
+    )
 
-    return [directory, chat, channels, customers, tags, help, staff, admin]
+    return [directory, chat, channels, customers, tags, tickets, help, staff, admin]
 
 
 def build_dispatcher() -> Dispatcher:

@@ -8,8 +8,18 @@ from models.audit import AuditEntry
 from models.channels import Channel, ChannelScan
 from models.contacts import CorpTag, Customer, CustomerTag, FollowRelation, Staff
 from models.inbox import InboxEntry, InboxStatus
+from models.tickets import (
+    Freeze,
+    OverdueDay,
+    Ticket,
+    TicketCounter,
+    TicketEvent,
+    TicketStatus,
+    TicketTimer,
+)
 
-MODEL_MODULES = ["models.inbox", "models.contacts", "models.audit", "models.channels"]
+MODEL_MODULES = ["models.inbox", "models.contacts", "models.audit", "models.channels",
+                 "models.tickets"]
 
 __all__ = [
     "MODEL_MODULES",
@@ -20,7 +30,14 @@ __all__ = [
     "Customer",
     "CustomerTag",
     "FollowRelation",
+    "Freeze",
     "InboxEntry",
     "InboxStatus",
+    "OverdueDay",
     "Staff",
+    "Ticket",
+    "TicketCounter",
+    "TicketEvent",
+    "TicketStatus",
+    "TicketTimer",
 ]

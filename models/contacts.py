@@ -21,6 +21,7 @@ class Staff(Model):
     region = fields.CharField(max_length=32, null=True)
     role = fields.CharField(max_length=16, default="viewer")
     active = fields.BooleanField(default=True)
+    on_duty = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -52,6 +53,7 @@ class Customer(Model):
     source_state = fields.CharField(max_length=32, null=True)
     region = fields.CharField(max_length=32, null=True, db_index=True)
     store = fields.CharField(max_length=64, null=True)
+    home_store = fields.CharField(max_length=64, null=True)  # the store whose area they live in
     status = fields.CharEnumField(CustomerStatus, max_length=8, default=CustomerStatus.ACTIVE)
     transfer_fail_reason = fields.CharField(max_length=64, null=True)
     first_contact_at = fields.DatetimeField(null=True)

@@ -100,7 +100,8 @@ async def start_harness(aiohttp_client: Any, *, run_worker: bool = True,
     load_demo_corp(sim)
     api_base = await sim.start()
     settings = test_settings(api_base, **overrides)
-    app = create_app(settings, clock=clock, run_worker=run_worker, worker_poll_s=0.05)
+    app = create_app(settings, clock=clock, run_worker=run_worker, run_scheduler=False,
+                     worker_poll_s=0.05)
 
     async def clean_state(app: web.Application) -> Any:
         if reset:

@@ -1,0 +1,127 @@
+"""Tickets (工单), their history, their timers, and store freezes (服务熔断)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+from models.contacts import Customer
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    WAITING = "waiting"  # waiting for the customer: SLA clocks paused
+    CLOSED = "closed"
+
+
+class Ticket(Model):
+    id = fields.IntField(primary_key=True)
+    number = fields.CharField(max_length=20, unique=True)
+    customer: fields.ForeignKeyRelation[Customer] = fields.ForeignKeyField(
+        "models.Customer", related_name="tickets")
+    type = fields.CharField(max_length=32)
+    summary = fields.TextField(default="")
+    priority = fields.CharField(max_length=8, default="normal")
+    product = fields.CharField(max_length=32, null=True)
+    store = fields.CharField(max_length=64, null=True)
+    service_store = fields.CharField(max_length=64, null=True, db_index=True)
+    region = fields.CharField(max_length=32, null=True, db_index=True)
+    team = fields.CharField(max_length=64, db_index=True)
+    assignee = fields.CharField(max_length=64, null=True, db_index=True)
+    assigned_ms = fields.BigIntField(default=0)
+    status = fields.CharEnumField(TicketStatus, max_length=8, default=TicketStatus.OPEN)
+    source = fields.CharField(max_length=16, default="staff")  # staff | keyword
+    routing_reason = fields.TextField(default="")
+    created_by = fields.CharField(max_length=64, default="")
+    created_at = fields.DatetimeField()
+    sla_policy = fields.CharField(max_length=64, default="default")
+    response_due = fields.DatetimeField(null=True)
+    resolution_due = fields.DatetimeField(null=True, db_index=True)
+    responded_at = fields.DatetimeField(null=True)
+    closed_at = fields.DatetimeField(null=True)
+    paused_at = fields.DatetimeField(null=True)
+    response_left_s = fields.IntField(null=True)
+    resolution_left_s = fields.IntField(null=True)
+    escalation = fields.CharField(max_length=16, null=True)  # the highest rung reached
+    stages: fields.Field[list[dict[str, object]]] = fields.JSONField(default=list)
+    stage_index = fields.IntField(default=0)
+    stage_started_at = fields.DatetimeField(null=True)
+    amount_fen = fields.BigIntField(null=True)
+
+    events: fields.ReverseRelation[TicketEvent]
+
+    class Meta:
+        table = "ticket"
+        indexes = (("status", "resolution_due"), ("status", "assignee"))
+
+
+class TicketEvent(Model):
+    """The ticket's history: every move, note, reminder and escalation. Never updated."""
+
+    id = fields.BigIntField(primary_key=True)
+    ticket: fields.ForeignKeyRelation[Ticket] = fields.ForeignKeyField(
+        "models.Ticket", related_name="events")
+    at = fields.DatetimeField()
+    actor = fields.CharField(max_length=64, default="system")
+    kind = fields.CharField(max_length=24)
+    detail = fields.TextField(default="")
+
+    class Meta:
+        table = "ticket_event"
+
+
+class TicketTimer(Model):
+    """Something the sweep must do at a moment, once: claimed by a conditional UPDATE."""
+
+    id = fields.BigIntField(primary_key=True)
+    ticket: fields.ForeignKeyRelation[Ticket] = fields.ForeignKeyField(
+        "models.Ticket", related_name="timers")
+    kind = fields.CharField(max_length=64)
+    fire_at = fields.DatetimeField()
+    fired_at = fields.DatetimeField(null=True)
+    cancelled = fields.BooleanField(default=False)
+
+    class Meta:
+        table = "ticket_timer"
+        indexes = (("fired_at", "cancelled", "fire_at"),)
+
+
+class TicketCounter(Model):
+    """Per-day sequence behind T-YYYYMMDD-NNNN."""
+
+    day = fields.CharField(max_length=8, primary_key=True)
+    value = fields.IntField(default=0)
+
+    class Meta:
+        table = "ticket_counter"
+
+
+class Freeze(Model):
+    """A store or team frozen by the circuit breaker until an approver lifts it."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=64, unique=True)
+    kind = fields.CharField(max_length=8, default="store")  # store | team
+    frozen = fields.BooleanField(default=False)
+    reason = fields.TextField(default="")
+    since = fields.DatetimeField(null=True)
+    lifted_at = fields.DatetimeField(null=True)
+    lifted_by = fields.CharField(max_length=64, null=True)
+
+    class Meta:
+        table = "freeze"
+
+
+class OverdueDay(Model):
+    """A day on which a store had overdue tickets (the breaker's memory)."""
+
+    id = fields.IntField(primary_key=True)
+    store = fields.CharField(max_length=64)
+    day = fields.DateField()
+    overdue = fields.IntField(default=0)
+
+    class Meta:
+        table = "overdue_day"
+        unique_together = (("store", "day"),)
