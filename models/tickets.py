@@ -111,7 +111,7 @@ class Freeze(Model):
     lifted_by = fields.CharField(max_length=64, null=True)
 
     class Meta:
-        table = "freeze"
+        table = "store_freeze"
 
 
 class OverdueDay(Model):

@@ -55,8 +55,8 @@ async def sweep(ctx: BotContext, batch: int = 500) -> SweepReport:
             except Exception:
                 logger.exception("ticket timer %s (%s) failed", timer.id, timer.kind)
             report.count(timer.kind)
-        if len(due) < batch:
-            break
+        # Firing may add timers that are already due (a breach's first escalation rung):
+        # look again until nothing is due.
     report.frozen = await run_breaker(ctx, now)
     return report
 

@@ -45,10 +45,11 @@ async def reset_database() -> None:
     conn = get_connection("default")
     tables = [model._meta.db_table for model in Tortoise.apps.get_models_iterable()]
     if dialect() == "postgres":
-        await conn.execute_script(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        quoted = ", ".join(f'"{t}"' for t in tables)
+        await conn.execute_script(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE")
     else:
         for table in tables:
-            await conn.execute_query(f"DELETE FROM {table}")
+            await conn.execute_query(f'DELETE FROM "{table}"')
 
 
 @dataclass

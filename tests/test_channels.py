@@ -9,7 +9,7 @@ from typing import Any
 from bot.config import WeChatOAConfig
 from bot.crypto import sign
 from bot.keys import context_key, worker_key
-from models import Channel, ChannelScan, Customer, CustomerTag, FollowRelation
+from models import Channel, ChannelScan, Customer, CustomerTag, FollowRelation, Staff
 from models.contacts import CustomerStatus, RelationStatus
 from tests.harness import Harness, say, start_harness
 
@@ -219,6 +219,8 @@ async def test_channel_mistakes_are_explained(harness: Harness) -> None:
         harness, "zhangsan", "/channel new 抖音 tags=a staff=zhangsan,lisi --temp")
     assert "只能为「华北」创建" in await say(
         harness, "zhangsan", "/channel new 沪店 tags=a staff=zhangsan store=上海徐汇店")
+    await say(harness, "wangwu", "你好")
+    await Staff.filter(userid="wangwu").update(role="viewer")
     assert "权限不足" in await say(harness, "wangwu", "/channel new 抖音 tags=a staff=wangwu")
     assert not await Channel.exists()
 

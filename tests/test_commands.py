@@ -79,7 +79,10 @@ async def test_permission_denied_is_explained_and_audited(harness: Harness) -> N
     reply = await say(harness, "zhangsan", "/staff role lisi admin")
     assert "权限不足" in reply and "管理员" in reply and "编辑者" in reply
     await add_customer(harness, "王女士", "zhangsan")
-    reply = await say(harness, "wangwu", "/tag add 王女士 VIP")  # rules: wangwu is a viewer
+    await say(harness, "admin", "/staff list")
+    await say(harness, "wangwu", "你好")
+    await say(harness, "admin", "/staff role wangwu viewer")
+    reply = await say(harness, "wangwu", "/tag add 王女士 VIP")
     assert "权限不足" in reply and "查看者" in reply
     assert not await CustomerTag.filter(name="VIP").exists()
     assert await AuditEntry.filter(actor="wangwu", outcome="denied").count() == 1

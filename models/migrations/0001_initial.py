@@ -4,6 +4,7 @@ import functools
 from json import dumps, loads
 from models.contacts import CustomerStatus, RelationStatus
 from models.inbox import InboxStatus
+from models.tickets import TicketStatus
 from tortoise.fields.base import OnDelete
 from tortoise import fields
 from tortoise.indexes import Index
@@ -12,6 +13,59 @@ class Migration(migrations.Migration):
     initial = True
 
     operations = [
+        ops.CreateModel(
+            name='AuditEntry',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('at', fields.DatetimeField(db_index=True, auto_now=False, auto_now_add=False)),
+                ('actor', fields.CharField(db_index=True, max_length=64)),
+                ('action', fields.CharField(max_length=64)),
+                ('arguments', fields.TextField(default='', unique=False)),
+                ('outcome', fields.CharField(max_length=16)),
+                ('detail', fields.TextField(default='', unique=False)),
+            ],
+            options={'table': 'audit_log', 'app': 'models', 'pk_attr': 'id', 'table_description': 'Who did what, when, with which arguments, and the outcome. Rows are never updated.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Channel',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('name', fields.CharField(unique=True, max_length=64)),
+                ('state', fields.CharField(unique=True, max_length=30)),
+                ('config_id', fields.CharField(null=True, max_length=64)),
+                ('qr_code', fields.CharField(default='', max_length=512)),
+                ('tags', fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('staff', fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('welcome', fields.TextField(default='', unique=False)),
+                ('store', fields.CharField(null=True, max_length=64)),
+                ('region', fields.CharField(null=True, db_index=True, max_length=32)),
+                ('is_temp', fields.BooleanField(default=False)),
+                ('kind', fields.CharField(default='wecom', max_length=8)),
+                ('active', fields.BooleanField(default=True)),
+                ('created_by', fields.CharField(default='', max_length=64)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('ended_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'channel', 'app': 'models', 'pk_attr': 'id', 'table_description': 'A channel QR code. Turned off, never deleted: its customers keep their source.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='ChannelScan',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('event_key', fields.CharField(unique=True, max_length=40)),
+                ('channel', fields.ForeignKeyField('models.Channel', source_field='channel_id', null=True, db_constraint=True, to_field='id', related_name='scans', on_delete=OnDelete.CASCADE)),
+                ('state', fields.CharField(null=True, max_length=64)),
+                ('customer_id', fields.IntField(db_index=True)),
+                ('staff_userid', fields.CharField(default='', max_length=64)),
+                ('new_customer', fields.BooleanField(default=True)),
+                ('at', fields.DatetimeField(db_index=True, auto_now=False, auto_now_add=False)),
+                ('welcome', fields.CharField(default='none', max_length=16)),
+            ],
+            options={'table': 'channel_scan', 'app': 'models', 'pk_attr': 'id', 'table_description': 'One add (or OA follow) through a channel, or with no or an unknown state.'},
+            bases=['Model'],
+        ),
         ops.CreateModel(
             name='CorpTag',
             fields=[
@@ -29,7 +83,8 @@ class Migration(migrations.Migration):
             name='Customer',
             fields=[
                 ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
-                ('external_userid', fields.CharField(unique=True, max_length=64)),
+                ('external_userid', fields.CharField(null=True, unique=True, max_length=64)),
+                ('openid', fields.CharField(null=True, unique=True, max_length=64)),
                 ('name', fields.CharField(default='', max_length=128)),
                 ('type', fields.SmallIntField(default=1)),
                 ('gender', fields.SmallIntField(default=0)),
@@ -42,6 +97,7 @@ class Migration(migrations.Migration):
                 ('source_state', fields.CharField(null=True, max_length=32)),
                 ('region', fields.CharField(null=True, db_index=True, max_length=32)),
                 ('store', fields.CharField(null=True, max_length=64)),
+                ('home_store', fields.CharField(null=True, max_length=64)),
                 ('status', fields.CharEnumField(default=CustomerStatus.ACTIVE, description='ACTIVE: active\nENDED: ended', enum_type=CustomerStatus, max_length=8)),
                 ('transfer_fail_reason', fields.CharField(null=True, max_length=64)),
                 ('first_contact_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
@@ -62,6 +118,7 @@ class Migration(migrations.Migration):
                 ('name', fields.CharField(max_length=64)),
                 ('tag_id', fields.CharField(null=True, max_length=64)),
                 ('origin', fields.CharField(default='wecom', max_length=16)),
+                ('synced', fields.BooleanField(default=True)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
             options={'table': 'customer_tag', 'app': 'models', 'unique_together': (('customer', 'group_name', 'name'),), 'pk_attr': 'id', 'table_description': 'A tag on a customer in our database (mirrored to WeCom with mark_tag).'},
@@ -80,6 +137,21 @@ class Migration(migrations.Migration):
                 ('end_detail', fields.CharField(null=True, max_length=64)),
             ],
             options={'table': 'follow_relation', 'app': 'models', 'unique_together': (('customer', 'staff_userid'),), 'pk_attr': 'id', 'table_description': 'A member–customer friendship as WeCom reports it (follow_user).'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Freeze',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('name', fields.CharField(unique=True, max_length=64)),
+                ('kind', fields.CharField(default='store', max_length=8)),
+                ('frozen', fields.BooleanField(default=False)),
+                ('reason', fields.TextField(default='', unique=False)),
+                ('since', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('lifted_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('lifted_by', fields.CharField(null=True, max_length=64)),
+            ],
+            options={'table': 'store_freeze', 'app': 'models', 'pk_attr': 'id', 'table_description': 'A store or team frozen by the circuit breaker until an approver lifts it.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -104,6 +176,17 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='OverdueDay',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('store', fields.CharField(max_length=64)),
+                ('day', fields.DateField()),
+                ('overdue', fields.IntField(default=0)),
+            ],
+            options={'table': 'overdue_day', 'app': 'models', 'unique_together': (('store', 'day'),), 'pk_attr': 'id', 'table_description': "A day on which a store had overdue tickets (the breaker's memory)."},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='Staff',
             fields=[
                 ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
@@ -116,10 +199,84 @@ class Migration(migrations.Migration):
                 ('region', fields.CharField(null=True, max_length=32)),
                 ('role', fields.CharField(default='viewer', max_length=16)),
                 ('active', fields.BooleanField(default=True)),
+                ('on_duty', fields.BooleanField(default=True)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
             ],
             options={'table': 'staff', 'app': 'models', 'pk_attr': 'id', 'table_description': 'A WeCom member who talks to the app, fetched with user/get on first contact.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Ticket',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('number', fields.CharField(unique=True, max_length=20)),
+                ('customer', fields.ForeignKeyField('models.Customer', source_field='customer_id', db_constraint=True, to_field='id', related_name='tickets', on_delete=OnDelete.CASCADE)),
+                ('type', fields.CharField(max_length=32)),
+                ('summary', fields.TextField(default='', unique=False)),
+                ('priority', fields.CharField(default='normal', max_length=8)),
+                ('product', fields.CharField(null=True, max_length=32)),
+                ('store', fields.CharField(null=True, max_length=64)),
+                ('service_store', fields.CharField(null=True, db_index=True, max_length=64)),
+                ('region', fields.CharField(null=True, db_index=True, max_length=32)),
+                ('team', fields.CharField(db_index=True, max_length=64)),
+                ('assignee', fields.CharField(null=True, db_index=True, max_length=64)),
+                ('assigned_ms', fields.BigIntField(default=0)),
+                ('status', fields.CharEnumField(default=TicketStatus.OPEN, description='OPEN: open\nWAITING: waiting\nCLOSED: closed', enum_type=TicketStatus, max_length=8)),
+                ('source', fields.CharField(default='staff', max_length=16)),
+                ('routing_reason', fields.TextField(default='', unique=False)),
+                ('created_by', fields.CharField(default='', max_length=64)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('sla_policy', fields.CharField(default='default', max_length=64)),
+                ('response_due', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('resolution_due', fields.DatetimeField(null=True, db_index=True, auto_now=False, auto_now_add=False)),
+                ('responded_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('closed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('paused_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('response_left_s', fields.IntField(null=True)),
+                ('resolution_left_s', fields.IntField(null=True)),
+                ('escalation', fields.CharField(null=True, max_length=16)),
+                ('stages', fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('stage_index', fields.IntField(default=0)),
+                ('stage_started_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('amount_fen', fields.BigIntField(null=True)),
+            ],
+            options={'table': 'ticket', 'app': 'models', 'indexes': [Index(fields=['status', 'resolution_due']), Index(fields=['status', 'assignee'])], 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='TicketCounter',
+            fields=[
+                ('day', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=8)),
+                ('value', fields.IntField(default=0)),
+            ],
+            options={'table': 'ticket_counter', 'app': 'models', 'pk_attr': 'day', 'table_description': 'Per-day sequence behind T-YYYYMMDD-NNNN.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='TicketEvent',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('ticket', fields.ForeignKeyField('models.Ticket', source_field='ticket_id', db_constraint=True, to_field='id', related_name='events', on_delete=OnDelete.CASCADE)),
+                ('at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('actor', fields.CharField(default='system', max_length=64)),
+                ('kind', fields.CharField(max_length=24)),
+                ('detail', fields.TextField(default='', unique=False)),
+            ],
+            options={'table': 'ticket_event', 'app': 'models', 'pk_attr': 'id', 'table_description': "The ticket's history: every move, note, reminder and escalation. Never updated."},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='TicketTimer',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('ticket', fields.ForeignKeyField('models.Ticket', source_field='ticket_id', db_constraint=True, to_field='id', related_name='timers', on_delete=OnDelete.CASCADE)),
+                ('kind', fields.CharField(max_length=64)),
+                ('fire_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('fired_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('cancelled', fields.BooleanField(default=False)),
+            ],
+            options={'table': 'ticket_timer', 'app': 'models', 'indexes': [Index(fields=['fired_at', 'cancelled', 'fire_at'])], 'pk_attr': 'id', 'table_description': 'Something the sweep must do at a moment, once: claimed by a conditional UPDATE.'},
             bases=['Model'],
         ),
     ]
