@@ -33,12 +33,12 @@ class WorkCalendar:
         return self.hours.get(day.weekday())
 
 
-def _open_intervals(calendar: WorkCalendar, start: datetime
+def _open_intervals(calendar: WorkCalendar, start: datetime, days: int = MAX_SCAN_DAYS
                     ) -> Iterator[tuple[datetime, datetime]]:
-    """Yield (open, close) UTC-aware intervals from the day of `start` onward."""
+    """Yield (open, close) aware intervals for `days` days from the day of `start`."""
     local = start.astimezone(calendar.tz)
     day = local.date()
-    for offset in range(MAX_SCAN_DAYS):
+    for offset in range(days):
         current = day + timedelta(days=offset)
         window = calendar.window(current)
         if window is None:
@@ -46,8 +46,6 @@ def _open_intervals(calendar: WorkCalendar, start: datetime
         opens = datetime.combine(current, window[0], calendar.tz)
         closes = datetime.combine(current, window[1], calendar.tz)
         yield opens, closes
-    msg = f"calendar {calendar.name!r} has no opening hours in {MAX_SCAN_DAYS} days"
-    raise ValueError(msg)
 
 
 def add_business_time(start: datetime, duration: timedelta,
@@ -64,7 +62,8 @@ def add_business_time(start: datetime, duration: timedelta,
         if remaining <= available:
             return begin + remaining
         remaining -= available
-    raise AssertionError("unreachable")  # _open_intervals raises first
+    msg = f"calendar {calendar.name!r} has no opening hours in {MAX_SCAN_DAYS} days"
+    raise ValueError(msg)
 
 
 def business_time_between(start: datetime, end: datetime,
@@ -75,7 +74,8 @@ def business_time_between(start: datetime, end: datetime,
     if calendar is None:
         return end - start
     total = timedelta(0)
-    for opens, closes in _open_intervals(calendar, start):
+    span_days = (end - start).days + 2
+    for opens, closes in _open_intervals(calendar, start, span_days):
         if opens >= end:
             break
         begin, finish = max(opens, start), min(closes, end)

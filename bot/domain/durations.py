@@ -7,6 +7,7 @@ from datetime import timedelta
 
 _PART = re.compile(r"(\d+)([dhms])")
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+MAX_SECONDS = 3650 * 86400
 
 
 def parse_duration(text: str) -> timedelta:
@@ -18,6 +19,9 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(cleaned))
     if seconds <= 0:
         msg = f"a duration must be positive, got {text!r}"
+        raise ValueError(msg)
+    if seconds > MAX_SECONDS:
+        msg = f"a duration must be at most 3650d, got {text!r}"
         raise ValueError(msg)
     return timedelta(seconds=seconds)
 

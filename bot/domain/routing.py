@@ -152,22 +152,27 @@ def route(facts: TicketFacts, table: RoutingTable, state: TeamState) -> RoutingD
         reasons = [f"no rule matched: default team {team_name}"]
         service_store = facts.store
     else:
-        service_store = facts.home_store if rule.service == "home" and facts.home_store \
+        home_known = facts.home_store is not None and facts.home_store in table.stores
+        service_store = facts.home_store if rule.service == "home" and home_known \
             else facts.store
         if rule.team == STORE_TEAM:
             store = table.stores.get(service_store or "")
             team_name = store.team if store else table.default_team
-            where = f"store {service_store}" if store else \
-                f"unknown store {service_store}, default team"
+            if store:
+                where = f"store {service_store}"
+            elif service_store:
+                where = f"unknown store {service_store}, default team"
+            else:
+                where = "no service store, default team"
             reasons = [f"routed to {team_name} ({where}) by rule \"{rule.name}\": "
                        f"{rule.describe(facts)}"]
-            if rule.service == "home" and facts.home_store and facts.home_store != facts.store:
+            if rule.service == "home" and home_known and facts.home_store != facts.store:
                 reasons.append(f"service region follows residence: {facts.home_store}")
         else:
             team_name = rule.team
             reasons = [f"routed to {team_name} by rule \"{rule.name}\": {rule.describe(facts)}"]
 
-    if service_store in state.frozen_stores and (rule is None or rule.team == STORE_TEAM):
+    if service_store in state.frozen_stores and rule is not None and rule.team == STORE_TEAM:
         store = table.stores.get(service_store or "")
         fallback = (store.fallback if store else None) or table.default_team
         reasons.append(f"store {service_store} is frozen: fallback {fallback}")
@@ -212,7 +217,7 @@ def pick_member(team: Team, facts: TicketFacts, state: TeamState,
         if skilled:
             members = skilled
         elif any(m.skills for m in team.members):
-            reasons.append(f"no member has skill {facts.product}: any member")
+            reasons.append(f"no on-duty member has skill {facts.product}: any member")
     best: tuple[int, int, str] | None = None
     best_cap = 0
     for member in members:

@@ -39,6 +39,8 @@ def advance(stages: tuple[Stage, ...], current: int, *, skip: bool = False
 
     The index equals len(stages) once the last stage is done.
     """
+    if current < 0:
+        raise StageError(f"阶段序号 {current} 无效。")
     if current >= len(stages):
         raise StageError("所有阶段都已完成。")
     done = replace(stages[current], done=not skip, skipped=skip)
@@ -49,6 +51,8 @@ def advance(stages: tuple[Stage, ...], current: int, *, skip: bool = False
 def insert_emergency(stages: tuple[Stage, ...], current: int, stage: Stage
                      ) -> tuple[Stage, ...]:
     """Insert an emergency stage that becomes current now; the interrupted stage follows it."""
+    if current < 0:
+        raise StageError(f"阶段序号 {current} 无效。")
     if current >= len(stages):
         raise StageError("工单的阶段已全部完成，不能再插入阶段。")
     if any(s.name == stage.name and not s.done for s in stages[current:]):
