@@ -40,6 +40,7 @@ from bot.pages import setup_pages
 from bot.replies import Renderer
 from bot.rules import RulesHolder, load_rules
 from bot.store import open_redis
+from bot.wechat_oa import OAClient
 from bot.wecom import MemberRateLimiter, TokenCache, WeComClient
 from bot.worker import InboxWorker
 from scheduler import new_book, scheduler_context
@@ -103,9 +104,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         client = WeComClient(
             session, settings.api_base, settings.corp_id, settings.agent_id, settings.secret,
             settings.contact_secret, tokens, limiter, app[clock_key])
+        oa = OAClient(session, settings.oa_api_base, settings.oa.app_id, settings.oa.secret,
+                      TokenCache(app[redis_key], settings.oa.app_id, app[clock_key])) \
+            if settings.oa else None
         app[context_key] = BotContext(settings=settings, wecom=client, redis=app[redis_key],
                                       clock=app[clock_key], rules=rules, renderer=renderer,
-                                      commands=commands)
+                                      commands=commands, oa=oa)
         try:
             yield
         finally:

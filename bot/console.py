@@ -2,6 +2,7 @@
 
     as zhangsan: /help          a member types to the scrmbot app
     scan <state> as 王女士       a customer scans a channel QR code
+    as customer 王女士: 我要报修  a customer writes to the Official Account
     clock +3h                   move time forward (SLA, care and settlement jobs)
     calls [n]                   the last WeCom API calls scrmbot made
 """
@@ -9,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import shlex
 import sys
@@ -16,21 +18,26 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.inbox_admin import status_counts
+from bot.keys import context_key
+from models import Customer
+from scheduler.sweep import sweep
 
 if TYPE_CHECKING:
     from bot.sandbox import Sandbox
 
 _AS = re.compile(r"^as\s+(?P<who>[\w.-]+)\s*[:：]\s*(?P<text>.+)$", re.S)
+_AS_CUSTOMER = re.compile(r"^as\s+customer\s+(?P<name>\S+?)\s*[:：]\s*(?P<text>.+)$", re.S)
 _SCAN = re.compile(r"^scan\s+(?P<state>\S+)\s+as\s+(?P<name>\S+)(?P<rest>.*)$")
 _CLOCK = re.compile(r"^clock\s+\+(?P<n>\d+)(?P<unit>[smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 HELP = """commands:
   as <userid>: <text>        type to the scrmbot app as a member (try: as zhangsan: /help)
+  as customer <name>: <text> a customer writes to the Official Account (try: 我要报修)
   scan <state> as <name> [mobile=138…] [staff=<userid>] [half]
                              a customer scans a channel QR code (staff= for a state
                              that belongs to no channel)
-  clock +<n><s|m|h|d>        move time forward, e.g. clock +3h
+  clock +<n><s|m|h|d>        move time forward and run the sweep (reminders, escalations)
   calls [n]                  the last n WeCom API calls scrmbot made (default 10)
   staff                      the simulated corp's members
   inbox                      inbox totals (pending, processing, done, dead)
@@ -82,7 +89,9 @@ class Console:
 
     async def _execute(self, line: str) -> None:
         sim = self.sandbox.sim
-        if m := _AS.match(line):
+        if m := _AS_CUSTOMER.match(line):
+            await self._customer_says(m["name"], m["text"].strip())
+        elif m := _AS.match(line):
             who, text = m["who"], m["text"].strip()
             if who not in sim.state.members:
                 self.say(self.c(f"no member {who!r}; members: {', '.join(sim.state.members)}",
@@ -102,6 +111,9 @@ class Console:
             delta = timedelta(**{_UNITS[m["unit"]]: int(m["n"])})
             now = self.sandbox.clock.advance(delta)
             self.say(self.c(f"clock is now {now:%Y-%m-%d %H:%M} UTC", "2"))
+            report = await sweep(self.sandbox.app[context_key])
+            if report.fired or report.frozen:
+                self.say(self.c(f"sweep: {report.fired} frozen: {report.frozen}", "2"))
             await self.show_effects()
         elif line.startswith("calls"):
             parts = line.split()
@@ -117,6 +129,24 @@ class Console:
             self.say(HELP)
         else:
             self.say(self.c("unknown console command; type help", "31"))
+
+    async def _customer_says(self, name: str, text: str) -> None:
+        """A customer writes to the Official Account (followers are linked by name here)."""
+        oa = self.sandbox.oa
+        if oa is None:
+            self.say(self.c("no Official Account in this sandbox", "31"))
+            return
+        customer = await Customer.filter(name=name).first()
+        openid = (customer.openid if customer else None) or \
+            "o" + hashlib.sha256(name.encode()).hexdigest()[:27]
+        if customer is not None and customer.openid is None:
+            customer.openid = openid  # the same person follows the Official Account
+            await customer.save(update_fields=["openid"])
+        seen = len(oa.sent)
+        await oa.follower_sends_text(openid, text)
+        await self.show_effects()
+        for message in oa.sent[seen:]:
+            self.say(self.c(f"[公众号 → {name}] ", "1;34") + message["text"]["content"])
 
     async def show_effects(self) -> None:
         """After an action: wait for the worker, then print new replies and API calls."""

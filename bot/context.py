@@ -15,6 +15,7 @@ from bot.rules import RulesHolder
 
 if TYPE_CHECKING:
     from bot.commands import CommandRegistry
+    from bot.wechat_oa import OAClient
     from bot.wecom import WeComClient
 
 
@@ -27,4 +28,5 @@ class BotContext:
     rules: RulesHolder
     renderer: Renderer
     commands: CommandRegistry
+    oa: OAClient | None = None
     locks: KeyedLocks = field(default_factory=KeyedLocks)

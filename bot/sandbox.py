@@ -19,7 +19,7 @@ from aiohttp import web
 
 from bot.app import create_app
 from bot.clock import ManualClock, OffsetClock
-from bot.config import Settings
+from bot.config import Settings, WeChatOAConfig
 from bot.keys import worker_key
 from bot.simulator import WeComSimulator, load_demo_corp
 from bot.simulator.__main__ import (
@@ -29,15 +29,20 @@ from bot.simulator.__main__ import (
     DEMO_SECRET,
     DEMO_TOKEN,
 )
+from bot.simulator.oa import OASimulator
 
 logger = logging.getLogger(__name__)
 
 SANDBOX_DIR = Path("var")
 
 
-def sandbox_settings(api_base: str, port: int) -> Settings:
+OA_APP_ID, OA_SECRET, OA_TOKEN = "wxsandboxoa", "sandbox-oa-secret", "sandboxoa"
+
+
+def sandbox_settings(api_base: str, port: int, oa_api_base: str) -> Settings:
     SANDBOX_DIR.mkdir(exist_ok=True)
     return Settings(
+        oa=WeChatOAConfig(OA_APP_ID, OA_SECRET, OA_TOKEN, None), oa_api_base=oa_api_base,
         corp_id=DEMO_CORP_ID, agent_id=1000002, secret=DEMO_SECRET,
         contact_secret=DEMO_CONTACT_SECRET, token=DEMO_TOKEN, aes_key=DEMO_AES_KEY,
         api_base=api_base, database_url=f"sqlite://{SANDBOX_DIR / 'sandbox.db'}",
@@ -52,6 +57,7 @@ class Sandbox:
     app: web.Application
     clock: OffsetClock | ManualClock
     server_url: str
+    oa: OASimulator | None = None
 
     async def settle(self) -> None:
         """Let the worker finish what the last action queued."""
@@ -65,14 +71,17 @@ async def start_sandbox(port: int = 8080) -> tuple[Sandbox, web.AppRunner]:
                          DEMO_TOKEN, DEMO_AES_KEY, clock=clock)
     load_demo_corp(sim)
     api_base = await sim.start("127.0.0.1", port + 1)
-    app = create_app(sandbox_settings(api_base, port), clock=clock, migrate=True,
+    oa = OASimulator(OA_APP_ID, OA_SECRET, OA_TOKEN, clock=clock)
+    oa_base = await oa.start("127.0.0.1", port + 2)
+    app = create_app(sandbox_settings(api_base, port, oa_base), clock=clock, migrate=True,
                      worker_poll_s=0.2)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     server_url = f"http://127.0.0.1:{port}"
     sim.callback_url = f"{server_url}/wecom/callback"
-    return Sandbox(sim=sim, app=app, clock=clock, server_url=server_url), runner
+    oa.callback_url = f"{server_url}/wechat/callback"
+    return Sandbox(sim=sim, app=app, clock=clock, server_url=server_url, oa=oa), runner
 
 
 def _log_to_file(path: Path) -> None:
@@ -108,6 +117,8 @@ def run_sandbox(port: int = 8080, console: bool = True) -> int:
                 await asyncio.Event().wait()
         finally:
             await sandbox.sim.close()
+            if sandbox.oa is not None:
+                await sandbox.oa.close()
             await runner.cleanup()
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -16,12 +16,14 @@ def _feature_modules() -> list[ModuleType]:
         customers,
         directory,
         help,
+        service_requests,
         staff,
         tags,
         tickets,
     )
 
-    return [directory, chat, channels, customers, tags, tickets, help, staff, admin]
+    return [directory, chat, channels, service_requests, customers, tags, tickets, help, staff,
+            admin]
 
 
 def build_dispatcher() -> Dispatcher:

@@ -54,6 +54,9 @@ class Customer(Model):
     region = fields.CharField(max_length=32, null=True, db_index=True)
     store = fields.CharField(max_length=64, null=True)
     home_store = fields.CharField(max_length=64, null=True)  # the store whose area they live in
+    # Their last message to the Official Account: customer-service messages are allowed for
+    # 48 hours after it.
+    oa_last_seen_at = fields.DatetimeField(null=True)
     status = fields.CharEnumField(CustomerStatus, max_length=8, default=CustomerStatus.ACTIVE)
     transfer_fail_reason = fields.CharField(max_length=64, null=True)
     first_contact_at = fields.DatetimeField(null=True)

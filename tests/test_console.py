@@ -36,3 +36,13 @@ async def test_scan_clock_and_mistakes(harness: Harness) -> None:
     assert "手机：138****1234" in text
     assert (harness.clock.now() - before).total_seconds() == 3 * 3600
     assert "no member 'nobody'" in text and "unknown console command" in text
+
+
+async def test_clock_runs_the_sweep(harness: Harness) -> None:
+    console, out = console_for(harness)
+    await console.execute("scan walkin as 王女士 staff=zhangsan")
+    await console.execute("as zhangsan: /ticket open 王女士 咨询 发票")
+    await console.execute("clock +1h")
+    text = out.getvalue()
+    assert "sweep: {'remind': 2}" in text  # the 0.5 reminders of both deadlines
+    assert "[bot → lisi] 工单提醒：T-20261125-0001" in text
