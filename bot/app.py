@@ -30,12 +30,14 @@ from bot.keys import (
     http_key,
     jobs_key,
     oa_crypto_key,
+    outbox_key,
     redis_key,
     settings_key,
     wecom_crypto_key,
     worker_key,
     writer_key,
 )
+from bot.outbox import OutboxDispatcher
 from bot.pages import setup_pages
 from bot.replies import Renderer
 from bot.rules import RulesHolder, load_rules
@@ -116,20 +118,26 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             await session.close()
 
     async def intake(app: web.Application) -> AsyncIterator[None]:
+        name = instance_id()
         worker = InboxWorker(app[dispatcher_key], app[context_key], app[clock_key],
-                             instance_id=instance_id(), concurrency=settings.workers,
+                             instance_id=name, concurrency=settings.workers,
                              poll_interval_s=worker_poll_s)
         writer = InboxWriter(app[clock_key], on_new_rows=worker.wake)
+        outbox = OutboxDispatcher(app[context_key], instance_id=name,
+                                  poll_interval_s=min(worker_poll_s, 0.5))
         app[worker_key] = worker
         app[writer_key] = writer
+        app[outbox_key] = outbox
         writer.start()
         if run_worker:
             worker.start()
+            outbox.start()
         try:
             yield
         finally:
             await writer.stop()
             await worker.stop()
+            await outbox.stop()
 
     book = new_book()
     app[jobs_key] = book

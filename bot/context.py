@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -30,3 +31,4 @@ class BotContext:
     commands: CommandRegistry
     oa: OAClient | None = None
     locks: KeyedLocks = field(default_factory=KeyedLocks)
+    outbox_signal: asyncio.Event = field(default_factory=asyncio.Event)

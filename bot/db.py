@@ -41,6 +41,16 @@ def dialect() -> str:
     return "postgres" if get_connection("default").capabilities.dialect == "postgres" else "sqlite"
 
 
+def sql_for(pg_sql: str) -> str:
+    """`pg_sql` as is on PostgreSQL; with SQLite's `?` placeholders (in order) on SQLite."""
+    if dialect() == "postgres":
+        return pg_sql
+    out = pg_sql
+    for i in range(9, 0, -1):
+        out = out.replace(f"${i}", "?")
+    return out
+
+
 async def apply_migrations(database_url: str) -> None:
     """Apply pending migrations (idempotent; fast when there are none)."""
     from tortoise.migrations.api import migrate

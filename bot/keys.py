@@ -11,6 +11,7 @@ from bot.context import BotContext
 from bot.crypto import CallbackCrypto
 from bot.dispatch import Dispatcher
 from bot.intake import InboxWriter
+from bot.outbox import OutboxDispatcher
 from bot.worker import InboxWorker
 from scheduler import JobBook
 
@@ -25,3 +26,4 @@ worker_key = web.AppKey("inbox_worker", InboxWorker)
 wecom_crypto_key = web.AppKey("wecom_crypto", CallbackCrypto)
 oa_crypto_key = web.AppKey("oa_crypto", CallbackCrypto)
 jobs_key = web.AppKey("jobs", JobBook)
+outbox_key = web.AppKey("outbox", OutboxDispatcher)

@@ -20,7 +20,7 @@ from aiohttp import web
 from bot.app import create_app
 from bot.clock import ManualClock, OffsetClock
 from bot.config import Settings, WeChatOAConfig
-from bot.keys import worker_key
+from bot.keys import outbox_key, worker_key
 from bot.simulator import WeComSimulator, load_demo_corp
 from bot.simulator.__main__ import (
     DEMO_AES_KEY,
@@ -60,8 +60,9 @@ class Sandbox:
     oa: OASimulator | None = None
 
     async def settle(self) -> None:
-        """Let the worker finish what the last action queued."""
+        """Let the worker finish what the last action queued, and the outbox send it."""
         await self.app[worker_key].drain(timeout_s=30)
+        await self.app[outbox_key].drain(timeout_s=30)
 
 
 async def start_sandbox(port: int = 8080) -> tuple[Sandbox, web.AppRunner]:

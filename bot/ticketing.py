@@ -31,7 +31,7 @@ from bot.domain.sla import (
     sla_timers,
 )
 from bot.domain.stages import Stage, StageError, advance, insert_emergency
-from bot.wecom import WeComError
+from bot.outbox import enqueue_app
 from models import (
     Channel,
     Customer,
@@ -172,7 +172,7 @@ async def open_ticket(ctx: BotContext, *, customer: Customer, ticket_type: str, 
         lead = table.teams[decision.team].lead if decision.team in table.teams else None
         await notify(ctx, [lead] if lead else [], f"工单排队：{ticket.number}",
                      _card_body(ctx, ticket, customer, "团队成员均已满负荷，工单在队列中等待认领"),
-                     ticket)
+                     ticket, key="queued")
     return ticket
 
 
@@ -213,16 +213,13 @@ def _card_body(ctx: BotContext, ticket: Ticket, customer: Customer, note: str = 
 
 
 async def notify(ctx: BotContext, userids: Iterable[str | None], title: str,
-                 description: str, ticket: Ticket) -> None:
-    """A text card to members about a ticket. A failed send is logged, not raised."""
-    targets = sorted({u for u in userids if u})
-    if not targets:
-        return
-    try:
-        await ctx.wecom.send_textcard(targets, title[:128], description[:512],
-                                      ticket_url(ctx, ticket.number), "查看")
-    except WeComError as exc:
-        logger.error("ticket %s notice to %s failed: %s", ticket.number, targets, exc)
+                 description: str, ticket: Ticket, *, key: str) -> None:
+    """Queue a text card about a ticket for each member (once per `key` and member)."""
+    card = {"title": title[:128], "description": description[:512],
+            "url": ticket_url(ctx, ticket.number), "btntxt": "查看"}
+    for userid in sorted({u for u in userids if u}):
+        await enqueue_app(ctx, f"ticket:{ticket.number}:{key}:{userid}", "ticket", userid,
+                          "textcard", card)
 
 
 async def assign(ctx: BotContext, ticket: Ticket, userid: str, *, actor: str, why: str) -> None:
@@ -234,7 +231,7 @@ async def assign(ctx: BotContext, ticket: Ticket, userid: str, *, actor: str, wh
                  f"{previous or '队列'} → {userid}（{why}）")
     customer = await ticket.customer
     await notify(ctx, [userid], f"新工单：{ticket.number}", _card_body(ctx, ticket, customer),
-                 ticket)
+                 ticket, key=f"assigned:{ticket.assigned_ms}")
 
 
 async def mark_responded(ctx: BotContext, ticket: Ticket, actor: str) -> None:

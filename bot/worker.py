@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from tortoise.connection import get_connection
 
 from bot.clock import Clock
-from bot.db import dialect
+from bot.db import dialect, sql_for
 from bot.events import parse_event
 from bot.xmlparse import parse_xml
 
@@ -53,16 +53,6 @@ def backoff_s(attempt: int) -> float:
     return float(min(3600, 5 * 4 ** (attempt - 1)))
 
 
-def _sql(pg_sql: str) -> str:
-    """`pg_sql` as is on PostgreSQL; with SQLite's `?` placeholders (in order) on SQLite."""
-    if dialect() == "postgres":
-        return pg_sql
-    out = pg_sql
-    for i in range(9, 0, -1):
-        out = out.replace(f"${i}", "?")
-    return out
-
-
 async def claim(instance_id: str, now_ms: int, lease_ms: int, limit: int) -> list[dict[str, Any]]:
     """Claim up to `limit` due rows for this instance, oldest first."""
     conn = get_connection("default")
@@ -77,7 +67,7 @@ async def claim(instance_id: str, now_ms: int, lease_ms: int, limit: int) -> lis
 
 async def finish(row_id: int, instance_id: str, now_ms: int) -> None:
     await get_connection("default").execute_query(
-        _sql("UPDATE inbox SET status='done', processed_ms=$1, last_error=NULL "
+        sql_for("UPDATE inbox SET status='done', processed_ms=$1, last_error=NULL "
              "WHERE id=$2 AND locked_by=$3"), [now_ms, row_id, instance_id])
 
 
@@ -87,7 +77,7 @@ async def fail(row_id: int, instance_id: str, now_ms: int, attempts: int, max_at
     dead = attempts >= max_attempts
     next_ms = now_ms + int(backoff_s(attempts) * 1000)
     await get_connection("default").execute_query(
-        _sql("UPDATE inbox SET status=$1, next_attempt_ms=$2, last_error=$3, locked_until_ms=0 "
+        sql_for("UPDATE inbox SET status=$1, next_attempt_ms=$2, last_error=$3, locked_until_ms=0 "
              "WHERE id=$4 AND locked_by=$5"),
         ["dead" if dead else "pending", next_ms, error[-4000:], row_id, instance_id])
     return dead

@@ -8,6 +8,7 @@ from models.audit import AuditEntry
 from models.channels import Channel, ChannelScan
 from models.contacts import CorpTag, Customer, CustomerTag, FollowRelation, Staff
 from models.inbox import InboxEntry, InboxStatus
+from models.outbox import OutboxMessage, OutboxStatus
 from models.tickets import (
     Freeze,
     OverdueDay,
@@ -19,7 +20,7 @@ from models.tickets import (
 )
 
 MODEL_MODULES = ["models.inbox", "models.contacts", "models.audit", "models.channels",
-                 "models.tickets"]
+                 "models.tickets", "models.outbox", "models.group_tasks"]
 
 __all__ = [
     "MODEL_MODULES",
@@ -33,6 +34,8 @@ __all__ = [
     "Freeze",
     "InboxEntry",
     "InboxStatus",
+    "OutboxMessage",
+    "OutboxStatus",
     "OverdueDay",
     "Staff",
     "Ticket",

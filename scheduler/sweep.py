@@ -18,8 +18,9 @@ from bot import audit
 from bot.context import BotContext
 from bot.domain.breaker import should_freeze
 from bot.domain.durations import format_duration
+from bot.outbox import enqueue_app
 from bot.ticketing import OPEN_STATES, assign, notify, record
-from models import Customer, Freeze, OverdueDay, Staff, Ticket, TicketStatus, TicketTimer
+from models import Customer, Freeze, OverdueDay, Ticket, TicketStatus, TicketTimer
 
 logger = logging.getLogger(__name__)
 
@@ -66,17 +67,18 @@ async def fire(ctx: BotContext, timer: TicketTimer) -> None:
     if ticket.status not in OPEN_STATES:
         return
     family, _, rest = timer.kind.partition(":")
+    key = f"timer:{timer.id}"
     if family == "remind":
         target, _, fraction = rest.partition(":")
-        await _remind(ctx, ticket, target, float(fraction))
+        await _remind(ctx, ticket, target, float(fraction), key)
     elif family == "breach":
         await _breach(ctx, ticket, rest, timer.fire_at)
     elif family == "escalate":
         target, _, rung = rest.partition(":")
-        await _escalate(ctx, ticket, target, rung)
+        await _escalate(ctx, ticket, target, rung, key)
     elif family == "stage":
         index, _, name = rest.partition(":")
-        await _stage_overdue(ctx, ticket, int(index), name)
+        await _stage_overdue(ctx, ticket, int(index), name, key)
     else:
         logger.warning("unknown ticket timer kind %s", timer.kind)
 
@@ -85,7 +87,8 @@ def _due(ticket: Ticket, target: str) -> datetime | None:
     return ticket.response_due if target == "response" else ticket.resolution_due
 
 
-async def _remind(ctx: BotContext, ticket: Ticket, target: str, fraction: float) -> None:
+async def _remind(ctx: BotContext, ticket: Ticket, target: str, fraction: float,
+                  key: str) -> None:
     due = _due(ticket, target)
     if due is None:
         return
@@ -97,7 +100,8 @@ async def _remind(ctx: BotContext, ticket: Ticket, target: str, fraction: float)
     customer = await Customer.get(id=ticket.customer_id)  # type: ignore[attr-defined]
     await notify(ctx, [who], f"工单提醒：{ticket.number}",
                  f'<div class="normal">{customer.name}：{ticket.summary[:60]}</div>'
-                 f'<div class="highlight">距{TARGET_NAMES[target]}截止还剩 {left}</div>', ticket)
+                 f'<div class="highlight">距{TARGET_NAMES[target]}截止还剩 {left}</div>', ticket,
+                 key=key)
 
 
 async def _breach(ctx: BotContext, ticket: Ticket, target: str, at: datetime) -> None:
@@ -120,7 +124,7 @@ def _rung_member(ctx: BotContext, ticket: Ticket, rung: str) -> str | None:
     return region.manager if region else None
 
 
-async def _escalate(ctx: BotContext, ticket: Ticket, target: str, rung: str) -> None:
+async def _escalate(ctx: BotContext, ticket: Ticket, target: str, rung: str, key: str) -> None:
     member = _rung_member(ctx, ticket, rung)
     ticket.escalation = rung
     await ticket.save(update_fields=["escalation"])
@@ -131,20 +135,21 @@ async def _escalate(ctx: BotContext, ticket: Ticket, target: str, rung: str) -> 
     await notify(ctx, [member, ticket.assignee], f"工单超时升级：{ticket.number}",
                  f'<div class="normal">{customer.name}：{ticket.summary[:60]}</div>'
                  f'<div class="highlight">{TARGET_NAMES[target]}已超时，'
-                 f"已升级到{RUNG_NAMES.get(rung, rung)}</div>", ticket)
+                 f"已升级到{RUNG_NAMES.get(rung, rung)}</div>", ticket, key=key)
     reassign_at = ctx.rules.current.tickets.escalation.reassign_at
     if rung == reassign_at and member and member != ticket.assignee:
         await assign(ctx, ticket, member, actor="system", why=f"超时升级到{RUNG_NAMES[rung]}")
 
 
-async def _stage_overdue(ctx: BotContext, ticket: Ticket, index: int, name: str) -> None:
+async def _stage_overdue(ctx: BotContext, ticket: Ticket, index: int, name: str,
+                         key: str) -> None:
     if ticket.stage_index != index:
         return
     team = ctx.rules.current.tickets.routing.teams.get(ticket.team)
     await record(ticket, ctx, "system", "stage_overdue", f"阶段「{name}」超时")
     await notify(ctx, [ticket.assignee, team.lead if team else None],
                  f"阶段超时：{ticket.number}",
-                 f'<div class="highlight">阶段「{name}」已超过时限</div>', ticket)
+                 f'<div class="highlight">阶段「{name}」已超过时限</div>', ticket, key=key)
 
 
 def is_overdue(now: datetime) -> Q:
@@ -207,11 +212,7 @@ async def _announce_freeze(ctx: BotContext, store: str, days: int) -> None:
             f"新工单改派到「{fallback}」。"
             f"整改后由审批人发送 /store unfreeze {store} <原因> 恢复。")
     await audit.record(ctx.clock, "system", "store freeze", store, "ok", text)
-    members = [t for t in targets if t]
-    if members:
-        known = set(await Staff.filter(userid__in=members).values_list("userid", flat=True))
-        logger.info("freeze of %s announced to %s (known staff: %s)", store, members, known)
-        try:
-            await ctx.wecom.send_text(sorted(set(members)), text)
-        except Exception:
-            logger.exception("freeze notice for %s failed", store)
+    day = ctx.clock.now().astimezone(ctx.settings.tz).date().isoformat()
+    for member in sorted({t for t in targets if t}):
+        await enqueue_app(ctx, f"freeze:{store}:{day}:{member}", "breaker", member, "text",
+                          {"content": text})

@@ -18,7 +18,7 @@ from bot.clock import ManualClock
 from bot.config import Settings
 from bot.crypto import CallbackCrypto
 from bot.db import dialect
-from bot.keys import redis_key, worker_key
+from bot.keys import outbox_key, redis_key, worker_key
 from bot.simulator import WeComSimulator, load_demo_corp
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "rules.toml"
@@ -74,7 +74,12 @@ class Harness:
         return str(self.client.make_url("/wecom/callback"))
 
     async def drain(self) -> None:
-        """Process every due inbox row."""
+        """Process every due inbox row and deliver every due notice (twice, since handling
+        an event may queue notices and delivering one never queues events)."""
+        if not self.app[outbox_key].running:
+            self.app[outbox_key].start()
+        await self.app[worker_key].drain()
+        await self.app[outbox_key].drain()
         await self.app[worker_key].drain()
 
     def signed_post(self, xml: str, *, timestamp: str | None = None,

@@ -225,6 +225,7 @@ async def test_concurrent_sweeps_fire_each_timer_once(harness: Harness) -> None:
     before = len(harness.sim.sent_messages)
     ctx = harness.app[context_key]
     await asyncio.gather(sweep(ctx), sweep(ctx), sweep(ctx))
+    await harness.drain()
     reminders = [m for m in harness.sim.sent_messages[before:]
                  if m["msgtype"] == "textcard" and "工单提醒" in m["textcard"]["title"]]
     assert len(reminders) == 5

@@ -278,6 +278,17 @@ def message_send(state: SimState, req: ApiRequest) -> dict[str, Any]:
     users, invalid = _recipients(state, body)
     if not users:
         raise ApiError(81013, "no valid recipient")
+    duplicate_key = None
+    if body.get("enable_duplicate_check") in (1, "1", True):
+        # WeCom does not deliver an identical message again inside the interval (max 4 h).
+        interval = min(int(body.get("duplicate_check_interval") or 1800), 4 * 3600)
+        duplicate_key = json.dumps({k: v for k, v in body.items() if k not in (
+            "enable_duplicate_check", "duplicate_check_interval")}, sort_keys=True,
+            ensure_ascii=False)
+        seen = state.duplicate_checks.get(duplicate_key)
+        if seen is not None and state.clock.timestamp() - seen[0] < interval:
+            state.duplicates_dropped += 1
+            return {"invaliduser": "", "msgid": seen[1]}
     blocked = [u for u in users if state.send_blocked(u)]
     if blocked:
         # WeCom silently drops these; we answer 45009 so tests can see the limit was hit.
@@ -285,6 +296,8 @@ def message_send(state: SimState, req: ApiRequest) -> dict[str, Any]:
     for userid in users:
         state.record_send(userid)
     msgid = random_id("", 44)
+    if duplicate_key is not None:
+        state.duplicate_checks[duplicate_key] = (state.clock.timestamp(), msgid)
     state.sent_messages.append({
         "msgid": msgid, "touser": users, "invaliduser": invalid["user"],
         "toparty": body.get("toparty") or "", "totag": body.get("totag") or "",

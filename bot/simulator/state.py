@@ -256,6 +256,9 @@ class SimState:
         self.group_msg_counts: dict[tuple[str, str], int] = {}  # (external_userid, "YYYY-MM")
         self.calls: list[Call] = []
         self.sent_messages: list[dict[str, Any]] = []
+        # message/send with enable_duplicate_check: identical body → (first sent, msgid)
+        self.duplicate_checks: dict[str, tuple[float, str]] = {}
+        self.duplicates_dropped = 0
         self.welcome_messages: list[dict[str, Any]] = []
         self.msg_templates: list[dict[str, Any]] = []
 

@@ -93,6 +93,11 @@ class WeComClient:
         self._jitter = jitter
 
     @property
+    def limiter(self) -> MemberRateLimiter:
+        """The per-member app-message limiter this client honours."""
+        return self._limiter
+
+    @property
     def agent_id(self) -> int:
         return self._agent_id
 
@@ -133,7 +138,8 @@ class WeComClient:
     async def send_message(self, touser: str | Sequence[str], msgtype: str,
                            payload: Mapping[str, Any], *, safe: bool = False,
                            enable_duplicate_check: bool = False,
-                           duplicate_check_interval: int | None = None) -> JSON:
+                           duplicate_check_interval: int | None = None,
+                           reserved: bool = False) -> JSON:
         """Send an app message to members, within WeCom's per-member limits.
 
         ``touser`` is a userid, ``"a|b"`` or a list (not ``@all``: it cannot be counted per
@@ -141,9 +147,12 @@ class WeComClient:
         waits (through the injected sleep) until they all do, or raises `WeComRateLimited`
         when the wait would exceed ``max_limiter_wait_s``. With ``enable_duplicate_check``
         WeCom drops an identical resend, so a timed-out send is then retried too.
+        ``reserved`` means the caller already took the limiter's slots (the outbox does, so
+        it can defer instead of waiting).
         """
         members = _recipients(touser)
-        await self._reserve(members)
+        if not reserved:
+            await self._reserve(members)
         body: JSON = {"touser": "|".join(members), "msgtype": msgtype,
                       "agentid": self._agent_id, msgtype: dict(payload)}
         if safe:

@@ -1,0 +1,40 @@
+"""The outbox: every notice is a row (with an idempotency key) before anything is sent."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class OutboxMessage(Model):
+    """One notice. `key` (kind:subject:period) makes enqueueing it twice a no-op."""
+
+    id = fields.BigIntField(primary_key=True)
+    key = fields.CharField(max_length=191, unique=True)
+    kind = fields.CharField(max_length=32, db_index=True)
+    channel = fields.CharField(max_length=12)  # app | oa | group_task
+    recipient = fields.CharField(max_length=64, db_index=True)
+    payload: fields.Field[dict[str, object]] = fields.JSONField(default=dict)
+    customer_facing = fields.BooleanField(default=False)
+    status = fields.CharEnumField(OutboxStatus, max_length=8, default=OutboxStatus.PENDING)
+    attempts = fields.IntField(default=0)
+    next_attempt_ms = fields.BigIntField(default=0)
+    locked_until_ms = fields.BigIntField(default=0)
+    locked_by = fields.CharField(max_length=64, null=True)
+    errcode = fields.IntField(null=True)
+    last_error = fields.TextField(null=True)
+    created_at = fields.DatetimeField()
+    sent_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "outbox"
+        indexes = (("status", "next_attempt_ms"),)
