@@ -135,6 +135,33 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     return _run_db_command(settings, work)
 
 
+def cmd_settle(args: argparse.Namespace) -> int:
+    from bot.reconcile import load_and_check
+    from bot.rules import RulesError, load_rules
+    from models import LedgerEntry, Payout
+
+    settings = _settings()
+    try:
+        rules = load_rules(settings.rules_file, settings.timezone)
+    except RulesError as exc:
+        print(f"scrmbot: rules error: {exc}", file=sys.stderr)
+        return 2
+
+    async def check() -> int:
+        problems = await load_and_check(rules)
+        payouts, entries = await Payout.all().count(), await LedgerEntry.all().count()
+        if problems:
+            for problem in problems:
+                print(f"PROBLEM {problem}")
+            print(f"ledger check failed: {len(problems)} problem(s) in {payouts} payouts, "
+                  f"{entries} ledger entries")
+            return 1
+        print(f"ledger ok: {payouts} payouts, {entries} ledger entries")
+        return 0
+
+    return _run_db_command(settings, check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scrmbot", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
@@ -169,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("ids", type=int, nargs="*")
     replay.add_argument("--all-dead", action="store_true")
     inbox.set_defaults(func=cmd_inbox)
+
+    settle = sub.add_parser("settle", help="settlement ledger tools")
+    settle_sub = settle.add_subparsers(dest="settle_cmd", required=True)
+    settle_sub.add_parser("check", help="verify the ledger; exits 1 if anything is wrong")
+    settle.set_defaults(func=cmd_settle)
     return parser
 
 

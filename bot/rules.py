@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from bot.domain.routing import RoutingTable
 from bot.periods import DEFAULT_PERIODS, Period, overlapping, parse_hhmm
 from bot.permissions import ROLES
+from bot.settlement_rules import SettlementRules, parse_settlement_rules
 from bot.ticket_rules import TicketRules, parse_ticket_rules
 
 
@@ -47,6 +48,7 @@ class Rules:
     visit_periods: tuple[Period, ...] = ()
     tickets: TicketRules = field(default_factory=lambda: TicketRules(
         RoutingTable((), {}, {}, "客服中心")))
+    settlement: SettlementRules = field(default_factory=SettlementRules)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def region_for_departments(self, departments: list[int]) -> str | None:
@@ -159,9 +161,11 @@ def parse_rules(text: str, path: str = "rules.toml", tz: str = "Asia/Shanghai") 
                                tuple(check.str_list(spec, "stores", where)), manager)
     periods = _visit_periods(check, data)
     tickets = parse_ticket_rules(check, data, set(regions), ZoneInfo(tz))
+    settlement = parse_settlement_rules(check, data, regions=set(regions),
+                                        stores=set(tickets.routing.stores) or None)
     return Rules(source=path, regions=regions, headquarters_departments=frozenset(hq),
                  default_role=default_role, initial_roles=initial_roles,
-                 visit_periods=periods, tickets=tickets, raw=data)
+                 visit_periods=periods, tickets=tickets, settlement=settlement, raw=data)
 
 
 def _visit_periods(check: _Checker, data: dict[str, Any]) -> tuple[Period, ...]:

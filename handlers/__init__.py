@@ -16,14 +16,15 @@ def _feature_modules() -> list[ModuleType]:
         customers,
         directory,
         help,
+        payouts,
         service_requests,
         staff,
         tags,
         tickets,
     )
 
-    return [directory, chat, channels, service_requests, customers, tags, tickets, help, staff,
-            admin]
+    return [directory, chat, channels, service_requests, customers, tags, tickets, payouts,
+            help, staff, admin]
 
 
 def build_dispatcher() -> Dispatcher:

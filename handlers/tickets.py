@@ -9,7 +9,9 @@ from bot.cmdparse import Arg, Flag, Option
 from bot.commands import Command, CommandError, CommandRouter
 from bot.domain.durations import format_duration, parse_duration
 from bot.domain.routing import PRIORITIES, queue_order
+from bot.domain.settlement import SettlementError
 from bot.domain.stages import Stage
+from bot.payouts import settle_ticket
 from bot.permissions import ROLE_NAMES, has_role
 from bot.replies import Reply
 from bot.ticketing import (
@@ -284,18 +286,36 @@ async def ticket_insert(cmd: Command) -> str:
 @commands.command("ticket close", "关闭工单（验收后可带金额，用于结算）", role="editor",
                   customer_data=True, changes_data=True,
                   args=[TICKET_ARG, Arg("note", nargs="*")],
-                  options=[Option("amount", "工单金额（元），如 3200")],
-                  examples=("/ticket close T-20261125-0042 amount=3200 已验收",),
+                  options=[Option("amount", "工单金额（元），如 3200"),
+                           Option("parts", "配件费（元），按成本结算"),
+                           Option("distance_km", "上门距离（公里）")],
+                  examples=("/ticket close T-20261125-0042 amount=3200 已验收",
+                            "/ticket close T-20261125-0043 distance_km=12 parts=80"),
                   aliases=("ticket 关闭",))
 async def ticket_close(cmd: Command) -> str:
     ticket = await find_ticket(cmd, cmd["ticket"])
     amount = yuan_to_fen(cmd["amount"]) if cmd.args.get("amount") else None
+    items: dict[str, int] = {}
+    if cmd.args.get("parts"):
+        items["parts"] = yuan_to_fen(cmd["parts"])
+    if cmd.args.get("distance_km"):
+        if not str(cmd["distance_km"]).isdigit():
+            raise CommandError("distance_km 应为整数公里数，例如 distance_km=12。")
+        items["distance_km"] = int(cmd["distance_km"])
     await _respond(cmd, ticket)
     try:
         await close_ticket(cmd.ctx, ticket, cmd.staff.userid, " ".join(cmd["note"]), amount)
     except TicketError as exc:
         raise _guard(exc) from None
-    return f"工单 {ticket.number} 已关闭。"
+    try:
+        payout = await settle_ticket(cmd.ctx, ticket, items, cmd.staff.userid)
+    except (SettlementError, ValueError) as exc:
+        return f"工单 {ticket.number} 已关闭，但结算失败：{exc}。请联系管理员核对结算规则。"
+    if payout is None:
+        return f"工单 {ticket.number} 已关闭。"
+    state = "，需审批后支付" if payout.status == "awaiting" else ""
+    return (f"工单 {ticket.number} 已关闭，已结算 ¥{payout.total_fen / 100:,.2f}"
+            f"（{payout.rule_set} v{payout.rule_version} · {payout.channel}{state}）。")
 
 
 @commands.command("ticket reopen", "重新打开已关闭的工单", role="editor", customer_data=True,

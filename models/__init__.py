@@ -9,6 +9,7 @@ from models.channels import Channel, ChannelScan
 from models.contacts import CorpTag, Customer, CustomerTag, FollowRelation, Staff
 from models.inbox import InboxEntry, InboxStatus
 from models.outbox import OutboxMessage, OutboxStatus
+from models.settlement import LedgerEntry, Payout, PayoutStatus
 from models.tickets import (
     Freeze,
     OverdueDay,
@@ -20,7 +21,8 @@ from models.tickets import (
 )
 
 MODEL_MODULES = ["models.inbox", "models.contacts", "models.audit", "models.channels",
-                 "models.tickets", "models.outbox", "models.group_tasks"]
+                 "models.tickets", "models.outbox", "models.group_tasks",
+                 "models.settlement"]
 
 __all__ = [
     "MODEL_MODULES",
@@ -34,9 +36,12 @@ __all__ = [
     "Freeze",
     "InboxEntry",
     "InboxStatus",
+    "LedgerEntry",
     "OutboxMessage",
     "OutboxStatus",
     "OverdueDay",
+    "Payout",
+    "PayoutStatus",
     "Staff",
     "Ticket",
     "TicketCounter",

@@ -165,7 +165,7 @@ def test_totals_by_payee() -> None:
     assert result.brand_total == 36000
     assert result.payout_total == result.total_fen - 36000 == 269001
     assert result.base_fen == 300001
-    assert result.approval_reasons == ("channel 金牌服务通道 needs an approval",)
+    assert result.approval_reasons == ("金牌服务通道需审批",)
 
 
 @pytest.mark.parametrize(("remainder_to", "lines"), [
@@ -210,15 +210,14 @@ def test_payouts_above_the_approval_limit_need_approval(parts: int, payout: int,
     assert result.payout_total == payout
     assert result.needs_approval is needs
     if needs:
-        assert result.approval_reasons == ("payout 5000.01 is above the approval limit "
-                                           "5000.00",)
+        assert result.approval_reasons == ("应付 5000.01 元超过审批限额 5000.00 元",)
 
 
 def test_gold_channel_above_the_limit_gives_both_reasons() -> None:
     result = settle(ticket("维修", 900000), A1)  # 9000 yuan: gold, payout 7200 > 5000
     assert result.needs_approval
-    assert result.approval_reasons == ("channel 金牌服务通道 needs an approval",
-                                       "payout 7200.00 is above the approval limit 5000.00")
+    assert result.approval_reasons == ("金牌服务通道需审批",
+                                       "应付 7200.00 元超过审批限额 5000.00 元")
 
 
 def test_no_limit_no_approval() -> None:

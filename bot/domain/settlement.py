@@ -513,12 +513,11 @@ def settle(ticket: SettlementInput, rule_set: RuleSet) -> Settlement:
         for addon in schedule.addons if addon.source in ticket.items)
     reasons = []
     if tier.approval:
-        reasons.append(f"channel {tier.name} needs an approval")
+        reasons.append(f"{tier.name}需审批")
     payout = sum(line.amount_fen for line in lines if line.payee != "brand")
     limit = rule_set.approval_limit_fen
     if limit is not None and payout > limit:
-        reasons.append(f"payout {format_yuan(payout)} is above the approval limit "
-                       f"{format_yuan(limit)}")
+        reasons.append(f"应付 {format_yuan(payout)} 元超过审批限额 {format_yuan(limit)} 元")
     return Settlement(ticket.ticket_number, ticket.ticket_type, rule_set.name,
                       rule_set.version, tier.name, base, lines, bool(reasons), tuple(reasons))
 

@@ -265,6 +265,22 @@ def _recipients(state: SimState, body: dict[str, Any]) -> tuple[list[str], dict[
     return list(found), invalid
 
 
+def media_upload(state: SimState, req: ApiRequest) -> dict[str, Any]:
+    """Temporary media (valid 3 days in WeCom): a multipart `media` field, ≤ 20 MB for files."""
+    media_type = req.query.get("type", "")
+    if media_type not in ("image", "voice", "video", "file"):
+        raise ApiError(40004, f"invalid media type {media_type!r}")
+    content = req.body.get("content")
+    if not isinstance(content, bytes) or not content:
+        raise ApiError(41005, "media data missing")
+    if len(content) > 20 * 1024 * 1024:
+        raise ApiError(40006, "invalid file size")
+    media_id = random_id("3", 63)
+    state.media[media_id] = (str(req.body.get("filename") or "file"), content)
+    return {"type": media_type, "media_id": media_id,
+            "created_at": str(int(state.clock.timestamp()))}
+
+
 def message_send(state: SimState, req: ApiRequest) -> dict[str, Any]:
     body = req.body
     agentid = _int(body, "agentid")
@@ -723,6 +739,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "user/simplelist": Endpoint("GET", user_simplelist),
     "department/list": Endpoint("GET", department_list),
     "message/send": Endpoint("POST", message_send),
+    "media/upload": Endpoint("POST", media_upload),
     "externalcontact/get": Endpoint("GET", externalcontact_get),
     "externalcontact/list": Endpoint("GET", externalcontact_list),
     "externalcontact/get_follow_user_list": Endpoint("GET", get_follow_user_list),
@@ -774,10 +791,15 @@ class CgiDispatcher:
         endpoint = request.match_info["endpoint"].strip("/")
         query = dict(request.query)
         token = query.pop("access_token", None)
-        raw = await request.read()
+        raw = b"" if endpoint == "media/upload" else await request.read()
         body: dict[str, Any] | None = None
         bad_json = False
-        if raw:
+        if endpoint == "media/upload" and request.content_type == "multipart/form-data":
+            form = await request.post()
+            media = form.get("media")
+            body = {} if not isinstance(media, web.FileField) else {
+                "filename": media.filename, "content": media.file.read()}
+        elif raw:
             try:
                 parsed = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError):

@@ -259,6 +259,7 @@ class SimState:
         # message/send with enable_duplicate_check: identical body → (first sent, msgid)
         self.duplicate_checks: dict[str, tuple[float, str]] = {}
         self.duplicates_dropped = 0
+        self.media: dict[str, tuple[str, bytes]] = {}  # media_id → (filename, content)
         self.welcome_messages: list[dict[str, Any]] = []
         self.msg_templates: list[dict[str, Any]] = []
 

@@ -183,6 +183,23 @@ class WeComClient:
         """A template card; interactive cards answer a ``response_code`` for later updates."""
         return await self.send_message(touser, "template_card", card)
 
+    async def upload_media(self, media_type: str, filename: str, data: bytes) -> str:
+        """Upload temporary media (3 days) and return its media_id, e.g. for a file message."""
+        form = aiohttp.FormData(quote_fields=False)  # keep Chinese file names readable
+        form.add_field("media", data, filename=filename, content_type="application/octet-stream")
+        token = await self._tokens.get(self._secret, lambda: self._fetch_token(self._secret))
+        try:
+            async with self._session.post(f"{self._base_url}/media/upload",
+                                          params={"access_token": token, "type": media_type},
+                                          data=form, timeout=self._timeout) as resp:
+                answer = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise WeComHTTPError(type(exc).__name__, "media/upload") from None
+        errcode = int(answer.get("errcode", 0) or 0)
+        if errcode:
+            raise error_for(errcode, str(answer.get("errmsg", "")), "media/upload")
+        return str(answer["media_id"])
+
     async def send_file(self, touser: str | Sequence[str], media_id: str) -> JSON:
         """A file previously uploaded as temporary media."""
         return await self.send_message(touser, "file", {"media_id": media_id})
