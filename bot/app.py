@@ -72,6 +72,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     commands = build_commands()
     renderer = Renderer()
     app = web.Application(client_max_size=MAX_BODY_BYTES)
+    book = new_book()
     app[settings_key] = settings
     app[clock_key] = clock or SystemClock()
     app[dispatcher_key] = dispatcher or build_dispatcher()
@@ -111,7 +112,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             if settings.oa else None
         app[context_key] = BotContext(settings=settings, wecom=client, redis=app[redis_key],
                                       clock=app[clock_key], rules=rules, renderer=renderer,
-                                      commands=commands, oa=oa)
+                                      commands=commands, oa=oa, jobs=book)
         try:
             yield
         finally:
@@ -139,7 +140,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             await worker.stop()
             await outbox.stop()
 
-    book = new_book()
     app[jobs_key] = book
     contexts: list[Callable[[web.Application], AsyncIterator[None]]] = [
         database, redis, wecom, intake]

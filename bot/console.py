@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from bot.inbox_admin import status_counts
 from bot.keys import context_key
 from models import Customer
-from scheduler.sweep import sweep
+from scheduler import run_due_jobs
 
 if TYPE_CHECKING:
     from bot.sandbox import Sandbox
@@ -111,9 +111,10 @@ class Console:
             delta = timedelta(**{_UNITS[m["unit"]]: int(m["n"])})
             now = self.sandbox.clock.advance(delta)
             self.say(self.c(f"clock is now {now:%Y-%m-%d %H:%M} UTC", "2"))
-            report = await sweep(self.sandbox.app[context_key])
-            if report.fired or report.frozen:
-                self.say(self.c(f"sweep: {report.fired} frozen: {report.frozen}", "2"))
+            ctx = self.sandbox.app[context_key]
+            for job, outcome in (await run_due_jobs(ctx, ctx.jobs)).items():
+                if outcome not in ("not due", "claimed"):
+                    self.say(self.c(f"job {job}: {outcome}", "2"))
             await self.show_effects()
         elif line.startswith("calls"):
             parts = line.split()

@@ -14,10 +14,18 @@ from bot.locks import KeyedLocks
 from bot.replies import Renderer
 from bot.rules import RulesHolder
 
+
+def _new_book() -> JobBook:
+    from scheduler import new_book
+
+    return new_book()
+
+
 if TYPE_CHECKING:
     from bot.commands import CommandRegistry
     from bot.wechat_oa import OAClient
     from bot.wecom import WeComClient
+    from scheduler import JobBook
 
 
 @dataclass(frozen=True)
@@ -32,3 +40,4 @@ class BotContext:
     oa: OAClient | None = None
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     outbox_signal: asyncio.Event = field(default_factory=asyncio.Event)
+    jobs: JobBook = field(default_factory=lambda: _new_book())

@@ -105,7 +105,7 @@ class OutboxDispatcher:
         self._lease_ms = int(lease_s * 1000)
         self.max_attempts = max_attempts
         self._poll_interval_s = poll_interval_s
-        self.quiet = quiet or QuietHours()
+        self.quiet = quiet  # None: the rules file's [care] quiet_hours
         self._wakeup = ctx.outbox_signal  # enqueue() sets it
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -181,7 +181,8 @@ class OutboxDispatcher:
             return
         ctx = self.ctx
         if row.customer_facing:
-            later = self.quiet.deferral(ctx.clock.now().astimezone(ctx.settings.tz))
+            quiet = ctx.rules.current.care.quiet if self.quiet is None else self.quiet
+            later = quiet.deferral(ctx.clock.now().astimezone(ctx.settings.tz))
             if later is not None:
                 await self._defer(row, later.timestamp() * 1000, "quiet hours")
                 return

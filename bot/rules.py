@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.care_rules import CareRules, parse_care_rules
 from bot.domain.routing import RoutingTable
 from bot.periods import DEFAULT_PERIODS, Period, overlapping, parse_hhmm
 from bot.permissions import ROLES
@@ -49,6 +50,7 @@ class Rules:
     tickets: TicketRules = field(default_factory=lambda: TicketRules(
         RoutingTable((), {}, {}, "客服中心")))
     settlement: SettlementRules = field(default_factory=SettlementRules)
+    care: CareRules = field(default_factory=CareRules)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def region_for_departments(self, departments: list[int]) -> str | None:
@@ -165,7 +167,8 @@ def parse_rules(text: str, path: str = "rules.toml", tz: str = "Asia/Shanghai") 
                                         stores=set(tickets.routing.stores) or None)
     return Rules(source=path, regions=regions, headquarters_departments=frozenset(hq),
                  default_role=default_role, initial_roles=initial_roles,
-                 visit_periods=periods, tickets=tickets, settlement=settlement, raw=data)
+                 visit_periods=periods, tickets=tickets, settlement=settlement,
+                 care=parse_care_rules(check, data), raw=data)
 
 
 def _visit_periods(check: _Checker, data: dict[str, Any]) -> tuple[Period, ...]:

@@ -17,14 +17,15 @@ def _feature_modules() -> list[ModuleType]:
         directory,
         help,
         payouts,
+        purchases,
         service_requests,
         staff,
         tags,
         tickets,
     )
 
-    return [directory, chat, channels, service_requests, customers, tags, tickets, payouts,
-            help, staff, admin]
+    return [directory, chat, channels, service_requests, customers, purchases, tags, tickets,
+            payouts, help, staff, admin]
 
 
 def build_dispatcher() -> Dispatcher:

@@ -6,7 +6,7 @@ from bot.cmdparse import Arg
 from bot.commands import Command, CommandError, CommandRouter
 from bot.replies import Reply
 from bot.rules import RulesError
-from models import AuditEntry
+from models import AuditEntry, JobRun, OutboxMessage, OutboxStatus
 
 commands = CommandRouter(__name__)
 commands.alias("管理", "admin")
@@ -22,6 +22,32 @@ async def admin_reload(cmd: Command) -> str:
         raise CommandError(f"规则文件有误，仍使用原规则。\n{exc}") from None
     return (f"规则已重新加载：{rules.source}，{len(rules.regions)} 个区域"
             f"（{'、'.join(rules.regions)}）。")
+
+
+@commands.command("admin jobs", "定时任务：上次运行、下次运行、结果", role="admin",
+                  examples=("/admin jobs",), aliases=("admin 任务",))
+async def admin_jobs(cmd: Command) -> Reply:
+    book = cmd.ctx.jobs
+    latest = {}
+    for spec_id in book.records:
+        run = await JobRun.filter(job=spec_id).order_by("-id").first()
+        latest[spec_id] = run
+    return Reply(template="admin/jobs.txt.j2", data={
+        "records": book.records, "latest": latest, "next": {
+            k: book.next_run(k) for k in book.records}, "tz": cmd.ctx.settings.tz})
+
+
+@commands.command("outbox", "发送队列：待发、失败的通知", role="admin",
+                  args=[Arg("which", "failed（默认）或 pending", nargs="?")],
+                  examples=("/outbox", "/outbox pending"))
+async def outbox(cmd: Command) -> Reply:
+    which = cmd.args.get("which", "failed")
+    if which not in ("failed", "pending"):
+        raise CommandError("可选：failed 或 pending。")
+    rows = await OutboxMessage.filter(status=which).order_by("-id").limit(20)
+    counts = {s.value: await OutboxMessage.filter(status=s).count() for s in OutboxStatus}
+    return Reply(template="admin/outbox.txt.j2", data={"rows": rows, "counts": counts,
+                                                        "which": which})
 
 
 @commands.command("audit", "查看最近的操作记录", role="admin",

@@ -5,6 +5,7 @@ semicolons: keep semicolons out of model docstrings.
 """
 
 from models.audit import AuditEntry
+from models.care import CareRecord, JobRun, Purchase
 from models.channels import Channel, ChannelScan
 from models.contacts import CorpTag, Customer, CustomerTag, FollowRelation, Staff
 from models.inbox import InboxEntry, InboxStatus
@@ -22,11 +23,12 @@ from models.tickets import (
 
 MODEL_MODULES = ["models.inbox", "models.contacts", "models.audit", "models.channels",
                  "models.tickets", "models.outbox", "models.group_tasks",
-                 "models.settlement"]
+                 "models.settlement", "models.care"]
 
 __all__ = [
     "MODEL_MODULES",
     "AuditEntry",
+    "CareRecord",
     "Channel",
     "ChannelScan",
     "CorpTag",
@@ -36,12 +38,14 @@ __all__ = [
     "Freeze",
     "InboxEntry",
     "InboxStatus",
+    "JobRun",
     "LedgerEntry",
     "OutboxMessage",
     "OutboxStatus",
     "OverdueDay",
     "Payout",
     "PayoutStatus",
+    "Purchase",
     "Staff",
     "Ticket",
     "TicketCounter",

@@ -57,6 +57,10 @@ class Customer(Model):
     # Their last message to the Official Account: customer-service messages are allowed for
     # 48 hours after it.
     oa_last_seen_at = fields.DatetimeField(null=True)
+    birthday = fields.DateField(null=True)
+    # Other dates care schedules may follow, e.g. {"baby_birthday": "2026-10-20"}.
+    dates: fields.Field[dict[str, str]] = fields.JSONField(default=dict, db_default="{}")
+    dormant_since = fields.DatetimeField(null=True)
     status = fields.CharEnumField(CustomerStatus, max_length=8, default=CustomerStatus.ACTIVE)
     transfer_fail_reason = fields.CharField(max_length=64, null=True)
     first_contact_at = fields.DatetimeField(null=True)

@@ -1,0 +1,52 @@
+"""What scheduled care has done: each customer once per schedule and period; each job slot
+once across instances."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Purchase(Model):
+    """A purchase on record (feeds last purchase, lifetime spend, dormancy and rebates)."""
+
+    id = fields.BigIntField(primary_key=True)
+    customer_id = fields.IntField(db_index=True)
+    amount_fen = fields.BigIntField()
+    at = fields.DatetimeField()
+    source = fields.CharField(max_length=32, default="staff")
+    recorded_by = fields.CharField(max_length=64, default="")
+
+    class Meta:
+        table = "purchase"
+
+
+class CareRecord(Model):
+    """A customer included in a care notice for a schedule and period (e.g. a year)."""
+
+    id = fields.BigIntField(primary_key=True)
+    schedule = fields.CharField(max_length=64)
+    customer_id = fields.IntField()
+    period = fields.CharField(max_length=16)
+    outbox_key = fields.CharField(max_length=191)
+    at = fields.DatetimeField()
+
+    class Meta:
+        table = "care_record"
+        unique_together = (("schedule", "customer_id", "period"),)
+
+
+class JobRun(Model):
+    """A claimed run of a scheduled job: (job, slot) is unique, so one instance runs it."""
+
+    id = fields.BigIntField(primary_key=True)
+    job = fields.CharField(max_length=64)
+    slot = fields.CharField(max_length=32)
+    instance = fields.CharField(max_length=64)
+    started_at = fields.DatetimeField()
+    finished_at = fields.DatetimeField(null=True)
+    outcome = fields.TextField(default="")
+
+    class Meta:
+        table = "job_run"
+        unique_together = (("job", "slot"),)
