@@ -59,6 +59,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                dispatcher: Dispatcher | None = None, run_worker: bool = True,
                run_scheduler: bool = True,
                migrate: bool = False, worker_poll_s: float = 1.0,
+               outbox_lease_s: float = 60.0,
                extra_contexts: list[Callable[[web.Application], AsyncIterator[None]]]
                | None = None) -> web.Application:
     """Build the scrmbot web application for `settings`.
@@ -124,7 +125,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                              instance_id=name, concurrency=settings.workers,
                              poll_interval_s=worker_poll_s)
         writer = InboxWriter(app[clock_key], on_new_rows=worker.wake)
-        outbox = OutboxDispatcher(app[context_key], instance_id=name,
+        outbox = OutboxDispatcher(app[context_key], instance_id=name, lease_s=outbox_lease_s,
                                   poll_interval_s=min(worker_poll_s, 0.5))
         app[worker_key] = worker
         app[writer_key] = writer

@@ -1,4 +1,4 @@
-"""The `scrmbot` command: serve, migrate, simulator, sandbox, inbox."""
+"""The `scrmbot` command: serve, migrate, simulator, sandbox, inbox, outbox, settle."""
 
 from __future__ import annotations
 
@@ -162,6 +162,29 @@ def cmd_settle(args: argparse.Namespace) -> int:
     return _run_db_command(settings, check)
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from models import OutboxMessage, OutboxStatus
+
+    settings = _settings()
+
+    async def listing() -> int:
+        query = OutboxMessage.all().order_by("-id").limit(args.limit)
+        if args.failed:
+            query = query.filter(status=OutboxStatus.FAILED)
+        rows = await query
+        print(f"{'id':>8}  {'status':8} {'tries':>5}  {'kind':10} {'channel':10} "
+              f"{'recipient':20} error")
+        for row in rows:
+            error = f"{row.errcode or ''} {(row.last_error or '')[:60]}".strip()
+            print(f"{row.id:>8}  {row.status:8} {row.attempts:>5}  {row.kind:10} "
+                  f"{row.channel:10} {row.recipient:20} {error}")
+        counts = {s.value: await OutboxMessage.filter(status=s).count() for s in OutboxStatus}
+        print("totals: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        return 0
+
+    return _run_db_command(settings, listing)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scrmbot", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
@@ -196,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("ids", type=int, nargs="*")
     replay.add_argument("--all-dead", action="store_true")
     inbox.set_defaults(func=cmd_inbox)
+
+    outbox = sub.add_parser("outbox", help="look at queued and failed notices")
+    outbox_sub = outbox.add_subparsers(dest="outbox_cmd", required=True)
+    outbox_list = outbox_sub.add_parser("list", help="recent notices (newest first)")
+    outbox_list.add_argument("--failed", action="store_true", help="only permanent failures")
+    outbox_list.add_argument("--limit", type=int, default=20)
+    outbox.set_defaults(func=cmd_outbox)
 
     settle = sub.add_parser("settle", help="settlement ledger tools")
     settle_sub = settle.add_subparsers(dest="settle_cmd", required=True)
