@@ -666,8 +666,9 @@ def summarise(samples: list[Sample], mode: str, measured_from: int, pool: int) -
     end = max((s.done for s in window), default=0.0)
     return LoadResult(
         mode=mode, completed=sum(1 for s in window if s.status), ok=ok_all,
-        non2xx=sum(1 for s in window if s.status and not 200 <= s.status < 300),
-        errors=sum(1 for s in window if not s.status), duration_s=max(end - start, 1e-9),
+        # failures count over every request, warm-up included: each one matters
+        non2xx=sum(1 for s in samples if s.status and not 200 <= s.status < 300),
+        errors=sum(1 for s in samples if not s.status), duration_s=max(end - start, 1e-9),
         p50_ms=percentile(latencies, 50), p90_ms=percentile(latencies, 90),
         p99_ms=percentile(latencies, 99), max_ms=latencies[-1] if latencies else 0.0,
         sent=len(samples), pool=pool,
@@ -804,7 +805,8 @@ def prepare_files(args: argparse.Namespace, workdir: Path) -> tuple[Files, Fixtu
     write_requests(open_loop, args.pool, int(args.rate * (args.duration + WARMUP_S)), seed=2)
     lua = workdir / "cycle.lua"
     lua.write_text(WRK_LUA)
-    files = Files(workdir, saturation, open_loop, lua, shutil.which("wrk"))
+    wrk = None if args.no_wrk else shutil.which("wrk")
+    files = Files(workdir, saturation, open_loop, lua, wrk)
     return files, stats, time.perf_counter() - started
 
 
@@ -874,7 +876,8 @@ def print_inbox_check(durable: ServerRun) -> None:
     if rows < acked:
         verdict = f"LOST {fmt_int(acked - rows)} acknowledged events"
     elif rows <= acked + slack:
-        verdict = f"OK (no lost events; {rows - acked} extra rows = answers wrk never read)"
+        verdict = (f"OK (no lost events; {rows - acked} extra rows = answers the load generator"
+                   " never read)")
     else:
         verdict = f"UNEXPECTED: {fmt_int(rows - acked - slack)} more rows than requests sent"
     print(f"  -> {verdict}")
@@ -882,7 +885,8 @@ def print_inbox_check(durable: ServerRun) -> None:
 
 def print_report(args: argparse.Namespace, stats: FixtureStats, gen_s: float,
                  bare: ServerRun, durable: ServerRun, files: Files) -> None:
-    wrk = files.wrk or "none (python closed-loop fallback: apt-get install -y wrk)"
+    wrk = files.wrk or ("python closed loop (--no-wrk)" if args.no_wrk else
+                        "python closed loop, wrk not found (apt-get install -y wrk)")
     print()
     print(f"scrmbot callback benchmark: {os.cpu_count()} CPUs, loopback, load generator "
           f"{'wrk ' + wrk if files.wrk else wrk}")
@@ -912,7 +916,7 @@ def print_report(args: argparse.Namespace, stats: FixtureStats, gen_s: float,
     print_inbox_check(durable)
     print(f"server logs: bare {log_summary(bare.log)}")
     print(f"             durable {log_summary(durable.log)}")
-    print(f"             ({files.dir})")
+    print(f"             ({files.dir if args.keep else 'deleted; --keep keeps them'})")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -932,6 +936,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-worker", action="store_true",
                         help="run the durable app without its inbox worker")
     parser.add_argument("--wrk-threads", type=int, default=1)
+    parser.add_argument("--no-wrk", action="store_true",
+                        help="saturate with the Python generator even if wrk is installed")
     parser.add_argument("--keep", action="store_true", help="keep the request files")
     return parser.parse_args(argv)
 
@@ -948,16 +954,20 @@ def child_args(argv: list[str]) -> argparse.Namespace:
 
 
 @contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C so the cleanup in `main` runs for both."""
+def interruptible() -> Iterator[None]:
+    """Ctrl-C and SIGTERM both raise KeyboardInterrupt, so the cleanup in `main` runs.
+
+    SIGINT is set explicitly because a shell starting us in the background ignores it.
+    """
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def run_benchmark(args: argparse.Namespace, procs: Processes, workdir: Path) -> None:
@@ -995,21 +1005,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="scrmbot-bench-"))
     procs = Processes()
+    completed = False
     try:
-        with terminate_as_interrupt():
+        with interruptible():
             run_benchmark(args, procs, workdir)
+        completed = True
     except KeyboardInterrupt:
         print("\ninterrupted: stopping the servers and load generators", file=sys.stderr)
         return 130
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
-        print(f"\nbenchmark could not run: {exc}\n(logs in {workdir})", file=sys.stderr)
+        print(f"\nbenchmark could not run: {exc}", file=sys.stderr)
         return 1
     finally:
         procs.close()
-        if not args.keep:
-            for name in ("saturation.req", "open_loop.req"):
-                (workdir / name).unlink(missing_ok=True)
+        clean_workdir(workdir, keep_logs=args.keep or not completed)
     return 0
+
+
+def clean_workdir(workdir: Path, *, keep_logs: bool) -> None:
+    """Delete the request files; keep the server logs after a failure or with --keep."""
+    if not keep_logs:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return
+    for name in ("saturation.req", "open_loop.req"):
+        (workdir / name).unlink(missing_ok=True)
+    print(f"server logs kept in {workdir}", file=sys.stderr)
 
 
 if __name__ == "__main__":
