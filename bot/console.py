@@ -1,7 +1,7 @@
 """The sandbox console: type as a staff member or a customer, see what scrmbot did.
 
     as zhangsan: /help          a member types to the scrmbot app
-    scan <state> as 王女士       a customer scans a channel QR code
+    scan 抖音直播 as 王女士       a customer scans a channel QR code
     as customer 王女士: 我要报修  a customer writes to the Official Account
     clock +3h                   move time forward (SLA, care and settlement jobs)
     calls [n]                   the last WeCom API calls scrmbot made
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.inbox_admin import status_counts
 from bot.keys import context_key
-from models import Customer
+from models import Channel, Customer
 from scheduler import run_due_jobs
 
 if TYPE_CHECKING:
@@ -30,11 +30,12 @@ _AS_CUSTOMER = re.compile(r"^as\s+customer\s+(?P<name>\S+?)\s*[:：]\s*(?P<text>
 _SCAN = re.compile(r"^scan\s+(?P<state>\S+)\s+as\s+(?P<name>\S+)(?P<rest>.*)$")
 _CLOCK = re.compile(r"^clock\s+\+(?P<n>\d+)(?P<unit>[smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_TAGS = re.compile(r"\s*<[^>]+>\s*")
 
 HELP = """commands:
   as <userid>: <text>        type to the scrmbot app as a member (try: as zhangsan: /help)
   as customer <name>: <text> a customer writes to the Official Account (try: 我要报修)
-  scan <state> as <name> [mobile=138…] [staff=<userid>] [half]
+  scan <channel|state> as <name> [mobile=138…] [staff=<userid>] [half]
                              a customer scans a channel QR code (staff= for a state
                              that belongs to no channel)
   clock +<n><s|m|h|d>        move time forward and run the sweep (reminders, escalations)
@@ -102,7 +103,9 @@ class Console:
         elif m := _SCAN.match(line):
             opts = shlex.split(m["rest"])
             named = dict(o.split("=", 1) for o in opts if "=" in o)
-            result = await sim.customer_scans(m["state"], m["name"], mobile=named.get("mobile"),
+            channel = await Channel.get_or_none(name=m["state"])
+            state = channel.state if channel else m["state"]  # a channel's name works too
+            result = await sim.customer_scans(state, m["name"], mobile=named.get("mobile"),
                                               staff=named.get("staff"), half="half" in opts)
             self.say(self.c(f"{m['name']} scanned {m['state']} and added {result.userid} "
                             f"(external id {result.external_userid})", "2"))
@@ -176,5 +179,8 @@ class Console:
         if msgtype in ("text", "markdown"):
             return str(payload.get("content", ""))
         if msgtype == "textcard":
-            return f"{payload.get('title')}\n{payload.get('description')}\n{payload.get('url')}"
+            description = _TAGS.sub(" ", str(payload.get("description", ""))).strip()
+            return f"{payload.get('title')}\n{description}\n{payload.get('url')}"
+        if msgtype == "file":
+            return f"[文件 {payload.get('media_id', '')[:12]}…]"
         return str(payload)

@@ -87,6 +87,7 @@ async def start_sandbox(port: int = 8080) -> tuple[Sandbox, web.AppRunner]:
 
 def _log_to_file(path: Path) -> None:
     """Keep the console readable: INFO logs go to a file, warnings still show."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
     for handler in list(root.handlers):
         if isinstance(handler, logging.StreamHandler):
@@ -101,16 +102,17 @@ def run_sandbox(port: int = 8080, console: bool = True) -> int:
     from bot.console import Console
 
     async def main() -> None:
-        sandbox, runner = await start_sandbox(port)
-        control = sandbox.sim.base_url.removesuffix("/cgi-bin")
-        print(f"scrmbot sandbox on {sandbox.server_url} (WeCom simulator on {control}).")
-        print("Try:  as zhangsan: /help     scan <state> as 王女士     help   (quit: Ctrl-D)")
-        print(f"Or from another shell: curl -XPOST {control}/sim/text "
-              "-d '{\"userid\":\"zhangsan\",\"content\":\"/help\"}'")
         interactive = console and sys.stdin.isatty()
         if interactive:
             _log_to_file(SANDBOX_DIR / "sandbox.log")
-            print(f"(logs: {SANDBOX_DIR / 'sandbox.log'})")
+        sandbox, runner = await start_sandbox(port)
+        control = sandbox.sim.base_url.removesuffix("/cgi-bin")
+        logs = f", logs in {SANDBOX_DIR / 'sandbox.log'}" if interactive else ""
+        print(f"scrmbot sandbox on {sandbox.server_url} (WeCom simulator on {control}{logs}).")
+        print("Try:  as zhangsan: /help    as zhangsan: /channel new 抖音直播 tags=直播高意向用户 "
+              "staff=zhangsan    scan 抖音直播 as 王女士    help")
+        print(f"Or from another shell: curl -XPOST {control}/sim/text "
+              "-d '{\"userid\":\"zhangsan\",\"content\":\"/help\"}'")
         try:
             if interactive:
                 await Console(sandbox).run()
