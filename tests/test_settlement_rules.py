@@ -6,6 +6,7 @@ from __future__ import annotations
 import tomllib
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,9 +21,12 @@ from bot.domain.settlement import (
     settle,
 )
 from bot.rules import KNOWN_SECTIONS, RulesError, _Checker, load_rules
-from bot.settlement_rules import EXAMPLE_TOML, SettlementRules, parse_settlement_rules
+from bot.settlement_rules import SettlementRules, parse_settlement_rules
 
 RULES_TOML = Path(__file__).resolve().parent.parent / "rules.toml"
+# The shipped example: rules.toml's settlement, commission and rebate sections.
+EXAMPLE = {k: v for k, v in tomllib.loads(RULES_TOML.read_text(encoding="utf-8")).items()
+           if k in ("settlement", "commission", "rebate")}
 D = Decimal
 A = "settlement.rule_sets[0] (A v1)"
 
@@ -74,8 +78,9 @@ PACKAGES = ('[commission]\npackages = [{ lessons = 1, price = "100", commission 
             '{ lessons = 50, price = "95", commission = "8" }]\n')
 
 
-def parse(text: str, **known: set[str]) -> SettlementRules:
-    return parse_settlement_rules(_Checker("rules.toml"), tomllib.loads(text), **known)
+def parse(text: str | dict[str, Any], **known: set[str]) -> SettlementRules:
+    data = tomllib.loads(text) if isinstance(text, str) else text
+    return parse_settlement_rules(_Checker("rules.toml"), data, **known)
 
 
 def edit(old: str, new: str, text: str = RULE_SET) -> str:
@@ -87,7 +92,7 @@ def edit(old: str, new: str, text: str = RULE_SET) -> str:
 
 @pytest.fixture(scope="module")
 def example() -> SettlementRules:
-    return parse(EXAMPLE_TOML)
+    return parse(EXAMPLE)
 
 
 def test_example_parses(example: SettlementRules) -> None:
@@ -107,10 +112,10 @@ def test_example_parses(example: SettlementRules) -> None:
 
 def test_example_fits_the_shipped_rules_file() -> None:
     """Its sections are known to bot.rules, and its stores and regions are rules.toml's."""
-    assert set(tomllib.loads(EXAMPLE_TOML)) <= KNOWN_SECTIONS
+    assert set(EXAMPLE) <= KNOWN_SECTIONS
     rules = load_rules(str(RULES_TOML))
     stores = {s for region in rules.regions.values() for s in region.stores}
-    parsed = parse(EXAMPLE_TOML, regions=set(rules.regions), stores=stores)
+    parsed = parse(EXAMPLE, regions=set(rules.regions), stores=stores)
     for rule_set in parsed.book.current():
         for store in rule_set.stores:
             assert rules.region_for_store(store) in rule_set.regions
