@@ -15,14 +15,15 @@ sent again when the lease runs out, is not delivered twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tortoise.connection import get_connection
 
+from bot.claimloop import ClaimLoop
 from bot.db import dialect, sql_for
 from bot.wecom import WeComError, WeComHTTPError, WeComRateLimited
 from models import OutboxMessage, OutboxStatus
@@ -92,48 +93,24 @@ async def enqueue_app(ctx: BotContext, key: str, kind: str, userid: str, msgtype
                          payload={"msgtype": msgtype, msgtype: content})
 
 
-class OutboxDispatcher:
+class OutboxDispatcher(ClaimLoop):
     """Delivers due outbox rows from this process; several instances share the work."""
+
+    kind = "outbox"
 
     def __init__(self, ctx: BotContext, *, instance_id: str, concurrency: int = 16,
                  batch: int = 200, lease_s: float = 60.0, max_attempts: int = 6,
                  poll_interval_s: float = 0.5, quiet: QuietHours | None = None) -> None:
+        super().__init__(instance_id=instance_id, poll_interval_s=poll_interval_s,
+                         wakeup=ctx.outbox_signal)  # enqueue() sets it
         self.ctx = ctx
-        self.instance_id = instance_id
         self._slots = asyncio.Semaphore(concurrency)
         self._batch = batch
         self._lease_ms = int(lease_s * 1000)
         self.max_attempts = max_attempts
-        self._poll_interval_s = poll_interval_s
         self.quiet = quiet  # None: the rules file's [care] quiet_hours
-        self._wakeup = ctx.outbox_signal  # enqueue() sets it
-        self._idle = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.sent = 0
         self.deferred = 0
-
-    def wake(self) -> None:
-        self._wakeup.set()
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"outbox-{self.instance_id}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def drain(self, timeout_s: float = 10.0) -> None:
-        """Wait until a claim finds nothing due now (tests and the console)."""
-        self._idle.clear()
-        self.wake()
-        await asyncio.wait_for(self._idle.wait(), timeout_s)
 
     def _now_ms(self) -> int:
         return int(self.ctx.clock.timestamp() * 1000)
@@ -148,22 +125,8 @@ class OutboxDispatcher:
         rows = await get_connection("default").execute_query_dict(sql, params)
         return sorted(int(r["id"]) for r in rows)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                ids = await self.claim()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("outbox claim failed; retrying")
-                ids = []
-            if ids:
-                await asyncio.gather(*(self._guarded(i) for i in ids))
-                continue
-            self._idle.set()
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
+    async def handle(self, rows: Sequence[int]) -> None:
+        await asyncio.gather(*(self._guarded(i) for i in rows))
 
     async def _guarded(self, row_id: int) -> None:
         async with self._slots:

@@ -9,14 +9,15 @@ last try, the row is dead-lettered with its error (`scrmbot inbox list|show|repl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import traceback
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tortoise.connection import get_connection
 
+from bot.claimloop import ClaimLoop
 from bot.clock import Clock
 from bot.db import dialect, sql_for
 from bot.events import parse_event
@@ -83,74 +84,34 @@ async def fail(row_id: int, instance_id: str, now_ms: int, attempts: int, max_at
     return dead
 
 
-class InboxWorker:
+class InboxWorker(ClaimLoop):
     """Processes inbox rows in this process; one subject's events run in order."""
+
+    kind = "inbox"
 
     def __init__(self, dispatcher: Dispatcher, ctx: BotContext, clock: Clock, *,
                  instance_id: str, concurrency: int = 4, batch: int = 64,
                  lease_s: float = 60.0, max_attempts: int = 5,
                  poll_interval_s: float = 1.0) -> None:
+        super().__init__(instance_id=instance_id, poll_interval_s=poll_interval_s)
         self._dispatcher = dispatcher
         self._ctx = ctx
         self._clock = clock
-        self.instance_id = instance_id
         self._concurrency = asyncio.Semaphore(concurrency)
         self._batch = batch
         self._lease_ms = int(lease_s * 1000)
         self.max_attempts = max_attempts
-        self._poll_interval_s = poll_interval_s
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()
         self.processed = 0
         self.failed = 0
-
-    def wake(self) -> None:
-        """New rows were committed: look now instead of at the next poll."""
-        self._wakeup.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"inbox-worker-{self.instance_id}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def drain(self, timeout_s: float = 10.0) -> None:
-        """Wait until a claim finds nothing due (tests and the console use this)."""
-        self._idle.clear()
-        self.wake()
-        await asyncio.wait_for(self._idle.wait(), timeout_s)
 
     def _now_ms(self) -> int:
         return int(self._clock.timestamp() * 1000)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                rows = await claim(self.instance_id, self._now_ms(), self._lease_ms, self._batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("inbox claim failed; retrying")
-                rows = []
-                await asyncio.sleep(self._poll_interval_s)
-            if rows:
-                try:
-                    await self._process_batch(rows)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # recording an outcome failed: the lease brings it back
-                    logger.exception("inbox batch bookkeeping failed; rows retry after lease")
-                    await asyncio.sleep(self._poll_interval_s)
-                continue
-            self._idle.set()
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
+    async def claim(self) -> list[dict[str, Any]]:
+        return await claim(self.instance_id, self._now_ms(), self._lease_ms, self._batch)
+
+    async def handle(self, rows: Sequence[dict[str, Any]]) -> None:
+        await self._process_batch(list(rows))
 
     async def _process_batch(self, rows: list[dict[str, Any]]) -> None:
         by_subject: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -1,0 +1,81 @@
+"""The loop behind the inbox worker and the outbox dispatcher: claim due rows, handle them,
+and sleep until woken or until the poll interval passes (rows due later, other instances)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class ClaimLoop:
+    """Subclasses implement `claim()` (rows this instance now holds) and `handle(rows)`."""
+
+    kind = "rows"
+
+    def __init__(self, *, instance_id: str, poll_interval_s: float,
+                 wakeup: asyncio.Event | None = None) -> None:
+        self.instance_id = instance_id
+        self._poll_interval_s = poll_interval_s
+        self._wakeup = wakeup or asyncio.Event()
+        self._idle = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def claim(self) -> Sequence[Any]:
+        raise NotImplementedError
+
+    async def handle(self, rows: Sequence[Any]) -> None:
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    def wake(self) -> None:
+        """New rows were committed: look now instead of at the next poll."""
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"{self.kind}-{self.instance_id}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def drain(self, timeout_s: float = 10.0) -> None:
+        """Wait until a claim finds nothing due (tests and the console use this)."""
+        self._idle.clear()
+        self.wake()
+        await asyncio.wait_for(self._idle.wait(), timeout_s)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                rows = await self.claim()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("%s claim failed; retrying", self.kind)
+                await asyncio.sleep(self._poll_interval_s)
+                continue
+            if rows:
+                try:
+                    await self.handle(rows)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # recording an outcome failed: the lease brings it back
+                    logger.exception("%s bookkeeping failed; rows retry after their lease",
+                                     self.kind)
+                    await asyncio.sleep(self._poll_interval_s)
+                continue
+            self._idle.set()
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
