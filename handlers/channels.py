@@ -31,7 +31,7 @@ from bot.welcome import WelcomeTemplateError, check_welcome, render_welcome
 from handlers.customers import sync_customer
 from handlers.directory import ensure_staff
 from handlers.tags import apply_tags, resync_unsynced_tags
-from models import Channel, ChannelScan, Customer, FollowRelation, Staff
+from models import Channel, ChannelScan, Customer, FollowRelation, Purchase, Staff, Ticket
 from models.contacts import RelationStatus
 
 logger = logging.getLogger(__name__)
@@ -368,4 +368,13 @@ async def channel_figures(channel_id: int | None, name: str, state: str | None,
             status__in=[RelationStatus.DELETED_BY_CUSTOMER, RelationStatus.DELETED_BY_STAFF]
         ).values_list("customer_id", flat=True)
         lost = len(set(ended))
-    return {"name": name, "scans": total, "new": new, "lost": lost}
+    bought = tickets = 0
+    if state is not None:
+        customers = Customer.filter(source_state=state)
+        ids = await customers.values_list("id", flat=True)
+        bought = len(set(await Purchase.filter(customer_id__in=ids, at__gte=since)
+                         .values_list("customer_id", flat=True)))
+        tickets = len(set(await Ticket.filter(customer_id__in=ids, created_at__gte=since)
+                          .values_list("customer_id", flat=True)))
+    return {"name": name, "scans": total, "new": new, "lost": lost, "bought": bought,
+            "tickets": tickets}

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tortoise.expressions import Q
+from tortoise.functions import Count
 
 from bot import audit
 from bot.context import BotContext
@@ -162,11 +163,9 @@ async def run_breaker(ctx: BotContext, now: datetime) -> list[str]:
     """Remember which stores are overdue today; freeze those overdue N days in a row."""
     rules = ctx.rules.current
     today = now.astimezone(ctx.settings.tz).date()
-    overdue: list[str] = await Ticket.filter(  # type: ignore[assignment]
-        is_overdue(now), service_store__isnull=False).values_list("service_store", flat=True)
-    counts: dict[str, int] = {}
-    for store in overdue:
-        counts[store] = counts.get(store, 0) + 1
+    counts: dict[str, int] = dict(await Ticket.filter(  # type: ignore[arg-type]
+        is_overdue(now), service_store__isnull=False).annotate(n=Count("id"))
+        .group_by("service_store").values_list("service_store", "n"))
     for store, count in counts.items():
         row, created = await OverdueDay.get_or_create(store=store, day=today,
                                                       defaults={"overdue": count})

@@ -130,7 +130,7 @@ async def test_deletion_then_re_add(harness: Harness) -> None:
     relation = await FollowRelation.get(customer=customer)
     assert relation.status == RelationStatus.DELETED_BY_STAFF and relation.ended_at
     stats = await say(harness, "zhangsan", "/channel stats 回流")
-    assert "回流｜1｜1｜1" in stats
+    assert "回流｜1｜1｜1｜0｜0" in stats
     await harness.sim.customer_scans(channel.state, "孙女士", external_userid=scan.external_userid)
     await harness.drain()
     await customer.refresh_from_db()
@@ -171,7 +171,7 @@ async def test_adds_without_or_with_unknown_state_are_counted(harness: Harness) 
     await harness.drain()
     assert await Customer.filter(source="unknown").count() == 2
     stats = await say(harness, "zhangsan", "/channel stats")
-    assert "（无渠道/未知）｜2｜2｜0" in stats
+    assert "（无渠道/未知）｜2｜2｜0｜0｜0" in stats
 
 
 async def test_tags_edited_in_wecom_are_resynced(harness: Harness) -> None:
@@ -239,7 +239,7 @@ async def test_region_isolation_for_channel_customers(harness: Harness) -> None:
     await harness.drain()
     assert "找不到客户" in await say(harness, "lisi", "/customer 韩女士")
     assert "韩女士" in await say(harness, "zhaoliu", "/customer 韩女士")
-    assert "北京｜1｜1｜0" in await say(harness, "lisi", "/channel stats")  # aggregates
+    assert "北京｜1｜1｜0｜0｜0" in await say(harness, "lisi", "/channel stats")  # aggregates
 
 
 async def test_official_account_follow_through_a_channel(aiohttp_client: Any,
@@ -264,3 +264,13 @@ async def test_official_account_follow_through_a_channel(aiohttp_client: Any,
     assert await CustomerTag.filter(customer=follower, name="公众号").count() == 1
     bad = {**params, "signature": "0" * 40}
     assert (await h.client.post("/wechat/callback", params=bad, data=xml)).status == 401
+
+
+async def test_channel_stats_count_buyers_and_tickets(harness: Harness) -> None:
+    channel = await new_channel(harness, "/channel new 直播间 tags=直播 staff=zhangsan")
+    await harness.sim.customer_scans(channel.state, "冯女士")
+    await harness.sim.customer_scans(channel.state, "陈先生")
+    await harness.drain()
+    await say(harness, "zhangsan", "/customer buy 冯女士 199")
+    await say(harness, "zhangsan", "/ticket open 陈先生 咨询 尺码")
+    assert "直播间｜2｜2｜0｜1｜1" in await say(harness, "zhangsan", "/channel stats 直播间")
