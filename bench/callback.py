@@ -381,15 +381,18 @@ class CpuSample:
     busy: int
     total: int
     server: int
-    postgres: int
+    postgres: dict[int, int]  # pid -> jiffies; a backend that exits mid-phase counts as other
     children_s: float
 
     @classmethod
     def take(cls, server_pid: int) -> CpuSample:
         stat = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        postgres = sum(jiffies for comm, jiffies in
-                       (_jiffies(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())
-                       if comm == "postgres")
+        postgres = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                comm, jiffies = _jiffies(entry.name)
+                if comm == "postgres":
+                    postgres[int(entry.name)] = jiffies
         children = os.times()
         return cls(busy=sum(stat) - stat[3] - stat[4], total=sum(stat),
                    server=_jiffies(server_pid)[1], postgres=postgres,
@@ -402,7 +405,8 @@ class CpuSample:
         return CpuUse(machine=(self.busy - before.busy) / ticks_per_cpu,
                       server=(self.server - before.server) / ticks_per_cpu,
                       loadgen=(self.children_s - before.children_s) / seconds,
-                      postgres=(self.postgres - before.postgres) / ticks_per_cpu)
+                      postgres=sum(j - before.postgres.get(pid, 0)
+                                   for pid, j in self.postgres.items()) / ticks_per_cpu)
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,9 +15,13 @@ logger = logging.getLogger(__name__)
 
 
 def normalise_url(url: str) -> str:
-    """Accept postgresql:// as operators write it; tortoise wants postgres://."""
+    """Accept postgresql:// as operators write it (tortoise wants postgres://), and give
+    PostgreSQL a pool of 20 unless the URL says otherwise: the inbox flushers hold a
+    connection each and the worker, outbox and commands share the rest."""
     if url.startswith("postgresql://"):
-        return "postgres://" + url.removeprefix("postgresql://")
+        url = "postgres://" + url.removeprefix("postgresql://")
+    if url.startswith(("postgres://", "asyncpg://")) and "maxsize=" not in url:
+        url += ("&" if "?" in url else "?") + "maxsize=20"
     return url
 
 

@@ -8,15 +8,19 @@ late (the server was down) finds everything that fell due meanwhile and fires it
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from tortoise.connection import get_connection
 from tortoise.expressions import Q
 from tortoise.functions import Count
 
 from bot import audit
 from bot.context import BotContext
+from bot.db import dialect, sql_for
 from bot.domain.breaker import should_freeze
 from bot.domain.durations import format_duration
 from bot.outbox import enqueue_app
@@ -39,24 +43,43 @@ class SweepReport:
         self.fired[family] = self.fired.get(family, 0) + 1
 
 
-async def sweep(ctx: BotContext, batch: int = 500) -> SweepReport:
+async def claim_timers(ids: list[int], now: datetime) -> set[int]:
+    """Mark timers fired; returns the ones this call got (others went to another instance)."""
+    if not ids:
+        return set()
+    pg = dialect() == "postgres"
+    marks = ",".join(f"${i + 2}" if pg else "?" for i in range(len(ids)))
+    rows = await get_connection("default").execute_query_dict(
+        sql_for("UPDATE ticket_timer SET fired_at=$1 ") + f"WHERE id IN ({marks}) "
+        "AND fired_at IS NULL AND cancelled = FALSE RETURNING id", [now, *ids])
+    return {int(r["id"]) for r in rows}
+
+
+async def sweep(ctx: BotContext, batch: int = 500, concurrency: int = 8) -> SweepReport:
     report = SweepReport()
     now = ctx.clock.now()
+    slots = asyncio.Semaphore(concurrency)
+
+    async def fire_in_order(timers: list[TicketTimer]) -> None:
+        async with slots:  # one ticket's timers in order, tickets side by side
+            for timer in timers:
+                try:
+                    await fire(ctx, timer)
+                except Exception:
+                    logger.exception("ticket timer %s (%s) failed", timer.id, timer.kind)
+                report.count(timer.kind)
+
     while True:
         due = await TicketTimer.filter(fired_at__isnull=True, cancelled=False,
                                        fire_at__lte=now).order_by("fire_at").limit(batch)
         if not due:
             break
+        mine = await claim_timers([t.id for t in due], now)
+        by_ticket: dict[int, list[TicketTimer]] = defaultdict(list)
         for timer in due:
-            claimed = await TicketTimer.filter(id=timer.id, fired_at__isnull=True,
-                                               cancelled=False).update(fired_at=now)
-            if not claimed:
-                continue  # another instance has it
-            try:
-                await fire(ctx, timer)
-            except Exception:
-                logger.exception("ticket timer %s (%s) failed", timer.id, timer.kind)
-            report.count(timer.kind)
+            if timer.id in mine:
+                by_ticket[timer.ticket_id].append(timer)  # type: ignore[attr-defined]
+        await asyncio.gather(*(fire_in_order(timers) for timers in by_ticket.values()))
         # Firing may add timers that are already due (a breach's first escalation rung):
         # look again until nothing is due.
     report.frozen = await run_breaker(ctx, now)
