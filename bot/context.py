@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 
@@ -40,4 +40,7 @@ class BotContext:
     oa: OAClient | None = None
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     outbox_signal: asyncio.Event = field(default_factory=asyncio.Event)
+    # (group, name) → corp tag, so a scan does not look its tags up again; cleared whenever
+    # the mirror is refreshed from WeCom.
+    corp_tags: dict[tuple[str, str], Any] = field(default_factory=dict)
     jobs: JobBook = field(default_factory=lambda: _new_book())

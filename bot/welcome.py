@@ -6,7 +6,9 @@ SandboxedEnvironment and checked when the channel is created, not when a custome
 
 from __future__ import annotations
 
-from jinja2 import StrictUndefined, TemplateError
+import functools
+
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 WELCOME_VARIABLES = ("name", "store", "staff", "channel")
@@ -19,12 +21,18 @@ class WelcomeTemplateError(ValueError):
     pass
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(template: str) -> Template:
+    """Channels' welcome texts compile once, not on every scan."""
+    return _env.from_string(template)
+
+
 def render_welcome(template: str, *, name: str, store: str | None, staff: str,
                    channel: str) -> str:
     """Render a welcome text; raises WelcomeTemplateError on any template problem."""
     try:
-        text = _env.from_string(template).render(name=name, store=store or "", staff=staff,
-                                                 channel=channel).strip()
+        text = _compiled(template).render(name=name, store=store or "", staff=staff,
+                                          channel=channel).strip()
     except TemplateError as exc:
         msg = f"欢迎语模板有误：{exc}（可用变量：{'、'.join(WELCOME_VARIABLES)}）"
         raise WelcomeTemplateError(msg) from None

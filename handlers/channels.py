@@ -9,12 +9,14 @@ the channel's tags and the visit-period tag (in our database and in WeCom), and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.functions import Count
 
@@ -134,11 +136,11 @@ async def on_customer_added(event: ExternalContactChange, ctx: BotContext) -> No
     tags = (channel.tags if channel else []) + computed_tags(at, ctx)
     if tags:
         await apply_tags(ctx, customer, tags, origin="channel")
-    await ChannelScan.get_or_create(
-        event_key=event_key(event),
-        defaults={"channel": channel, "state": event.state, "new_customer": existing is None,
-                  "welcome": welcome, "customer_id": customer.id,
-                  "staff_userid": event.user_id, "at": at})
+    with contextlib.suppress(IntegrityError):  # a retried row recorded it already
+        await ChannelScan.create(
+            event_key=event_key(event), channel=channel, state=event.state,
+            new_customer=existing is None, welcome=welcome, customer_id=customer.id,
+            staff_userid=event.user_id, at=at)
     logger.info("scan: %s added %s via %s (%s), welcome %s", event.external_user_id,
                 event.user_id, channel.name if channel else "no channel",
                 "new" if existing is None else "returning", welcome)

@@ -45,6 +45,7 @@ def default_group(ctx: BotContext) -> str:
 async def refresh_corp_tags(ctx: BotContext) -> int:
     """Mirror WeCom's corp tags into our database; returns how many there are."""
     data = await ctx.wecom.get_corp_tag_list()
+    ctx.corp_tags.clear()
     present: set[str] = set()
     for group in data.get("tag_group", []):
         for tag in group.get("tag", []):
@@ -59,6 +60,15 @@ async def refresh_corp_tags(ctx: BotContext) -> int:
 
 async def ensure_corp_tag(ctx: BotContext, group: str, name: str) -> CorpTag:
     """The corp tag (group, name), created in WeCom if it does not exist yet."""
+    cached = ctx.corp_tags.get((group, name))
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    tag = await _ensure_corp_tag(ctx, group, name)
+    ctx.corp_tags[(group, name)] = tag
+    return tag
+
+
+async def _ensure_corp_tag(ctx: BotContext, group: str, name: str) -> CorpTag:
     async with ctx.locks(("corp_tag", group, name)):
         tag = await CorpTag.get_or_none(group_name=group, name=name, deleted=False)
         if tag is not None:
@@ -115,16 +125,16 @@ async def apply_tags(ctx: BotContext, customer: Customer, names: list[str], *,
                 raise
             logger.info("mark_tag for %s refused with 84061; retried when the add completes",
                         customer.external_userid)
-    rows = []
-    for tag in corp_tags:
-        row, created = await CustomerTag.get_or_create(
-            customer=customer, group_name=tag.group_name, name=tag.name,
-            defaults={"tag_id": tag.tag_id, "origin": origin, "synced": synced})
-        if not created and row.synced != synced and synced:
-            row.synced = True
-            await row.save(update_fields=["synced"])
-        rows.append(row)
-    return rows
+    # One statement for all the tags; rows that exist already are left as they are...
+    await CustomerTag.bulk_create([
+        CustomerTag(customer=customer, group_name=t.group_name, name=t.name, tag_id=t.tag_id,
+                    origin=origin, synced=synced, created_at=ctx.clock.now())
+        for t in corp_tags], ignore_conflicts=True)
+    tag_ids = [t.tag_id for t in corp_tags]
+    if synced:  # ...except that WeCom has them now
+        await CustomerTag.filter(customer=customer, tag_id__in=tag_ids, synced=False) \
+            .update(synced=True)
+    return await CustomerTag.filter(customer=customer, tag_id__in=tag_ids)
 
 
 async def resync_unsynced_tags(ctx: BotContext, customer: Customer) -> int:

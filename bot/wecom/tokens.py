@@ -17,6 +17,8 @@ from bot.clock import Clock
 
 logger = logging.getLogger(__name__)
 
+LOCAL_TTL_S = 60.0
+
 TokenFetcher = Callable[[], Awaitable[tuple[str, int]]]
 """Calls gettoken for one secret and returns ``(access_token, expires_in)``."""
 
@@ -62,6 +64,7 @@ class TokenCache:
         self._prefix = prefix
         self._locks: dict[str, asyncio.Lock] = {}
         self._inflight: dict[str, asyncio.Task[str]] = {}
+        self._local: dict[str, tuple[str, float]] = {}
         self._cas_delete = redis.register_script(_CAS_DELETE)
 
     def key(self, secret: str) -> str:
@@ -79,10 +82,23 @@ class TokenCache:
             fresh = self._clock.timestamp() < float(expires_s)
         except ValueError:
             return None
-        return token_s if fresh else None
+        if not fresh:
+            return None
+        self._remember(secret, token_s, float(expires_s))
+        return token_s
+
+    def _remember(self, secret: str, token: str, expires_at: float) -> None:
+        """Keep a copy in memory for up to LOCAL_TTL_S, so hot paths skip a Redis round trip
+        (another instance's refresh is seen within that time; a revoked token fails with
+        40014 and is refetched at once)."""
+        horizon = min(expires_at, self._clock.timestamp() + LOCAL_TTL_S)
+        self._local[self.key(secret)] = (token, horizon)
 
     async def get(self, secret: str, fetch: TokenFetcher) -> str:
         """The token for ``secret``: cached if fresh, else fetched once with ``fetch``."""
+        local = self._local.get(self.key(secret))
+        if local is not None and self._clock.timestamp() < local[1]:
+            return local[0]
         token = await self.peek(secret)
         if token is not None:
             return token
@@ -116,6 +132,7 @@ class TokenCache:
         ttl = expires_in - min(self._margin_s, expires_in / 2)
         key = self.key(secret)
         expires_at = self._clock.timestamp() + ttl
+        self._remember(secret, token, expires_at)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping={"token": token, "expires_at": repr(expires_at)})
             pipe.expire(key, max(1, int(ttl)))
@@ -128,5 +145,8 @@ class TokenCache:
         A caller that saw ``token`` fail must not discard a fresher token someone else has
         stored meanwhile, hence compare-and-delete.
         """
+        local = self._local.get(self.key(secret))
+        if local is not None and local[0] == token:
+            del self._local[self.key(secret)]
         dropped = await self._cas_delete(keys=[self.key(secret)], args=[token])
         return bool(dropped)
