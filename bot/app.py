@@ -34,6 +34,7 @@ from bot.keys import (
     redis_key,
     settings_key,
     wecom_crypto_key,
+    welcome_lane_key,
     worker_key,
     writer_key,
 )
@@ -44,6 +45,7 @@ from bot.rules import RulesHolder, load_rules
 from bot.store import open_redis
 from bot.wechat_oa import OAClient
 from bot.wecom import MemberRateLimiter, TokenCache, WeComClient
+from bot.welcome_lane import WelcomeLane
 from bot.worker import InboxWorker
 from scheduler import new_book, scheduler_context
 
@@ -131,13 +133,20 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         app[writer_key] = writer
         app[outbox_key] = outbox
         writer.start()
+        lane: WelcomeLane | None = None
         if run_worker:
+            from handlers.channels import fast_welcome
+
+            lane = WelcomeLane(app[context_key], fast_welcome)
+            app[welcome_lane_key] = lane
             worker.start()
             outbox.start()
         try:
             yield
         finally:
             await writer.stop()
+            if lane is not None:
+                await lane.stop()
             await worker.stop()
             await outbox.stop()
 

@@ -13,7 +13,7 @@ import re
 from aiohttp import web
 
 from bot.crypto import CallbackCrypto, CryptoError, StaleTimestampError, sign
-from bot.events import dedup_key, parse_event, subject_of
+from bot.events import ExternalContactChange, dedup_key, parse_event, subject_of
 from bot.intake import InboxRow
 from bot.keys import (
     clock_key,
@@ -21,6 +21,7 @@ from bot.keys import (
     redis_key,
     settings_key,
     wecom_crypto_key,
+    welcome_lane_key,
     writer_key,
 )
 from bot.xmlparse import XmlError, parse_xml, text_field
@@ -114,6 +115,10 @@ async def _accept(request: web.Request, source: str, plaintext: bytes) -> bool:
         raise Rejected(503, f"inbox write failed: {exc!r}") from None
     if not new:
         logger.info("duplicate callback %s (%s) acknowledged again", row.dedup_key, row.kind)
+    elif isinstance(event, ExternalContactChange) and event.welcome_code:
+        lane = request.app.get(welcome_lane_key)
+        if lane is not None:
+            lane.submit(event)
     return new
 
 

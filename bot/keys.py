@@ -12,6 +12,7 @@ from bot.crypto import CallbackCrypto
 from bot.dispatch import Dispatcher
 from bot.intake import InboxWriter
 from bot.outbox import OutboxDispatcher
+from bot.welcome_lane import WelcomeLane
 from bot.worker import InboxWorker
 from scheduler import JobBook
 
@@ -27,3 +28,4 @@ wecom_crypto_key = web.AppKey("wecom_crypto", CallbackCrypto)
 oa_crypto_key = web.AppKey("oa_crypto", CallbackCrypto)
 jobs_key = web.AppKey("jobs", JobBook)
 outbox_key = web.AppKey("outbox", OutboxDispatcher)
+welcome_lane_key = web.AppKey("welcome_lane", WelcomeLane)

@@ -105,6 +105,40 @@ async def send_welcome(event: ExternalContactChange, channel: Channel | None,
     return "sent"
 
 
+def _welcome_key(code: str) -> str:
+    return f"scrmbot:welcome:{hashlib.sha256(code.encode()).hexdigest()[:24]}"
+
+
+async def welcome_once(ctx: BotContext, event: ExternalContactChange, channel: Channel | None
+                       ) -> tuple[dict[str, Any] | None, str]:
+    """Send the welcome unless the fast lane (or the handler) has it: the first to claim the
+    code in Redis sends, the other waits up to 5 s for the outcome. If the claim is lost
+    (Redis restarted, or the claimant died) sending again is harmless: WeCom answers 41051.
+    Returns the contact fetched for it (if this call sent it) and the outcome."""
+    assert event.welcome_code
+    key = _welcome_key(event.welcome_code)
+    if await ctx.redis.set(key, "sending", nx=True, ex=30):
+        contact = await _contact_for_welcome(event, ctx)
+        outcome = await send_welcome(event, channel, contact, ctx)
+        await ctx.redis.set(key, outcome, ex=3600)
+        return contact, outcome
+    for _ in range(50):
+        value = await ctx.redis.get(key)
+        state = value.decode() if isinstance(value, bytes) else value
+        if state not in ("sending", None):
+            return None, str(state)
+        await asyncio.sleep(0.1)
+    contact = await _contact_for_welcome(event, ctx)
+    return contact, await send_welcome(event, channel, contact, ctx)
+
+
+async def fast_welcome(ctx: BotContext, event: ExternalContactChange) -> None:
+    """The welcome alone, as soon as the add is committed: WeCom honours the code for 20 s,
+    so it must not wait behind the worker's backlog of tagging and bookkeeping."""
+    channel = await Channel.get_or_none(state=event.state) if event.state else None
+    await welcome_once(ctx, event, channel)
+
+
 @router.on(ExternalContactChange, change_types={"add_external_contact",
                                                "add_half_external_contact"})
 async def on_customer_added(event: ExternalContactChange, ctx: BotContext) -> None:
@@ -117,8 +151,7 @@ async def on_customer_added(event: ExternalContactChange, ctx: BotContext) -> No
     contact = None
     welcome = "none"
     if event.welcome_code:
-        contact = await _contact_for_welcome(event, ctx)
-        welcome = await send_welcome(event, channel, contact, ctx)
+        contact, welcome = await welcome_once(ctx, event, channel)
 
     customer = await sync_customer(event.external_user_id, ctx, added_by=event.user_id,
                                    half=half, data=contact, owner=event.user_id)

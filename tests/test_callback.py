@@ -171,7 +171,9 @@ async def test_wecoms_three_retries_act_once(harness: Harness) -> None:
     await harness.drain()
     assert await inbox_count() == 1
     assert await Customer.filter(external_userid=result.external_userid).count() == 1
-    assert len(harness.sim.calls_to("externalcontact/get")) == 1
+    # one get for the welcome (its fast lane), one for the customer record
+    assert len(harness.sim.calls_to("externalcontact/get")) == 2
+    assert len(harness.sim.welcome_messages) == 1
 
 
 async def test_fifty_distinct_scans_in_the_same_second_are_all_processed(
