@@ -95,8 +95,10 @@ async def load_and_check(rules: object) -> list[str]:
             continue
         if ticket.type in rule_set.schedules:
             settleable.append(ticket.number)
-    payouts = [PayoutRow(p.id, p.ticket.number, p.key, p.status, p.total_fen, p.period)
-               for p in await Payout.all().prefetch_related("ticket")]
+    payouts = [PayoutRow(p["id"], p["ticket__number"], p["key"], p["status"], p["total_fen"],
+                         p["period"])
+               for p in await Payout.all().values("id", "ticket__number", "key", "status",
+                                                  "total_fen", "period")]
     entries = [EntryRow(e["payout_id"], e["kind"], e["amount_fen"], e["period"])
                for e in await LedgerEntry.all().values("payout_id", "kind", "amount_fen",
                                                        "period")]

@@ -24,7 +24,7 @@ class Payout(Model):
     id = fields.IntField(primary_key=True)
     key = fields.CharField(max_length=64, unique=True)
     ticket: fields.ForeignKeyRelation[Ticket] = fields.ForeignKeyField(
-        "models.Ticket", related_name="payouts")
+        "models.Ticket", related_name="payouts", db_index=True)
     installer = fields.CharField(max_length=64, db_index=True)
     store = fields.CharField(max_length=64, null=True)
     region = fields.CharField(max_length=32, null=True, db_index=True)
@@ -53,7 +53,7 @@ class LedgerEntry(Model):
     id = fields.BigIntField(primary_key=True)
     key = fields.CharField(max_length=96, unique=True)
     payout: fields.ForeignKeyRelation[Payout] = fields.ForeignKeyField(
-        "models.Payout", related_name="entries")
+        "models.Payout", related_name="entries", db_index=True)
     kind = fields.CharField(max_length=8)  # line | reversal
     item = fields.CharField(max_length=64)
     payee = fields.CharField(max_length=16)

@@ -308,7 +308,7 @@ async def test_31st_message_in_a_minute_waits_for_the_window_and_is_never_droppe
         await client.send_text("zhangsan", f"late {n}")
     assert sleep.delays == []
     await client.send_text("zhangsan", "the 31st")
-    assert sleep.delays == [pytest.approx(40.0, abs=1e-3)]  # until the first sends age out
+    assert sleep.delays == [pytest.approx(41.0, abs=1e-3)]  # until the first sends age out
     assert len(sim.sent_messages) == 31
     assert all(c.errcode == 0 for c in sim.calls_to("message/send"))
 
@@ -321,7 +321,7 @@ async def test_limiter_gives_up_beyond_max_wait(
     with pytest.raises(WeComRateLimited) as info:
         await client.send_text("wangwu", "too many")
     assert info.value.errcode is None
-    assert info.value.retry_after == pytest.approx(60.0, abs=1e-3)
+    assert info.value.retry_after == pytest.approx(61.0, abs=1e-3)
     assert len(sim.calls_to("message/send")) == 30
     assert sleep.delays == []
 
@@ -332,10 +332,10 @@ async def test_one_message_to_several_members_needs_a_slot_for_each(
     for n in range(30):
         await client.send_text("zhangsan", f"m{n}")
     limiter = MemberRateLimiter(redis, sim.clock, f"{CORP_ID}:{AGENT_ID}")
-    assert await limiter.acquire_many(["lisi", "zhangsan"]) == pytest.approx(60.0, abs=1e-3)
+    assert await limiter.acquire_many(["lisi", "zhangsan"]) == pytest.approx(61.0, abs=1e-3)
     assert await redis.zcard(limiter.key("lisi")) == 0  # nothing reserved while waiting
     await client.send_text(["lisi", "zhangsan"], "to both")
-    assert sleep.delays == [pytest.approx(60.0, abs=1e-3)]
+    assert sleep.delays == [pytest.approx(61.0, abs=1e-3)]
     assert sim.sent_messages[-1]["touser"] == ["lisi", "zhangsan"]
     assert await redis.zcard(limiter.key("lisi")) == 1
 
@@ -366,7 +366,7 @@ async def test_two_clients_on_one_redis_share_the_token_and_the_limiter(
             await second.send_text("lisi", f"b{n}")
         assert sleep.delays == []
         await second.send_text("lisi", "31st")
-        assert sleep.delays == [pytest.approx(60.0, abs=1e-3)]
+        assert sleep.delays == [pytest.approx(61.0, abs=1e-3)]
     assert all(c.errcode == 0 for c in sim.calls_to("message/send"))
 
 

@@ -17,7 +17,9 @@ from bot.clock import Clock
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_LIMITS: tuple[tuple[int, float], ...] = ((30, 60.0), (1000, 3600.0))
+# One second more than WeCom's windows: WeCom counts from arrival, the limiter from just
+# before the send, and WeCom silently drops a message that lands a few ms early.
+DEFAULT_LIMITS: tuple[tuple[int, float], ...] = ((30, 61.0), (1000, 3601.0))
 
 # KEYS: one sorted set of send times per member. ARGV: now, a unique entry id, then
 # (limit, window) pairs. Either every member gets a slot (returns "0") or none is reserved and
