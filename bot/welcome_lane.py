@@ -19,13 +19,21 @@ Sender = Callable[[BotContext, ExternalContactChange], Awaitable[None]]
 
 
 class WelcomeLane:
-    def __init__(self, ctx: BotContext, send: Sender, concurrency: int = 16) -> None:
+    def __init__(self, ctx: BotContext, send: Sender, concurrency: int = 16,
+                 max_pending: int = 200) -> None:
         self._ctx = ctx
         self._send = send
         self._slots = asyncio.Semaphore(concurrency)
+        self._max_pending = max_pending
         self._tasks: set[asyncio.Task[None]] = set()
+        self.skipped = 0
 
     def submit(self, event: ExternalContactChange) -> None:
+        """Start the welcome, unless the lane is full: under a burst the worker sends the
+        rest, and the callback path never piles up tasks."""
+        if len(self._tasks) >= self._max_pending:
+            self.skipped += 1
+            return
         task = asyncio.create_task(self._run(event))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
