@@ -114,8 +114,8 @@ def _due(ticket: Ticket, target: str) -> datetime | None:
 async def _remind(ctx: BotContext, ticket: Ticket, target: str, fraction: float,
                   key: str) -> None:
     due = _due(ticket, target)
-    if due is None:
-        return
+    if due is None or due <= ctx.clock.now():
+        return  # caught up after the deadline: the breach and its ladder say it better
     left = format_duration(max(due - ctx.clock.now(), timedelta(0)))
     team = ctx.rules.current.tickets.routing.teams.get(ticket.team)
     who = ticket.assignee or (team.lead if team else None)

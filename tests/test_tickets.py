@@ -103,7 +103,9 @@ async def test_sla_ladder_reminds_breaches_escalates_and_reassigns(harness: Harn
     harness.clock.advance(timedelta(hours=1, minutes=1))
     await run_sweep(harness)
     kinds = await TicketEvent.filter(ticket=ticket).values_list("kind", flat=True)
-    assert kinds.count("reminded") == 2 and "breached" in kinds and "escalated" in kinds
+    # the 0.8 reminder fell due at 1h36m but the sweep ran after the deadline: the breach
+    # and its ladder speak instead of a reminder about a deadline already passed
+    assert kinds.count("reminded") == 1 and "breached" in kinds and "escalated" in kinds
     harness.clock.advance(timedelta(hours=1))
     await run_sweep(harness)
     await ticket.refresh_from_db()
