@@ -86,7 +86,6 @@ import os
 import pstats
 import sys
 import time
-import urllib.parse
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -98,6 +97,8 @@ SCRIPT = Path(__file__).resolve()
 REPO = SCRIPT.parent.parent
 if str(REPO) not in sys.path:  # run as `python bench/outbox.py`
     sys.path.insert(0, str(REPO))
+
+from benchlib import flush_redis, pg_parts, recreate_database  # noqa: E402
 
 DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scrmbot_bench_outbox"
 REDIS_URL = "redis://127.0.0.1:6379/10"
@@ -554,39 +555,6 @@ def profile_by_package(stats: pstats.Stats, top: int = 14) -> list[str]:
 # Set-up
 # --------------------------------------------------------------------------------------------
 
-def _pg_parts(url: str) -> tuple[str, str]:
-    parsed = urllib.parse.urlsplit(url)
-    name = parsed.path.lstrip("/")
-    if not name or "bench" not in name or not name.replace("_", "").isalnum():
-        raise SystemExit(f"refusing to drop database {name!r}: its name must contain 'bench'")
-    admin = parsed._replace(scheme="postgresql", path="/postgres", query="")
-    return urllib.parse.urlunsplit(admin), name
-
-
-async def recreate_database(url: str, *, create: bool = True) -> None:
-    """Drop the bench database and (unless `create` is False) create it empty."""
-    import asyncpg
-
-    dsn, name = _pg_parts(url)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if create:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def flush_redis(url: str) -> None:
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(url)
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
-
-
 async def run(args: argparse.Namespace) -> None:
     from aiohttp import web
 
@@ -600,7 +568,7 @@ async def run(args: argparse.Namespace) -> None:
     first_rounds = args.members * min(LIMIT, args.per_member)
     await recreate_database(args.database_url)
     await flush_redis(args.redis_url)
-    Cpu.database = _pg_parts(args.database_url)[1]
+    Cpu.database = pg_parts(args.database_url)[1]
     logs = LogCounter()
     logging.getLogger().addHandler(logs)
     sim = SimHandle(args.sim, args.members, first_rounds)

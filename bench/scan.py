@@ -82,7 +82,6 @@ import socket
 import sys
 import tempfile
 import time
-import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -90,9 +89,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 from aiohttp import web
-from redis.asyncio import Redis
+from benchlib import flush_redis, recreate_database
 
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -269,29 +267,6 @@ async def machine_check(sample_s: float = 1.0) -> None:
 
 
 # --- the stores -------------------------------------------------------------------------
-
-async def recreate_database(url: str) -> None:
-    parsed = urllib.parse.urlsplit(url)
-    name = parsed.path.lstrip("/")
-    if "bench" not in name or not re.fullmatch(r"[A-Za-z0-9_]+", name):
-        raise SystemExit(f"refusing to drop database {name!r}: the name must contain 'bench' "
-                         "and only letters, digits and underscores")
-    admin_url = urllib.parse.urlunsplit(parsed._replace(scheme="postgresql", path="/postgres"))
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def flush_redis(url: str) -> None:
-    client = Redis.from_url(url)
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
-
 
 def _db_conn() -> Any:
     from tortoise.connection import get_connection

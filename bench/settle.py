@@ -83,7 +83,6 @@ import sys
 import time
 import traceback
 import unicodedata
-import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -95,6 +94,8 @@ SCRIPT = Path(__file__).resolve()
 REPO = SCRIPT.parent.parent
 if str(REPO) not in sys.path:  # run as `python bench/settle.py`
     sys.path.insert(0, str(REPO))
+
+from benchlib import flush_redis, pg_parts, recreate_database  # noqa: E402
 
 from bot.domain.settlement import (  # noqa: E402
     Line,
@@ -715,39 +716,6 @@ async def run_check(url: str, timeout_s: float) -> dict[str, Any]:
 # Set-up and report
 # --------------------------------------------------------------------------------------------
 
-def _pg_parts(url: str) -> tuple[str, str]:
-    parsed = urllib.parse.urlsplit(url)
-    name = parsed.path.lstrip("/")
-    if not name or "bench" not in name or not name.replace("_", "").isalnum():
-        raise SystemExit(f"refusing to drop database {name!r}: its name must contain 'bench'")
-    admin = parsed._replace(scheme="postgresql", path="/postgres", query="")
-    return urllib.parse.urlunsplit(admin), name
-
-
-async def recreate_database(url: str, *, create: bool = True) -> None:
-    """Drop the bench database and (unless `create` is False) create it empty."""
-    import asyncpg
-
-    dsn, name = _pg_parts(url)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if create:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def flush_redis(url: str) -> None:
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(url)
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
-
-
 async def row_counts() -> list[str]:
     from models import Customer, LedgerEntry, OutboxMessage, Payout, Ticket
 
@@ -806,7 +774,7 @@ async def run(args: argparse.Namespace) -> None:
 
     await recreate_database(args.database_url)
     await flush_redis(args.redis_url)
-    Cpu.database = _pg_parts(args.database_url)[1]
+    Cpu.database = pg_parts(args.database_url)[1]
     settings = Settings(
         corp_id="wwbenchsettle01", agent_id=1000002, secret="bench-secret",
         contact_secret="bench-contact-secret", token="benchSettle",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,8 @@ from pathlib import Path
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchlib import recreate_database
 
 from bot.app import create_app
 from bot.clock import ManualClock
@@ -37,13 +38,6 @@ from scheduler.sweep import sweep
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
 STORES = ("北京朝阳店", "上海徐汇店", "成都高新店")
-
-
-def recreate_database(url: str) -> None:
-    name = url.rsplit("/", 1)[-1]
-    for sql in (f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"):
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc",
-                        sql], check=True)
 
 
 async def populate(count: int) -> None:
@@ -75,7 +69,7 @@ async def populate(count: int) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    recreate_database(args.database_url)
+    await recreate_database(args.database_url)
     await apply_migrations(args.database_url)
     clock = ManualClock(START)
     settings = Settings(corp_id="wwbench0001", agent_id=1000002, secret="s", contact_secret="s",
