@@ -11,6 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.rules import Rules
 
 
 @dataclass(frozen=True)
@@ -79,13 +83,11 @@ def check_ledger(settleable_tickets: Iterable[str], payouts: Iterable[PayoutRow]
     return problems
 
 
-async def load_and_check(rules: object) -> list[str]:
+async def load_and_check(rules: Rules) -> list[str]:
     """Read the ledger from the database and check it (the ORM must be open)."""
     from bot.domain.settlement import SettlementError
-    from bot.rules import Rules
     from models import LedgerEntry, Payout, Ticket, TicketStatus
 
-    assert isinstance(rules, Rules)
     book = rules.settlement.book
     settleable = []
     for ticket in await Ticket.filter(status=TicketStatus.CLOSED):

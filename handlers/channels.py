@@ -30,9 +30,9 @@ from bot.replies import Reply, TextCard
 from bot.wecom import WeComError
 from bot.wecom.errors import WELCOME_CODE_EXPIRED, WELCOME_CODE_USED
 from bot.welcome import WelcomeTemplateError, check_welcome, render_welcome
-from handlers.customers import sync_customer
+from handlers.customers import follower, sync_customer
 from handlers.directory import ensure_staff
-from handlers.tags import apply_tags, resync_unsynced_tags
+from handlers.tags import add_local_tags, apply_tags, resync_unsynced_tags
 from models import Channel, ChannelScan, Customer, FollowRelation, Purchase, Staff, Ticket
 from models.contacts import RelationStatus
 
@@ -180,12 +180,11 @@ async def on_customer_added(event: ExternalContactChange, ctx: BotContext) -> No
 
 
 async def on_oa_follow(event: OASubscribe | OAScan, ctx: BotContext) -> None:
-    """An Official Account follower arriving through a parametric QR code (scene_str)."""
+    """An Official Account follower, possibly arriving through a parametric QR code
+    (scene_str): recorded, their 48-hour window opened, and tagged like a channel scan."""
     scene = event.scene
     channel = await Channel.get_or_none(state=scene) if scene else None
-    openid = event.from_user
-    customer, created = await Customer.get_or_create(
-        openid=openid, defaults={"source": "oa", "first_contact_at": scan_time(event, ctx)})
+    customer, created = await follower(ctx, event.from_user)
     if created or customer.source_state is None:
         customer.source_state = channel.state if channel else None
         customer.store = customer.store or (channel.store if channel else None)
@@ -193,8 +192,6 @@ async def on_oa_follow(event: OASubscribe | OAScan, ctx: BotContext) -> None:
         await customer.save()
     at = scan_time(event, ctx)
     names = (channel.tags if channel else []) + computed_tags(at, ctx)
-    from handlers.tags import add_local_tags
-
     await add_local_tags(ctx, customer, names, origin="channel")
     await ChannelScan.get_or_create(event_key=event_key(event), defaults={
         "channel": channel, "state": scene, "new_customer": created, "customer_id": customer.id,

@@ -84,6 +84,17 @@ async def sync_customer(external_userid: str, ctx: BotContext, *, added_by: str 
     return customer
 
 
+async def follower(ctx: BotContext, openid: str) -> tuple[Customer, bool]:
+    """An Official Account follower (created on first sight); every message, follow or scan
+    reopens their 48-hour customer-service window. Returns (customer, created)."""
+    customer, created = await Customer.get_or_create(
+        openid=openid, defaults={"source": "oa", "name": f"公众号粉丝{openid[-4:]}",
+                                 "first_contact_at": ctx.clock.now()})
+    customer.oa_last_seen_at = ctx.clock.now()
+    await customer.save(update_fields=["oa_last_seen_at"])
+    return customer, created
+
+
 @router.on(ExternalContactChange, change_types={"edit_external_contact"})
 async def on_contact_edited(event: ExternalContactChange, ctx: BotContext) -> None:
     """Remark or corp tags changed in WeCom: take WeCom's view (adds live in channels.py)."""

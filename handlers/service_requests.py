@@ -13,10 +13,11 @@ import logging
 from bot.context import BotContext
 from bot.dispatch import EventRouter
 from bot.domain.durations import format_duration
-from bot.events import OAScan, OASubscribe, TextMessage
+from bot.events import TextMessage
 from bot.ticketing import open_ticket, policy_of
 from bot.wecom import WeComError
-from models import Customer, Ticket, TicketStatus
+from handlers.customers import follower
+from models import Ticket, TicketStatus
 
 logger = logging.getLogger(__name__)
 router = EventRouter(__name__)
@@ -27,27 +28,11 @@ def keyword_in(text: str, keywords: dict[str, str]) -> tuple[str, str] | None:
     return next(((word, kind) for word, kind in keywords.items() if word in text), None)
 
 
-async def follower(ctx: BotContext, openid: str) -> Customer:
-    customer, _ = await Customer.get_or_create(
-        openid=openid, defaults={"source": "oa", "name": f"公众号粉丝{openid[-4:]}",
-                                 "first_contact_at": ctx.clock.now()})
-    customer.oa_last_seen_at = ctx.clock.now()
-    await customer.save(update_fields=["oa_last_seen_at"])
-    return customer
-
-
-@router.on(OASubscribe)
-@router.on(OAScan)
-async def on_oa_interaction(event: OASubscribe | OAScan, ctx: BotContext) -> None:
-    """Following or scanning opens the 48-hour window too."""
-    await follower(ctx, event.from_user)
-
-
 @router.on(TextMessage)
 async def on_customer_message(event: TextMessage, ctx: BotContext) -> None:
     if event.source != "wechat" or not event.from_user:
         return
-    customer = await follower(ctx, event.from_user)
+    customer, _ = await follower(ctx, event.from_user)
     match = keyword_in(event.content, ctx.rules.current.tickets.keywords)
     if match is None:
         return

@@ -20,6 +20,7 @@ from bot.crypto import CallbackCrypto
 from bot.db import dialect
 from bot.keys import outbox_key, redis_key, worker_key
 from bot.simulator import WeComSimulator, load_demo_corp
+from models import Customer
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "rules.toml"
 CORP_ID = "wwtestcorp0001"
@@ -143,3 +144,14 @@ def _message_text(message: dict[str, Any]) -> str:
     if message["msgtype"] == "textcard":
         return f"{payload['title']}\n{payload['description']}\n{payload['url']}"
     return str(payload.get("content", payload))
+
+
+async def walk_in(h: Harness, name: str, staff: str = "zhangsan", **fields: Any) -> Customer:
+    """A customer who added `staff` without a channel, with `fields` set on our record."""
+    scan = await h.sim.customer_scans("walkin", name, staff=staff)
+    await h.drain()
+    customer = await Customer.get(external_userid=scan.external_userid)
+    if fields:
+        await Customer.filter(id=customer.id).update(**fields)
+        await customer.refresh_from_db()
+    return customer

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -14,7 +13,7 @@ from models.care import JobRun
 from models.contacts import Customer
 from models.group_tasks import GroupMessageReceipt
 from scheduler import run_due_jobs
-from tests.harness import Harness, say
+from tests.harness import Harness, say, walk_in
 
 SH = "Asia/Shanghai"
 
@@ -36,25 +35,14 @@ async def run_jobs(h: Harness) -> dict[str, str]:
     return result
 
 
-async def add_customer(h: Harness, name: str, owner: str = "zhangsan", **fields: Any
-                       ) -> Customer:
-    scan = await h.sim.customer_scans("walkin", name, staff=owner)
-    await h.drain()
-    customer = await Customer.get(external_userid=scan.external_userid)
-    if fields:
-        await Customer.filter(id=customer.id).update(**fields)
-        await customer.refresh_from_db()
-    return customer
-
-
 async def test_birthday_at_nine_is_sent_once_as_an_owner_task(harness: Harness) -> None:
     harness.clock.set(local(harness, 8, 0))
     today = DAY
-    wang = await add_customer(harness, "王女士", birthday=date(1990, today.month, today.day))
-    li = await add_customer(harness, "李女士", birthday=date(1985, today.month, today.day))
-    await add_customer(harness, "赵先生", owner="lisi",
+    wang = await walk_in(harness, "王女士", birthday=date(1990, today.month, today.day))
+    li = await walk_in(harness, "李女士", birthday=date(1985, today.month, today.day))
+    await walk_in(harness, "赵先生", staff="lisi",
                        birthday=date(1980, today.month, today.day))
-    await add_customer(harness, "无关客户", birthday=date(1990, 1, 1))
+    await walk_in(harness, "无关客户", birthday=date(1990, 1, 1))
     assert (await run_jobs(harness))["care"] == "ok: nothing due yet"
     assert not harness.sim.msg_templates  # 08:00: not yet
     harness.clock.set(local(harness, 9, 0))
@@ -76,7 +64,7 @@ async def test_birthday_at_nine_is_sent_once_as_an_owner_task(harness: Harness) 
 async def test_server_down_from_eight_to_ten_sends_at_ten_once(harness: Harness) -> None:
     harness.clock.set(local(harness, 8, 0))
     today = DAY
-    await add_customer(harness, "王女士", birthday=date(1990, today.month, today.day))
+    await walk_in(harness, "王女士", birthday=date(1990, today.month, today.day))
     harness.clock.set(local(harness, 10, 0))  # the first run after the outage
     await run_jobs(harness)
     await run_jobs(harness)
@@ -88,7 +76,7 @@ async def test_server_down_from_eight_to_ten_sends_at_ten_once(harness: Harness)
 async def test_quiet_hours_defer_customer_messages(harness: Harness) -> None:
     harness.clock.set(local(harness, 21, 30))
     today = DAY
-    wang = await add_customer(harness, "王女士", birthday=date(1990, today.month, today.day),
+    wang = await walk_in(harness, "王女士", birthday=date(1990, today.month, today.day),
                               openid="oWANG", oa_last_seen_at=harness.clock.now())
     await run_jobs(harness)
     row = await OutboxMessage.get(kind="care")
@@ -101,8 +89,8 @@ async def test_quiet_hours_defer_customer_messages(harness: Harness) -> None:
 async def test_monthly_cap_of_four_company_messages(harness: Harness) -> None:
     harness.clock.set(local(harness, 9, 0))
     today = DAY
-    capped = await add_customer(harness, "王女士", birthday=date(1990, today.month, today.day))
-    free = await add_customer(harness, "李女士", birthday=date(1990, today.month, today.day))
+    capped = await walk_in(harness, "王女士", birthday=date(1990, today.month, today.day))
+    free = await walk_in(harness, "李女士", birthday=date(1990, today.month, today.day))
     month = today.strftime("%Y%m")
     for i in range(4):
         await GroupMessageReceipt.create(external_userid=capped.external_userid, month=month,
@@ -115,7 +103,7 @@ async def test_monthly_cap_of_four_company_messages(harness: Harness) -> None:
 async def test_a_task_for_customers_all_at_the_cap_fails_visibly(harness: Harness) -> None:
     harness.clock.set(local(harness, 9, 0))
     today = DAY
-    capped = await add_customer(harness, "王女士", birthday=date(1990, today.month, today.day))
+    capped = await walk_in(harness, "王女士", birthday=date(1990, today.month, today.day))
     for i in range(4):
         await GroupMessageReceipt.create(external_userid=capped.external_userid,
                                          month=today.strftime("%Y%m"), outbox_id=-1 - i)
@@ -128,7 +116,7 @@ async def test_a_task_for_customers_all_at_the_cap_fails_visibly(harness: Harnes
 
 async def test_dormant_on_day_ninety_and_awake_on_purchase(harness: Harness) -> None:
     harness.clock.set(local(harness, 9, 0))
-    wang = await add_customer(harness, "王女士")
+    wang = await walk_in(harness, "王女士")
     harness.clock.advance(timedelta(days=89))
     await run_jobs(harness)
     assert not await CustomerTag.filter(name="沉睡客户").exists()
@@ -153,7 +141,7 @@ async def test_dormant_on_day_ninety_and_awake_on_purchase(harness: Harness) -> 
 
 async def test_post_delivery_survey_48_hours_after_acceptance(harness: Harness) -> None:
     harness.clock.set(local(harness, 10, 0))
-    await add_customer(harness, "孙女士", store="北京朝阳店")
+    await walk_in(harness, "孙女士", store="北京朝阳店")
     await say(harness, "zhangsan", "/ticket open 孙女士 维修 空调不制冷")
     from models import Ticket
 
@@ -184,7 +172,7 @@ async def test_a_broken_template_stops_that_notice_not_the_job(
         rules.care, schedules=(broken, *rules.care.schedules)))
     harness.clock.set(local(harness, 9, 0))
     today = DAY
-    await add_customer(harness, "王女士", birthday=date(1990, today.month, today.day))
+    await walk_in(harness, "王女士", birthday=date(1990, today.month, today.day))
     with caplog.at_level(logging.ERROR, logger="scheduler.care"):
         outcome = await run_jobs(harness)
     assert "care/does-not-exist.txt.j2" in caplog.text
@@ -194,7 +182,7 @@ async def test_a_broken_template_stops_that_notice_not_the_job(
 
 async def test_digest_for_managers_by_region(harness: Harness) -> None:
     harness.clock.set(local(harness, 8, 0))
-    await add_customer(harness, "王女士")
+    await walk_in(harness, "王女士")
     await say(harness, "zhangsan", "/ticket open 王女士 咨询 发票")
     harness.clock.set(local(harness, 9, 1))
     await run_jobs(harness)
