@@ -24,6 +24,8 @@ class ClaimLoop:
         self._wakeup = wakeup or asyncio.Event()
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._claims = 0  # claims started so far
+        self._empty_claim = 0  # the number of the last claim that found nothing
 
     async def claim(self) -> Sequence[Any]:
         raise NotImplementedError
@@ -50,13 +52,25 @@ class ClaimLoop:
             self._task = None
 
     async def drain(self, timeout_s: float = 10.0) -> None:
-        """Wait until a claim finds nothing due (tests and the console use this)."""
-        self._idle.clear()
+        """Wait until a claim that started after this call finds nothing due (tests and the
+        console use this; a claim already under way may have missed the newest rows)."""
+        wanted = self._claims + 1
         self.wake()
-        await asyncio.wait_for(self._idle.wait(), timeout_s)
+
+        async def settled() -> None:
+            while self._empty_claim < wanted:
+                self._idle.clear()
+                await self._idle.wait()
+
+        await asyncio.wait_for(settled(), timeout_s)
 
     async def _run(self) -> None:
         while True:
+            # Clear before claiming: a wake-up that arrives during the claim (a row committed
+            # meanwhile) must not be lost, or that row would wait a whole poll interval.
+            self._wakeup.clear()
+            self._claims += 1
+            number = self._claims
             try:
                 rows = await self.claim()
             except asyncio.CancelledError:
@@ -75,7 +89,7 @@ class ClaimLoop:
                                      self.kind)
                     await asyncio.sleep(self._poll_interval_s)
                 continue
+            self._empty_claim = number
             self._idle.set()
-            self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
