@@ -37,8 +37,8 @@ bench: $(STAMP)
 ## Generate a migration after changing models: make migrations NAME=add_tickets
 migrations: $(STAMP)
 	rm -f /tmp/scrmbot-makemigrations.db
-	DATABASE_URL=sqlite:///tmp/scrmbot-makemigrations.db $(BIN)/tortoise -c models.cli_config.TORTOISE_ORM migrate
-	DATABASE_URL=sqlite:///tmp/scrmbot-makemigrations.db $(BIN)/tortoise -c models.cli_config.TORTOISE_ORM makemigrations -n $(or $(NAME),auto)
+	DATABASE_URL=sqlite:///tmp/scrmbot-makemigrations.db $(BIN)/tortoise -c bot.store.migrations_config.TORTOISE_ORM migrate
+	DATABASE_URL=sqlite:///tmp/scrmbot-makemigrations.db $(BIN)/tortoise -c bot.store.migrations_config.TORTOISE_ORM makemigrations -n $(or $(NAME),auto)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

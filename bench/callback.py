@@ -140,7 +140,7 @@ class FixtureStats:
 
 def write_requests(path: Path, first_index: int, count: int, seed: int) -> FixtureStats:
     """Write `count` callbacks, one per line: "<path?query> <body>" (for wrk and the generator)."""
-    from bot.crypto import CallbackCrypto
+    from bot.wecom.crypto import CallbackCrypto
 
     crypto = CallbackCrypto(TOKEN, AES_KEY, CORP_ID)
     rng = random.Random(seed)
@@ -722,9 +722,9 @@ def no_worker_main(args: argparse.Namespace) -> int:
     """Child mode: scrmbot's app exactly as `scrmbot serve` builds it, minus the inbox worker."""
     from aiohttp import web
 
-    from bot.app import create_app
-    from bot.cli import setup_logging
-    from bot.config import load_settings
+    from bot.app.cli import setup_logging
+    from bot.app.factory import create_app
+    from bot.app.settings import load_settings
 
     setup_logging()
     settings = load_settings()

@@ -2,10 +2,10 @@
 
 What it measures
 ----------------
-The WeCom simulator (``bot.simulator.WeComSimulator``, system clock) gets ``--members``
+The WeCom simulator (``bot.devtools.simulator.WeComSimulator``, system clock) gets ``--members``
 staff (default 2,000). scrmbot's app is built with ``create_app(run_worker=False)`` on a
 fresh PostgreSQL database (``scrmbot_bench_outbox``) and Redis db 10, pointed at the
-simulator; the bench starts its own ``bot.outbox.OutboxDispatcher`` with the
+simulator; the bench starts its own ``bot.pipeline.outbox.OutboxDispatcher`` with the
 ``--concurrency`` / ``--batch`` / ``--poll`` given (the constructor's arguments; nothing in
 ``bot/`` is changed).
 
@@ -175,8 +175,8 @@ def sim_report(sim: Any, first_round: int) -> dict[str, Any]:
 
 
 def build_simulator(members: int) -> Any:
-    from bot.clock import SystemClock
-    from bot.simulator import WeComSimulator
+    from bot.devtools.simulator import WeComSimulator
+    from bot.domain.clock import SystemClock
 
     sim = WeComSimulator(CORP_ID, AGENT_ID, {SECRET: "app", CONTACT_SECRET: "contact"},
                          TOKEN, AES_KEY, clock=SystemClock())
@@ -444,7 +444,7 @@ async def queue_notices(ctx: Any, members: Sequence[str], per_member: int,
     `duplicates` enqueue_app calls with keys already queued."""
     from tortoise.connection import get_connection
 
-    from bot.outbox import enqueue_app
+    from bot.pipeline.outbox import enqueue_app
     from models import OutboxMessage
 
     lines = []
@@ -558,10 +558,10 @@ def profile_by_package(stats: pstats.Stats, top: int = 14) -> list[str]:
 async def run(args: argparse.Namespace) -> None:
     from aiohttp import web
 
-    from bot.app import create_app
-    from bot.config import Settings
-    from bot.keys import context_key
-    from bot.outbox import OutboxDispatcher
+    from bot.app.factory import create_app
+    from bot.app.keys import context_key
+    from bot.app.settings import Settings
+    from bot.pipeline.outbox import OutboxDispatcher
 
     members = member_ids(args.members)
     n = args.members * args.per_member

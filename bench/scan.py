@@ -92,10 +92,10 @@ import aiohttp
 from aiohttp import web
 from benchlib import flush_redis, recreate_database
 
-from bot.clock import SystemClock
-from bot.config import Settings
-from bot.db import close_db, open_db
-from bot.simulator import WeComSimulator, load_demo_corp
+from bot.app.settings import Settings
+from bot.devtools.simulator import WeComSimulator, load_demo_corp
+from bot.domain.clock import SystemClock
+from bot.store.db import close_db, open_db
 from models import Channel
 
 REPO = Path(__file__).resolve().parent.parent
@@ -326,7 +326,7 @@ class ProcessServer(Server):
         cmd = [sys.executable]
         if self.args.profile:
             cmd += ["-m", "cProfile", "-o", self.args.profile]
-        cmd += ["-m", "bot.cli", "--log-level", self.args.server_log_level, "serve"]
+        cmd += ["-m", "bot.app.cli", "--log-level", self.args.server_log_level, "serve"]
         self._log_file = self.log_path.open("wb")
         # cwd is the scratch directory so no ./.env is read and nothing is written to the repo
         self.proc = await asyncio.create_subprocess_exec(
@@ -375,7 +375,7 @@ class InProcessServer(Server):
         self._handler: logging.Handler | None = None
 
     async def start(self) -> None:
-        from bot.app import create_app
+        from bot.app.factory import create_app
 
         handler = logging.FileHandler(self.log_path, encoding="utf-8")
         handler.setFormatter(logging.Formatter(

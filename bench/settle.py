@@ -19,7 +19,8 @@ payout exactly once):
 1. **pure** ``settle()`` (``bot.domain.settlement``), first, over all tickets in memory
    (nothing written), best of ``--repeat`` runs, the process pinned to one CPU:
    settlements per second on one core. The rule set of each ticket is picked beforehand.
-2. **per ticket** (the first ``--sample`` tickets, default 5,000): ``bot.payouts.settle_ticket``,
+2. **per ticket** (the first ``--sample`` tickets, default 5,000):
+   ``handlers.settlement.service.settle_ticket``,
    what production runs when a ticket is closed: reversal count, key lookup, ``settle()``,
    one transaction with the payout and its ledger lines, the customer, the installer's
    notice rendered and queued (``enqueue_app``: a row; nothing is sent). The first half one
@@ -42,7 +43,8 @@ payout exactly once):
    notices out.
 4. **per ticket again** (the last ``--late`` tickets, default 300), one at a time, now that
    the payout table holds ~100,000 rows.
-5. **reconciliation**: ``bot.reconcile.load_and_check(rules)`` (``scrmbot settle check``) over
+5. **reconciliation**: ``handlers.settlement.reconcile.load_and_check(rules)``
+   (``scrmbot settle check``) over
    the whole ledger, in a child process stopped after ``--check-timeout`` (30 s; 0 waits);
    if it did not answer, the same ``check_ledger`` on the same rows read without
    ``prefetch_related`` (a workaround in this script), with its time and problem count.
@@ -213,7 +215,8 @@ async def build_fixtures(specs: Sequence[Spec], customers: int, rng: random.Rand
 
 def pick(book: RuleBook, store: str | None, region: str | None, kind: str,
          cache: dict[tuple[str | None, str | None, str], RuleSet | None]) -> RuleSet | None:
-    """What `bot.payouts.rule_set_for` answers, memoised per (store, region, type)."""
+    """What `handlers.settlement.service.rule_set_for` answers, memoised per
+    (store, region, type)."""
     key = (store, region, kind)
     if key not in cache:
         try:
@@ -279,7 +282,7 @@ def describe_mix(results: Sequence[Settlement]) -> list[str]:
 async def per_ticket(ctx: Any, specs: Sequence[Spec], concurrency: int
                      ) -> tuple[float, list[float]]:
     """settle_ticket for each spec's ticket, `concurrency` at a time: (seconds, latencies)."""
-    from bot.payouts import settle_ticket
+    from handlers.settlement.service import settle_ticket
     from models import Ticket
 
     by_number = {t.number: t for t in await Ticket.filter(number__in=[s.number for s in specs])}
@@ -360,7 +363,7 @@ async def prepare(ctx: Any, rows: Sequence[TicketRow], items: dict[str, dict[str
                   cache: dict[Any, RuleSet | None], stats: BatchStats, notices: bool
                   ) -> list[Plan]:
     """Read what settle_ticket reads for a chunk, settle it in pure code, render the notices."""
-    from bot.payouts import PAYEE_NAMES, STATUS_NAMES
+    from handlers.settlement.service import PAYEE_NAMES, STATUS_NAMES
     from models import Customer, Payout, PayoutStatus
 
     t = time.perf_counter()
@@ -508,7 +511,7 @@ async def batched(ctx: Any, specs: Sequence[Spec], chunk: int, notices: bool, wr
     settled and rendered in Python)."""
     from tortoise.transactions import in_transaction
 
-    from bot.payouts import period_of
+    from handlers.settlement.service import period_of
     from models import Ticket, TicketStatus
 
     items = {s.number: s.items for s in specs if s.items}
@@ -568,7 +571,7 @@ async def check_without_prefetch(rules: Any) -> list[str]:
     """`load_and_check` with the payouts' ticket numbers read by a join (`ticket__number`)
     instead of `prefetch_related`, which binds one parameter per ticket; then the same
     `check_ledger`. A workaround in this script, not bot code."""
-    from bot.reconcile import EntryRow, PayoutRow, check_ledger
+    from bot.domain.reconcile import EntryRow, PayoutRow, check_ledger
     from models import LedgerEntry, Payout, Ticket, TicketStatus
 
     book = rules.settlement.book
@@ -671,10 +674,11 @@ class Cpu:
 # --------------------------------------------------------------------------------------------
 
 async def child_check(url: str) -> None:
-    """Child mode: `bot.reconcile.load_and_check` as `scrmbot settle check` runs it."""
-    from bot.db import close_db, open_db
-    from bot.reconcile import load_and_check
-    from bot.rules import load_rules
+    """Child mode: `handlers.settlement.reconcile.load_and_check`, as `scrmbot settle check`
+    runs it."""
+    from bot.rules.loader import load_rules
+    from bot.store.db import close_db, open_db
+    from handlers.settlement.reconcile import load_and_check
 
     await open_db(url, migrate=False)
     try:
@@ -762,9 +766,9 @@ def pad(text: str, width: int) -> str:
 async def run(args: argparse.Namespace) -> None:
     from aiohttp import web
 
-    from bot.app import create_app
-    from bot.config import Settings
-    from bot.keys import context_key
+    from bot.app.factory import create_app
+    from bot.app.keys import context_key
+    from bot.app.settings import Settings
     from models import Payout
 
     clock0 = time.perf_counter()

@@ -27,13 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchlib import recreate_database
 
-from bot.app import create_app
-from bot.clock import ManualClock
-from bot.config import Settings
-from bot.db import apply_migrations
-from bot.keys import context_key
+from bot.app.factory import create_app
+from bot.app.keys import context_key
+from bot.app.settings import Settings
+from bot.domain.clock import ManualClock
+from bot.store.db import apply_migrations
+from handlers.tickets.sweep import sweep
 from models import Customer, OutboxMessage, Ticket, TicketTimer
-from scheduler.sweep import sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)

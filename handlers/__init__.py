@@ -1,46 +1,30 @@
-"""Feature handlers. Each module owns its routers; this is the one place that includes them."""
+"""Feature packages: one per feature, each owning its commands, events, services, jobs, pages
+and senders. This module says what a feature can contribute; the composition root
+(`bot/app/features.py`) lists the features and wires their contributions in."""
 
 from __future__ import annotations
 
-from types import ModuleType
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from bot.commands import CommandRegistry
-from bot.dispatch import Dispatcher
+from aiohttp import web
 
-
-def _feature_modules() -> list[ModuleType]:
-    from handlers import (
-        admin,
-        channels,
-        chat,
-        customers,
-        directory,
-        help,
-        payouts,
-        purchases,
-        service_requests,
-        staff,
-        tags,
-        tickets,
-    )
-
-    return [directory, chat, channels, service_requests, customers, purchases, tags, tickets,
-            payouts, help, staff, admin]
+from bot.app.context import BotContext, Events, Router
+from bot.pipeline.fastlane import FastLane
+from bot.pipeline.outbox import Sender
+from scheduler.jobs import JobSpec
 
 
-def build_dispatcher() -> Dispatcher:
-    """Event routes of every feature module, in the order above."""
-    dispatcher = Dispatcher()
-    for module in _feature_modules():
-        if hasattr(module, "router"):
-            dispatcher.include_router(module.router)
-    return dispatcher
+@dataclass(frozen=True)
+class Feature:
+    """A feature's contributions. `senders` and `lanes` are made once the app's context
+    exists (they hold its clients); `pages` adds routes to the web application."""
 
-
-def build_commands() -> CommandRegistry:
-    """Chat commands of every feature module."""
-    registry = CommandRegistry()
-    for module in _feature_modules():
-        if hasattr(module, "commands"):
-            registry.include_router(module.commands)
-    return registry
+    name: str
+    commands: Router | None = None
+    events: Events | None = None
+    jobs: tuple[JobSpec, ...] = ()
+    pages: Callable[[web.Application], None] | None = None
+    senders: Mapping[str, Callable[[BotContext], Sender]] = field(default_factory=dict)
+    lanes: tuple[Callable[[BotContext], FastLane[Any]], ...] = ()

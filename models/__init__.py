@@ -6,9 +6,10 @@ semicolons: keep semicolons out of model docstrings.
 
 from models.audit import AuditEntry
 from models.care import CareRecord, JobRun, Purchase
-from models.channels import Channel, ChannelScan
+from models.channels import Channel, ChannelScan, WelcomeSend
 from models.contacts import CorpTag, Customer, CustomerTag, FollowRelation, Staff
-from models.inbox import InboxEntry, InboxStatus
+from models.group_tasks import GroupMessageReceipt
+from models.inbox import InboxEntry, InboxHandled, InboxStatus
 from models.outbox import OutboxMessage, OutboxStatus
 from models.settlement import LedgerEntry, Payout, PayoutStatus
 from models.tickets import (
@@ -36,7 +37,9 @@ __all__ = [
     "CustomerTag",
     "FollowRelation",
     "Freeze",
+    "GroupMessageReceipt",
     "InboxEntry",
+    "InboxHandled",
     "InboxStatus",
     "JobRun",
     "LedgerEntry",
@@ -52,4 +55,5 @@ __all__ = [
     "TicketEvent",
     "TicketStatus",
     "TicketTimer",
+    "WelcomeSend",
 ]

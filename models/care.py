@@ -37,12 +37,20 @@ class CareRecord(Model):
 
 
 class JobRun(Model):
-    """A claimed run of a scheduled job: (job, slot) is unique, so one instance runs it."""
+    """A scheduled job's slot, unique per (job, slot) so one instance runs it at a time.
+
+    A slot is done only when a run finished; a failed run is retried with backoff while the
+    slot is current, and a run whose process died is taken over once its lease ran out.
+    """
 
     id = fields.BigIntField(primary_key=True)
     job = fields.CharField(max_length=64)
     slot = fields.CharField(max_length=32)
     instance = fields.CharField(max_length=64)
+    status = fields.CharField(max_length=8, default="running", db_default="done")
+    attempts = fields.IntField(default=1, db_default=1)
+    lease_until_ms = fields.BigIntField(default=0, db_default=0)
+    next_attempt_ms = fields.BigIntField(default=0, db_default=0)
     started_at = fields.DatetimeField()
     finished_at = fields.DatetimeField(null=True)
     outcome = fields.TextField(default="")

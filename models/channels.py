@@ -46,3 +46,26 @@ class ChannelScan(Model):
 
     class Meta:
         table = "channel_scan"
+
+
+class WelcomeSend(Model):
+    """One welcome code's delivery.
+
+    The database, not Redis, records who sent it: the first to insert the row sends, the
+    others read the outcome; a claim whose holder died is taken over after its short lease,
+    while the code (alive for 20 s) may still be used.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    code_hash = fields.CharField(max_length=64, unique=True)
+    external_userid = fields.CharField(max_length=64, default="")
+    event_at = fields.DatetimeField()
+    status = fields.CharField(max_length=8, default="sending")  # sending|sent|expired|used|failed
+    claimed_by = fields.CharField(max_length=64, default="")
+    lease_until_ms = fields.BigIntField(default=0)
+    attempted = fields.BooleanField(default=False)  # send_welcome_msg was called at least once
+    detail = fields.TextField(default="")
+    finished_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "welcome_send"

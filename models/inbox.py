@@ -40,3 +40,20 @@ class InboxEntry(Model):
     class Meta:
         table = "inbox"
         indexes = (("status", "next_attempt_ms"),)
+
+
+class InboxHandled(Model):
+    """A handler that finished for an inbox row.
+
+    Written in the handler's own transaction, so a retry of the row runs only the handlers
+    that have not finished.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    inbox_id = fields.BigIntField()
+    handler = fields.CharField(max_length=96)
+    done_ms = fields.BigIntField()
+
+    class Meta:
+        table = "inbox_handled"
+        unique_together = (("inbox_id", "handler"),)

@@ -13,6 +13,7 @@ class OutboxStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    UNKNOWN = "unknown"  # an attempt left no result and WeCom cannot tell: never resent
 
 
 class OutboxMessage(Model):
@@ -30,6 +31,12 @@ class OutboxMessage(Model):
     next_attempt_ms = fields.BigIntField(default=0)
     locked_until_ms = fields.BigIntField(default=0)
     locked_by = fields.CharField(max_length=64, null=True)
+    # The send protocol: set just before the WeCom call, cleared once its outcome is recorded;
+    # a row claimed with it still set is reconciled, never blindly sent again.
+    attempt_started_ms = fields.BigIntField(null=True)
+    msgid = fields.CharField(max_length=128, null=True)  # WeCom's id of what was sent
+    # Sender-specific state that must survive a retry (an uploaded file's media_id).
+    progress: fields.Field[dict[str, object]] = fields.JSONField(default=dict, db_default="{}")
     errcode = fields.IntField(null=True)
     last_error = fields.TextField(null=True)
     created_at = fields.DatetimeField()

@@ -60,6 +60,7 @@ class LedgerEntry(Model):
     amount_fen = fields.BigIntField()  # negative for a reversal
     period = fields.CharField(max_length=7, db_index=True)
     at = fields.DatetimeField()
+    reason = fields.TextField(default="", db_default="")  # why a reversal was made
 
     class Meta:
         table = "ledger_entry"

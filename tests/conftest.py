@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot.db import apply_migrations
+from bot.store.db import apply_migrations
 from tests.harness import Harness, start_harness
 
 

@@ -13,13 +13,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from tortoise import Tortoise
 from tortoise.connection import get_connection
 
-from bot.app import create_app
-from bot.clock import ManualClock
-from bot.config import Settings
-from bot.crypto import CallbackCrypto
-from bot.db import dialect
-from bot.keys import outbox_key, redis_key, worker_key
-from bot.simulator import WeComSimulator, load_demo_corp
+from bot.app.factory import create_app
+from bot.app.keys import outbox_key, redis_key, worker_key
+from bot.app.settings import Settings
+from bot.devtools.simulator import WeComSimulator, load_demo_corp
+from bot.domain.clock import ManualClock
+from bot.store.db import dialect
+from bot.wecom.crypto import CallbackCrypto
 from models import Customer
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "rules.toml"
@@ -29,6 +29,7 @@ SECRET = "test-app-secret"
 CONTACT_SECRET = "test-contact-secret"
 TOKEN = "QDG6eK"
 AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+SECRET_KEY = "test-secret-key-for-signed-links-0123456789"
 
 
 def test_settings(api_base: str, **overrides: Any) -> Settings:
@@ -37,6 +38,7 @@ def test_settings(api_base: str, **overrides: Any) -> Settings:
         token=TOKEN, aes_key=AES_KEY, api_base=api_base,
         redis_url=os.environ.get("REDIS_URL") or None,
         max_clock_skew_s=600, admins=("admin",), workers=4, rules_file=str(RULES_FILE),
+        secret_key=SECRET_KEY,
     )
     return replace(base, **overrides)
 

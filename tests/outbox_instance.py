@@ -11,7 +11,7 @@ import sys
 
 from aiohttp import web
 
-from bot.app import create_app
+from bot.app.factory import create_app
 from models import OutboxMessage, OutboxStatus
 from tests.harness import test_settings
 

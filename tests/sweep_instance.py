@@ -12,10 +12,10 @@ from datetime import datetime
 
 from aiohttp import web
 
-from bot.app import create_app
-from bot.clock import ManualClock
-from bot.keys import context_key
-from scheduler.sweep import sweep
+from bot.app.factory import create_app
+from bot.app.keys import context_key
+from bot.domain.clock import ManualClock
+from handlers.tickets.sweep import sweep
 from tests.harness import test_settings
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from bot.crypto import sign
-from bot.inbox_admin import replay
-from bot.keys import worker_key
+from bot.app.keys import worker_key
+from bot.pipeline.inbox_admin import replay
+from bot.wecom.crypto import sign
 from models import Customer, InboxEntry, InboxStatus, Staff
 from tests.harness import AES_KEY, TOKEN, Harness, start_harness
 
@@ -90,7 +90,7 @@ async def _assert_rejected(h: Harness, resp: Any, status: int) -> None:
 async def test_bad_signature_is_401(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     params, body = harness.signed_post(add_event(harness))
     params["msg_signature"] = "0" * 40
-    with caplog.at_level(logging.WARNING, logger="bot.callback"):
+    with caplog.at_level(logging.WARNING, logger="bot.wecom.endpoints"):
         await _assert_rejected(harness, await harness.client.post(
             "/wecom/callback", params=params, data=body), 401)
     assert "signature mismatch" in caplog.text
@@ -134,7 +134,7 @@ async def test_correctly_signed_garbage_ciphertext_is_400(harness: Harness) -> N
 
 
 async def test_message_for_another_corp_is_401(harness: Harness) -> None:
-    from bot.crypto import CallbackCrypto
+    from bot.wecom.crypto import CallbackCrypto
 
     other = CallbackCrypto(TOKEN, AES_KEY, "wwsomeoneelse")
     ts = str(int(harness.clock.timestamp()))
@@ -171,8 +171,8 @@ async def test_wecoms_three_retries_act_once(harness: Harness) -> None:
     await harness.drain()
     assert await inbox_count() == 1
     assert await Customer.filter(external_userid=result.external_userid).count() == 1
-    # one get for the welcome (its fast lane), one for the customer record
-    assert len(harness.sim.calls_to("externalcontact/get")) == 2
+    # one get, made for the welcome and reused (from Redis) for the customer record
+    assert len(harness.sim.calls_to("externalcontact/get")) == 1
     assert len(harness.sim.welcome_messages) == 1
 
 

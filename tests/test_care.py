@@ -7,12 +7,12 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from bot.keys import context_key
+from bot.app.keys import context_key
 from models import CustomerTag, OutboxMessage
 from models.care import JobRun
 from models.contacts import Customer
 from models.group_tasks import GroupMessageReceipt
-from scheduler import run_due_jobs
+from scheduler.runner import JobBook, run_due_jobs
 from tests.harness import Harness, say, walk_in
 
 SH = "Asia/Shanghai"
@@ -30,7 +30,7 @@ def local(h: Harness, hour: int, minute: int = 0, day: date = DAY) -> datetime:
 
 async def run_jobs(h: Harness) -> dict[str, str]:
     ctx = h.app[context_key]
-    result = await run_due_jobs(ctx, ctx.jobs)
+    result = await run_due_jobs(ctx, ctx.locals.get(JobBook))
     await h.drain()
     return result
 
@@ -94,7 +94,7 @@ async def test_monthly_cap_of_four_company_messages(harness: Harness) -> None:
     month = today.strftime("%Y%m")
     for i in range(4):
         await GroupMessageReceipt.create(external_userid=capped.external_userid, month=month,
-                                         outbox_id=-1 - i)
+                                         outbox_id=-1 - i, slot=i + 1)
     await run_jobs(harness)
     [task] = harness.sim.msg_templates
     assert task["external_userid"] == [free.external_userid]
@@ -106,7 +106,8 @@ async def test_a_task_for_customers_all_at_the_cap_fails_visibly(harness: Harnes
     capped = await walk_in(harness, "王女士", birthday=date(1990, today.month, today.day))
     for i in range(4):
         await GroupMessageReceipt.create(external_userid=capped.external_userid,
-                                         month=today.strftime("%Y%m"), outbox_id=-1 - i)
+                                         month=today.strftime("%Y%m"), outbox_id=-1 - i,
+                                         slot=i + 1)
     await run_jobs(harness)
     assert not harness.sim.msg_templates
     failed = await OutboxMessage.get(channel="group_task")
@@ -163,7 +164,7 @@ async def test_a_broken_template_stops_that_notice_not_the_job(
         harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     from dataclasses import replace
 
-    from bot.care_rules import CareSchedule
+    from bot.rules.care import CareSchedule
 
     ctx = harness.app[context_key]
     rules = ctx.rules.current
@@ -173,7 +174,7 @@ async def test_a_broken_template_stops_that_notice_not_the_job(
     harness.clock.set(local(harness, 9, 0))
     today = DAY
     await walk_in(harness, "王女士", birthday=date(1990, today.month, today.day))
-    with caplog.at_level(logging.ERROR, logger="scheduler.care"):
+    with caplog.at_level(logging.ERROR, logger="handlers.care.jobs"):
         outcome = await run_jobs(harness)
     assert "care/does-not-exist.txt.j2" in caplog.text
     assert outcome["care"].startswith("ok: broken 0, birthday 1")

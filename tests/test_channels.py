@@ -6,9 +6,9 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from bot.config import WeChatOAConfig
-from bot.crypto import sign
-from bot.keys import context_key, worker_key
+from bot.app.keys import context_key, worker_key
+from bot.app.settings import WeChatOAConfig
+from bot.wecom.crypto import sign
 from models import Channel, ChannelScan, Customer, CustomerTag, FollowRelation, Staff
 from models.contacts import CustomerStatus, RelationStatus
 from tests.harness import Harness, say, start_harness

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from bot.cmdparse import Arg, ArgSpec, Flag, Option, UsageError, normalise, parse_args, tokenize
-from bot.replies import split_message
+from bot.chat.parsing import (
+    Arg,
+    ArgSpec,
+    Flag,
+    Option,
+    UsageError,
+    normalise,
+    parse_args,
+    tokenize,
+)
+from bot.chat.replies import split_message
 
 TICKET_OPEN = ArgSpec(
     args=(Arg("customer"), Arg("type"), Arg("summary", nargs="+")),

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.keys import context_key
+from bot.app.keys import context_key
 from models import AuditEntry, CustomerTag, Staff
 from tests.harness import RULES_FILE, Harness, say, start_harness
 
@@ -122,7 +122,7 @@ async def test_long_replies_are_split_without_cutting_characters(harness: Harnes
 async def test_handler_exception_gets_an_apology_and_a_logged_error_id(
         harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     harness.sim.fail_next("externalcontact/get_corp_tag_list", 48002, times=10)
-    with caplog.at_level(logging.ERROR, logger="bot.commands"):
+    with caplog.at_level(logging.ERROR, logger="bot.chat.commands"):
         reply = await say(harness, "zhangsan", "/tags")
     match = re.search(r"错误编号 (E-[0-9a-f]{6})", reply)
     assert match and "抱歉" in reply

@@ -7,12 +7,13 @@ import sys
 
 import pytest
 
-from bot.config import DEFAULT_API_BASE, ConfigError, load_settings
+from bot.app.settings import DEFAULT_API_BASE, ConfigError, load_settings
 
 GOOD = {
     "WECOM_CORP_ID": "ww1234567890abcdef", "WECOM_AGENT_ID": "1000002",
     "WECOM_SECRET": "s3cret", "WECOM_TOKEN": "QDG6eK",
     "WECOM_AES_KEY": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+    "SCRM_SECRET_KEY": "a-long-random-secret-key-for-links-0123",
 }
 
 
@@ -73,7 +74,7 @@ def test_dotenv_is_read_and_environment_wins(tmp_path: pytest.TempPathFactory) -
 
 def test_serve_stops_with_one_line_on_a_bad_value() -> None:
     env = {**GOOD, "WECOM_AES_KEY": "abc", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-m", "bot.cli", "serve"], env=env,
+    proc = subprocess.run([sys.executable, "-m", "bot.app.cli", "serve"], env=env,
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

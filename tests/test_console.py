@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from bot.console import Console
-from bot.sandbox import Sandbox
+from bot.devtools.console import Console
+from bot.devtools.sandbox import Sandbox
 from tests.harness import Harness
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from bot.crypto import (
+from bot.wecom.crypto import (
     CallbackCrypto,
     CryptoError,
     ReceiverMismatchError,

@@ -30,7 +30,7 @@ from bot.domain.routing import (
     queue_order,
     route,
 )
-from bot.rules import load_rules
+from bot.rules.loader import load_rules
 
 RULES_TOML = Path(__file__).resolve().parent.parent / "rules.toml"
 DEFAULT = "客服中心"

@@ -24,8 +24,8 @@ from bot.domain.sla import (
     resumed_deadline,
     sla_timers,
 )
-from bot.rules import load_rules
-from bot.ticket_rules import TicketRules
+from bot.rules.loader import load_rules
+from bot.rules.tickets import TicketRules
 
 RULES_TOML = Path(__file__).resolve().parent.parent / "rules.toml"
 SH = ZoneInfo("Asia/Shanghai")

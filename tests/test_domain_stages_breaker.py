@@ -10,8 +10,8 @@ import pytest
 
 from bot.domain.breaker import should_freeze
 from bot.domain.stages import Stage, StageError, advance, insert_emergency
-from bot.rules import load_rules
-from bot.ticket_rules import TicketRules
+from bot.rules.loader import load_rules
+from bot.rules.tickets import TicketRules
 
 RULES_TOML = Path(__file__).resolve().parent.parent / "rules.toml"
 TODAY = date(2026, 3, 2)

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot.keys import context_key
-from bot.outbox import enqueue_app
+from bot.app.keys import context_key
 from models import OutboxMessage, OutboxStatus
 from tests.harness import start_harness
 
@@ -32,9 +31,9 @@ async def test_kill_one_of_two_instances_mid_dispatch(aiohttp_client: Any,
         h.sim.add_user(f"m{i:03d}", f"员工{i}", [1])
     ctx = h.app[context_key]
     for n in range(NOTICES):
-        await enqueue_app(ctx, f"test:{n}", "test", f"m{n % MEMBERS:03d}", "text",
+        await ctx.outbox.app_message(f"test:{n}", "test", f"m{n % MEMBERS:03d}", "text",
                           {"content": f"通知 {n}"})
-    assert not await enqueue_app(ctx, "test:0", "test", "m000", "text", {"content": "again"})
+    assert not await ctx.outbox.app_message("test:0", "test", "m000", "text", {"content": "again"})
 
     async def instance() -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(

@@ -7,11 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.keys import context_key
-from bot.payouts import settle_ticket
-from bot.reconcile import load_and_check
+from bot.app.keys import context_key
+from handlers.settlement.reconcile import load_and_check
+from handlers.settlement.service import settle_ticket
 from models import Customer, LedgerEntry, Payout, PayoutStatus, Ticket
-from tests.harness import AES_KEY, CORP_ID, RULES_FILE, SECRET, TOKEN, Harness, say
+from tests.harness import AES_KEY, CORP_ID, RULES_FILE, SECRET, SECRET_KEY, TOKEN, Harness, say
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,9 +120,10 @@ async def test_statement_csv_is_sent_as_a_file(harness: Harness) -> None:
 def test_settle_check_command(harness: Harness) -> None:
     env = {"WECOM_CORP_ID": CORP_ID, "WECOM_AGENT_ID": "1000002", "WECOM_SECRET": SECRET,
            "WECOM_TOKEN": TOKEN, "WECOM_AES_KEY": AES_KEY, "SCRM_RULES_FILE": str(RULES_FILE),
+           "SCRM_SECRET_KEY": SECRET_KEY,
            "DATABASE_URL": harness.settings.database_url, "PATH": os.environ["PATH"],
            "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "bot.cli", "settle", "check"], env=env,
+    proc = subprocess.run([sys.executable, "-m", "bot.app.cli", "settle", "check"], env=env,
                           cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "ledger ok" in proc.stdout

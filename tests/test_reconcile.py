@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.reconcile import EntryRow, PayoutRow, check_ledger
+from bot.domain.reconcile import EntryRow, PayoutRow, check_ledger
 
 P1 = PayoutRow(1, "T-1", "T-1#0", "approved", 30000, "2026-11")
 LINES_1 = [EntryRow(1, "line", 19500, "2026-11"), EntryRow(1, "line", 6000, "2026-11"),

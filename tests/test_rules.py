@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.rules import RulesError, load_rules, parse_rules
+from bot.rules.checker import RulesError
+from bot.rules.loader import load_rules, parse_rules
 from tests.harness import RULES_FILE
 
 BASE = '[organisation]\nheadquarters_departments = [1]\n[regions."华北"]\ndepartments = [2, 3]\n'
@@ -60,9 +61,10 @@ def test_serve_refuses_to_start_with_a_bad_rules_file(tmp_path: Path) -> None:
     env = {"WECOM_CORP_ID": "ww1234567890abcdef", "WECOM_AGENT_ID": "1000002",
            "WECOM_SECRET": "s", "WECOM_TOKEN": "QDG6eK",
            "WECOM_AES_KEY": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+           "SCRM_SECRET_KEY": "a-long-random-secret-key-for-links-0123",
            "SCRM_RULES_FILE": str(bad), "DATABASE_URL": f"sqlite://{tmp_path / 'x.db'}",
            "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-m", "bot.cli", "serve"], env=env, cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-m", "bot.app.cli", "serve"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert "regions.华东.departments" in proc.stderr and "already belongs" in proc.stderr

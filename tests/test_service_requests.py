@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.clock import ManualClock
-from bot.config import WeChatOAConfig
+from bot.app.settings import WeChatOAConfig
+from bot.domain.clock import ManualClock
 from models import Customer, Ticket
 from tests.harness import Harness, start_harness
 
@@ -17,7 +17,7 @@ from tests.harness import Harness, start_harness
 @pytest.fixture
 async def oa_harness(aiohttp_client: Any, database_url: str
                      ) -> AsyncIterator[tuple[Harness, Any]]:
-    from bot.simulator.oa import OASimulator
+    from bot.devtools.simulator.oa import OASimulator
 
     clock = ManualClock()
     oa = OASimulator("wxoa0001", "oa-secret", "oatoken", clock=clock)

@@ -20,8 +20,9 @@ from bot.domain.settlement import (
     rebate,
     settle,
 )
-from bot.rules import KNOWN_SECTIONS, RulesError, _Checker, load_rules
-from bot.settlement_rules import SettlementRules, parse_settlement_rules
+from bot.rules.checker import Checker, RulesError
+from bot.rules.loader import KNOWN_SECTIONS, load_rules
+from bot.rules.settlement import SettlementRules, parse_settlement_rules
 
 RULES_TOML = Path(__file__).resolve().parent.parent / "rules.toml"
 # The shipped example: rules.toml's settlement, commission and rebate sections.
@@ -80,7 +81,7 @@ PACKAGES = ('[commission]\npackages = [{ lessons = 1, price = "100", commission 
 
 def parse(text: str | dict[str, Any], **known: set[str]) -> SettlementRules:
     data = tomllib.loads(text) if isinstance(text, str) else text
-    return parse_settlement_rules(_Checker("rules.toml"), data, **known)
+    return parse_settlement_rules(Checker("rules.toml"), data, **known)
 
 
 def edit(old: str, new: str, text: str = RULE_SET) -> str:

@@ -15,14 +15,14 @@ from aiohttp.test_utils import TestServer
 from wechatpy.enterprise import parse_message
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from bot.clock import ManualClock
-from bot.simulator import (
+from bot.devtools.simulator import (
     CallbackDelivery,
     FollowStatus,
     SimulatorError,
     WeComSimulator,
     load_demo_corp,
 )
+from bot.domain.clock import ManualClock
 
 CORP_ID = "wwsimtest0001"
 AGENT_ID = 1000002

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from bot.keys import context_key
+from bot.app.keys import context_key
+from handlers.tickets.sweep import sweep
 from models import AuditEntry, Customer, Freeze, Ticket, TicketEvent, TicketStatus
-from scheduler.sweep import sweep
 from tests.harness import Harness, say, walk_in
 
 

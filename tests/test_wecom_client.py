@@ -16,8 +16,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot.clock import ManualClock
-from bot.simulator import WeComSimulator, load_demo_corp
+from bot.devtools.simulator import WeComSimulator, load_demo_corp
+from bot.domain.clock import ManualClock
 from bot.wecom import (
     MemberRateLimiter,
     TokenCache,

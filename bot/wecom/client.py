@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
 from bot.wecom.errors import (
     ACCESS_TOKEN_EXPIRED,
     INVALID_ACCESS_TOKEN,
@@ -333,6 +333,21 @@ class WeComClient:
         if attachments:
             body["attachments"] = [dict(a) for a in attachments]
         return await self.post("externalcontact/add_msg_template", body)
+
+    async def list_group_messages(self, *, start_time: int, end_time: int,
+                                  creator: str | None = None, chat_type: str = "single",
+                                  cursor: str | None = None, limit: int = 100) -> JSON:
+        """Group-message tasks created in [start_time, end_time] (at most a month apart),
+        ``get_groupmsg_list_v2``: ``group_msg_list`` of ``{msgid, creator, create_time,
+        text}`` and ``next_cursor``."""
+        body: JSON = {"chat_type": chat_type, "start_time": start_time, "end_time": end_time,
+                      "filter_type": 2, "limit": limit}
+        if creator:
+            body["creator"] = creator
+        if cursor:
+            body["cursor"] = cursor
+        return await self.post("externalcontact/get_groupmsg_list_v2", body,
+                               safe_to_retry=True)
 
     async def transfer_customer(self, handover: str, takeover: str,
                                 external_userids: Sequence[str],

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
 
 logger = logging.getLogger(__name__)
 

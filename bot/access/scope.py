@@ -1,0 +1,54 @@
+"""The ORM side of region scope: query sets holding only what a `Scope` may see.
+
+Every region-scoped query a command, page or export makes starts here; the filters mirror
+the pure predicates of `bot.domain.scope.Scope` one for one (tests check both agree).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
+
+from bot.domain.scope import Scope
+from models import Channel, Customer, Payout, Ticket
+
+
+def _visible(scope: Scope, *mine: Q) -> Q:
+    """Everything (all regions), else this member's own records or their region's."""
+    if scope.all_regions:
+        return Q()
+    condition = Q(*mine, join_type="OR")
+    return condition | Q(region=scope.region) if scope.region else condition
+
+
+@dataclass(frozen=True)
+class ScopedData:
+    scope: Scope
+
+    def customer_filter(self) -> Q:
+        return _visible(self.scope, Q(owner_userid=self.scope.member))
+
+    def ticket_filter(self) -> Q:
+        me = self.scope.member
+        return _visible(self.scope, Q(assignee=me), Q(customer__owner_userid=me),
+                        Q(created_by=me))
+
+    def payout_filter(self) -> Q:
+        return _visible(self.scope, Q(installer=self.scope.member))
+
+    def channel_filter(self) -> Q:
+        return _visible(self.scope, Q(created_by=self.scope.member))
+
+    def customers(self) -> QuerySet[Customer]:
+        return Customer.filter(self.customer_filter())
+
+    def tickets(self) -> QuerySet[Ticket]:
+        return Ticket.filter(self.ticket_filter())
+
+    def payouts(self) -> QuerySet[Payout]:
+        return Payout.filter(self.payout_filter())
+
+    def channels(self) -> QuerySet[Channel]:
+        return Channel.filter(self.channel_filter())

@@ -1,0 +1,245 @@
+"""The `scrmbot` command: serve, migrate, simulator, sandbox, inbox, outbox, settle."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.app.settings import ConfigError, Settings, load_settings
+from bot.rules.checker import RulesError
+from bot.rules.loader import load_rules
+from bot.store.db import apply_migrations, close_db, open_db
+
+logger = logging.getLogger("scrmbot")
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tortoise").setLevel(logging.WARNING)
+    logging.getLogger("aiosqlite").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def _settings() -> Settings:
+    """Settings from the environment and ./.env; a bad value ends the process with one line."""
+    try:
+        return load_settings(dotenv=Path(".env"))
+    except ConfigError as exc:
+        print(f"scrmbot: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _run_db_command(settings: Settings, work: Callable[[], Awaitable[int]]) -> int:
+    """Run `work` with the ORM open, and always close it (aiosqlite hangs at exit otherwise)."""
+    async def main() -> int:
+        await open_db(settings.database_url, migrate=True)
+        try:
+            return await work()
+        finally:
+            await close_db()
+
+    return asyncio.run(main())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.app.factory import create_app  # the whole app: loaded only to serve
+
+    settings = _settings()
+    try:
+        app = create_app(settings, migrate=True)
+    except RulesError as exc:
+        print(f"scrmbot: rules error: {exc}", file=sys.stderr)
+        return 2
+    web.run_app(app, host=args.host or settings.host, port=args.port or settings.port,
+                access_log=None, print=lambda s: logger.info(s.strip()))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings()
+    asyncio.run(apply_migrations(settings.database_url))
+    print(f"migrations applied to {settings.database_url.split('@')[-1]}")
+    return 0
+
+
+def cmd_simulator(args: argparse.Namespace) -> int:
+    from bot.devtools.simulator.__main__ import main as simulator_main
+
+    return simulator_main(args.rest)
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from bot.devtools.sandbox import run_sandbox
+
+    return run_sandbox(port=args.port, console=not args.no_console)
+
+
+def _fmt_ms(ms: int | None) -> str:
+    if not ms:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cmd_inbox(args: argparse.Namespace) -> int:
+    from bot.pipeline.inbox_admin import replay, status_counts
+    from models import InboxEntry
+
+    settings = _settings()
+
+    async def inbox_list() -> int:
+        query = InboxEntry.all().order_by("-id").limit(args.limit)
+        if args.status:
+            query = query.filter(status=args.status)
+        rows = await query
+        print(f"{'id':>8}  {'status':10} {'tries':>5}  {'received (UTC)':19}  kind")
+        for row in rows:
+            print(f"{row.id:>8}  {row.status:10} {row.attempts:>5}  "
+                  f"{_fmt_ms(row.received_ms)}  {row.kind}")
+        counts = await status_counts()
+        print("totals: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        return 0
+
+    async def inbox_show() -> int:
+        row = await InboxEntry.get_or_none(id=args.id)
+        if row is None:
+            print(f"no inbox row {args.id}", file=sys.stderr)
+            return 1
+        print(f"id:         {row.id}\nsource:     {row.source}\nkind:       {row.kind}\n"
+              f"dedup key:  {row.dedup_key}\nstatus:     {row.status}\n"
+              f"attempts:   {row.attempts}\nreceived:   {_fmt_ms(row.received_ms)}\n"
+              f"next try:   {_fmt_ms(row.next_attempt_ms)}\n"
+              f"processed:  {_fmt_ms(row.processed_ms)}\nlocked by:  {row.locked_by or '-'}")
+        print(f"payload:\n{row.payload}")
+        if row.last_error:
+            print(f"last error:\n{row.last_error}")
+        return 0
+
+    async def inbox_replay() -> int:
+        replayed = await replay(args.ids, all_dead=args.all_dead)
+        if not replayed:
+            print("nothing to replay", file=sys.stderr)
+            return 1
+        print(f"queued {len(replayed)} row(s) for processing: "
+              + ", ".join(map(str, replayed)))
+        return 0
+
+    work = {"list": inbox_list, "show": inbox_show, "replay": inbox_replay}[args.inbox_cmd]
+    return _run_db_command(settings, work)
+
+
+def cmd_settle(args: argparse.Namespace) -> int:
+    from handlers.settlement.reconcile import load_and_check
+    from models import LedgerEntry, Payout
+
+    settings = _settings()
+    try:
+        rules = load_rules(settings.rules_file, settings.timezone)
+    except RulesError as exc:
+        print(f"scrmbot: rules error: {exc}", file=sys.stderr)
+        return 2
+
+    async def check() -> int:
+        problems = await load_and_check(rules)
+        payouts, entries = await Payout.all().count(), await LedgerEntry.all().count()
+        if problems:
+            for problem in problems:
+                print(f"PROBLEM {problem}")
+            print(f"ledger check failed: {len(problems)} problem(s) in {payouts} payouts, "
+                  f"{entries} ledger entries")
+            return 1
+        print(f"ledger ok: {payouts} payouts, {entries} ledger entries")
+        return 0
+
+    return _run_db_command(settings, check)
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from models import OutboxMessage, OutboxStatus
+
+    settings = _settings()
+
+    async def listing() -> int:
+        query = OutboxMessage.all().order_by("-id").limit(args.limit)
+        if args.failed:
+            query = query.filter(status=OutboxStatus.FAILED)
+        rows = await query
+        print(f"{'id':>8}  {'status':8} {'tries':>5}  {'kind':10} {'channel':10} "
+              f"{'recipient':20} error")
+        for row in rows:
+            error = f"{row.errcode or ''} {(row.last_error or '')[:60]}".strip()
+            print(f"{row.id:>8}  {row.status:8} {row.attempts:>5}  {row.kind:10} "
+                  f"{row.channel:10} {row.recipient:20} {error}")
+        counts = {s.value: await OutboxMessage.filter(status=s).count() for s in OutboxStatus}
+        print("totals: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        return 0
+
+    return _run_db_command(settings, listing)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scrmbot", description=__doc__)
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server (applies pending migrations first)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="apply pending database migrations").set_defaults(
+        func=cmd_migrate)
+
+    sim = sub.add_parser("simulator", help="run the WeCom simulator standalone",
+                         add_help=False)
+    sim.add_argument("rest", nargs=argparse.REMAINDER)
+    sim.set_defaults(func=cmd_simulator)
+
+    sandbox = sub.add_parser("sandbox", help="server + simulator + console, no WeCom needed")
+    sandbox.add_argument("--port", type=int, default=8080)
+    sandbox.add_argument("--no-console", action="store_true")
+    sandbox.set_defaults(func=cmd_sandbox)
+
+    inbox = sub.add_parser("inbox", help="look at and replay accepted callbacks")
+    inbox_sub = inbox.add_subparsers(dest="inbox_cmd", required=True)
+    listing = inbox_sub.add_parser("list", help="recent rows (newest first)")
+    listing.add_argument("--status", choices=["pending", "processing", "done", "dead"])
+    listing.add_argument("--limit", type=int, default=20)
+    show = inbox_sub.add_parser("show", help="one row with payload and last error")
+    show.add_argument("id", type=int)
+    replay = inbox_sub.add_parser("replay", help="queue rows for processing again")
+    replay.add_argument("ids", type=int, nargs="*")
+    replay.add_argument("--all-dead", action="store_true")
+    inbox.set_defaults(func=cmd_inbox)
+
+    outbox = sub.add_parser("outbox", help="look at queued and failed notices")
+    outbox_sub = outbox.add_subparsers(dest="outbox_cmd", required=True)
+    outbox_list = outbox_sub.add_parser("list", help="recent notices (newest first)")
+    outbox_list.add_argument("--failed", action="store_true", help="only permanent failures")
+    outbox_list.add_argument("--limit", type=int, default=20)
+    outbox.set_defaults(func=cmd_outbox)
+
+    settle = sub.add_parser("settle", help="settlement ledger tools")
+    settle_sub = settle.add_subparsers(dest="settle_cmd", required=True)
+    settle_sub.add_parser("check", help="verify the ledger; exits 1 if anything is wrong")
+    settle.set_defaults(func=cmd_settle)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    if args.command == "inbox" and args.inbox_cmd == "replay" and not (args.ids or args.all_dead):
+        print("scrmbot inbox replay: give row ids or --all-dead", file=sys.stderr)
+        return 2
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

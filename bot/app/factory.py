@@ -1,0 +1,176 @@
+"""The application factory: the features' contributions wired into one aiohttp app.
+
+Resources live in cleanup contexts opened in dependency order (the ORM first: with tortoise
+1.x every background task started afterwards must see it), each closed in reverse.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from redis.asyncio import Redis
+
+from bot.app.context import BotContext
+from bot.app.features import FEATURES
+from bot.app.health import healthz
+from bot.app.keys import (
+    clock_key,
+    context_key,
+    http_key,
+    outbox_key,
+    redis_key,
+    settings_key,
+    worker_key,
+    writer_key,
+)
+from bot.app.settings import Settings
+from bot.chat.commands import CommandRegistry
+from bot.chat.replies import Renderer
+from bot.chat.runner import ChatRunner
+from bot.domain.clock import Clock, SystemClock
+from bot.pipeline.dispatcher import Dispatcher
+from bot.pipeline.fastlane import FastLane
+from bot.pipeline.intake import InboxWriter
+from bot.pipeline.outbox import Outbox, OutboxDispatcher, SenderRegistry
+from bot.pipeline.senders import AppMessageSender, FileSender, OfficialAccountSender
+from bot.pipeline.worker import InboxWorker
+from bot.rules.loader import RulesHolder, load_rules
+from bot.store.db import database
+from bot.store.redis import redis_client
+from bot.wecom import MemberRateLimiter, TokenCache, WeComClient
+from bot.wecom.crypto import CallbackCrypto
+from bot.wecom.endpoints import MAX_BODY_BYTES, Accepted, CallbackEndpoints
+from bot.wecom.oa import OAClient
+from handlers import Feature
+from scheduler.runner import DEFAULT_LEASE_S, JobBook, running_scheduler
+
+
+def instance_id() -> str:
+    """Names this process in leases, so operators can see who holds a row."""
+    return f"{socket.gethostname()[:32]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None, run_worker: bool = True,
+               run_scheduler: bool = True, migrate: bool = False, worker_poll_s: float = 1.0,
+               outbox_lease_s: float = 60.0, job_lease_s: float = DEFAULT_LEASE_S,
+               features: Sequence[Feature] = FEATURES) -> web.Application:
+    """Build the scrmbot web application for `settings`.
+
+    Raises RulesError when the rules file is missing or invalid: start-up stops there.
+    """
+    rules = RulesHolder(load_rules(settings.rules_file, settings.timezone), settings.rules_file,
+                        settings.timezone)
+    clock = clock or SystemClock()
+    name = instance_id()
+    book = JobBook.of([job for f in features for job in f.jobs], lease_s=job_lease_s)
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[settings_key] = settings
+    app[clock_key] = clock
+
+    async def stores(app: web.Application) -> AsyncIterator[None]:
+        async with database(settings.database_url, migrate=migrate), \
+                redis_client(settings.redis_url) as redis:
+            app[redis_key] = redis
+            yield
+
+    async def services(app: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession() as session:
+            app[http_key] = session
+            app[context_key] = _context(settings, clock, rules, session, app[redis_key],
+                                        features, name)
+            app[context_key].locals.put(book)
+            yield
+
+    async def pipeline(app: web.Application) -> AsyncIterator[None]:
+        ctx = app[context_key]
+        dispatcher: Dispatcher[BotContext] = Dispatcher(clock)
+        for feature in features:
+            if feature.events is not None:
+                dispatcher.include_router(feature.events)
+        worker = InboxWorker(dispatcher, ctx, clock, instance_id=name,
+                             concurrency=settings.workers, poll_interval_s=worker_poll_s)
+        writer = InboxWriter(clock, on_new_rows=worker.wake)
+        outbox = OutboxDispatcher(
+            ctx.outbox, _senders(ctx, features), ctx.wecom.limiter,
+            lambda: ctx.rules.current.care.quiet, settings.tz, instance_id=name,
+            lease_s=outbox_lease_s, poll_interval_s=min(worker_poll_s, 0.5))
+        app[worker_key], app[writer_key], app[outbox_key] = worker, writer, outbox
+        lanes: list[FastLane[Any]] = []
+        writer.start()
+        if run_worker:
+            lanes = [make(ctx) for feature in features for make in feature.lanes]
+            for lane in lanes:
+                writer.subscribe(lane)
+            worker.start()
+            outbox.start()
+        try:
+            yield
+        finally:
+            await writer.stop()
+            for lane in lanes:
+                await lane.stop()
+            await worker.stop()
+            await outbox.stop()
+
+    async def scheduler(app: web.Application) -> AsyncIterator[None]:
+        async with running_scheduler(book, app[context_key], settings.timezone):
+            yield
+
+    app.cleanup_ctx.extend([stores, services, pipeline, *([scheduler] if run_scheduler
+                                                          else [])])
+    endpoints = CallbackEndpoints(
+        CallbackCrypto(settings.token, settings.aes_key, settings.corp_id,
+                       settings.max_clock_skew_s), clock, lambda a: _accept(app, a),
+        CallbackCrypto(settings.oa.token, settings.oa.aes_key or "A" * 43, settings.oa.app_id,
+                       settings.max_clock_skew_s) if settings.oa else None)
+    app.router.add_routes(endpoints.routes())
+    app.router.add_get("/healthz", healthz)
+    for feature in features:
+        if feature.pages is not None:
+            feature.pages(app)
+    return app
+
+
+async def _accept(app: web.Application, accepted: Accepted) -> bool:
+    return await app[writer_key].accept(accepted)
+
+
+def _context(settings: Settings, clock: Clock, rules: RulesHolder,
+             session: aiohttp.ClientSession, redis: Redis, features: Sequence[Feature],
+             name: str) -> BotContext:
+    tokens = TokenCache(redis, settings.corp_id, clock)
+    limiter = MemberRateLimiter(redis, clock, f"{settings.corp_id}:{settings.agent_id}")
+    wecom = WeComClient(session, settings.api_base, settings.corp_id, settings.agent_id,
+                        settings.secret, settings.contact_secret, tokens, limiter, clock)
+    oa = OAClient(session, settings.oa_api_base, settings.oa.app_id, settings.oa.secret,
+                  TokenCache(redis, settings.oa.app_id, clock)) if settings.oa else None
+    registry: CommandRegistry[BotContext] = CommandRegistry()
+    for feature in features:
+        if feature.commands is not None:
+            registry.include_router(feature.commands)
+    renderer = Renderer()
+    outbox = Outbox(clock)
+    chat: ChatRunner[BotContext] = ChatRunner(
+        registry, renderer, clock, outbox,
+        lambda member: rules.current.is_headquarters(member.department_ids))
+    return BotContext(settings=settings, wecom=wecom, redis=redis, clock=clock, rules=rules,
+                      renderer=renderer, outbox=outbox, chat=chat, oa=oa, instance=name)
+
+
+def _senders(ctx: BotContext, features: Sequence[Feature]) -> SenderRegistry:
+    """Every outbox channel and who delivers it: the built-in ones, then the features'."""
+    registry = SenderRegistry()
+    app_messages = AppMessageSender(ctx.wecom, ctx.clock)
+    registry.register("app", app_messages)
+    registry.register("oa", OfficialAccountSender(ctx.oa))
+    registry.register("file", FileSender(ctx.wecom, ctx.clock))
+    for feature in features:
+        for channel, make in feature.senders.items():
+            registry.register(channel, make(ctx))
+    return registry

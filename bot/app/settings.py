@@ -1,0 +1,225 @@
+"""Configuration from the environment (and an optional .env file), validated at start-up.
+
+Every problem is reported as one line naming the variable, what is wrong and an example,
+because the person reading it is an operator looking at a crash-looping container.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin"
+DEFAULT_OA_API_BASE = "https://api.weixin.qq.com/cgi-bin"
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or malformed."""
+
+    def __init__(self, variable: str, problem: str, example: str) -> None:
+        self.variable = variable
+        self.problem = problem
+        self.example = example
+        super().__init__(f"{variable}: {problem} (example: {variable}={example})")
+
+
+@dataclass(frozen=True)
+class WeChatOAConfig:
+    """An Official Account connection; absent when WECHAT_APP_ID is unset."""
+
+    app_id: str
+    secret: str
+    token: str
+    aes_key: str | None  # None = plain mode (no message encryption)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything scrmbot reads from its environment."""
+
+    corp_id: str
+    agent_id: int
+    secret: str
+    contact_secret: str
+    token: str
+    aes_key: str
+    api_base: str = DEFAULT_API_BASE
+    oa: WeChatOAConfig | None = None
+    oa_api_base: str = DEFAULT_OA_API_BASE
+    database_url: str = "sqlite://scrmbot.db"
+    redis_url: str | None = None
+    admin_token: str | None = None
+    timezone: str = "Asia/Shanghai"
+    max_clock_skew_s: int = 600
+    host: str = "0.0.0.0"
+    port: int = 8080
+    admins: tuple[str, ...] = ()
+    rules_file: str = "rules.toml"
+    sandbox: bool = False
+    workers: int = 4
+    public_url: str = "http://127.0.0.1:8080"
+    # scrmbot's own secret: signs the links in text cards (and, later, sessions). Never a
+    # WeCom credential. Generated into var/ in the sandbox, required in production.
+    secret_key: str = ""
+    link_ttl_days: int = 7
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+MIN_SECRET_KEY = 32
+_AES_KEY_RE = re.compile(r"^[A-Za-z0-9+/]{43}$")
+_CORP_ID_RE = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
+_DB_SCHEMES = ("sqlite://", "postgres://", "postgresql://", "asyncpg://", "psql://")
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Read KEY=VALUE lines from a .env file; the real environment wins over it."""
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def load_settings(environ: Mapping[str, str] | None = None,
+                  dotenv: Path | None = None) -> Settings:
+    """Build and validate `Settings`; raises `ConfigError` on the first bad value."""
+    env: dict[str, str] = {}
+    if dotenv is not None and dotenv.is_file():
+        env.update(read_dotenv(dotenv))
+    env.update(os.environ if environ is None else environ)
+    get = _Reader(env)
+
+    corp_id = get.required("WECOM_CORP_ID", "ww1234567890abcdef")
+    if not _CORP_ID_RE.match(corp_id):
+        raise ConfigError("WECOM_CORP_ID", "must be the corp id from 我的企业 → 企业信息",
+                          "ww1234567890abcdef")
+    secret = get.required("WECOM_SECRET", "<the app's Secret>")
+    token = get.required("WECOM_TOKEN", "QDG6eK")
+    if not _TOKEN_RE.match(token):
+        raise ConfigError("WECOM_TOKEN", "must be 1-32 letters or digits, as WeCom generates it",
+                          "QDG6eK")
+    aes_key = _aes_key(get, "WECOM_AES_KEY", required=True)
+    assert aes_key is not None
+
+    oa: WeChatOAConfig | None = None
+    if env.get("WECHAT_APP_ID"):
+        oa = WeChatOAConfig(
+            app_id=env["WECHAT_APP_ID"],
+            secret=get.required("WECHAT_SECRET", "<the Official Account's AppSecret>"),
+            token=get.required("WECHAT_TOKEN", "scrmbotOA"),
+            aes_key=_aes_key(get, "WECHAT_AES_KEY", required=False),
+        )
+
+    tz_name = env.get("SCRM_TIMEZONE") or "Asia/Shanghai"
+    try:
+        ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("SCRM_TIMEZONE", f"unknown time zone {tz_name!r}",
+                          "Asia/Shanghai") from None
+
+    database_url = env.get("DATABASE_URL") or "sqlite://scrmbot.db"
+    if not database_url.startswith(_DB_SCHEMES):
+        raise ConfigError("DATABASE_URL", "must start with sqlite:// or postgres://",
+                          "postgres://scrm:secret@db:5432/scrm")
+    redis_url = env.get("REDIS_URL") or None
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("REDIS_URL", "must start with redis://, rediss:// or unix://",
+                          "redis://127.0.0.1:6379/0")
+    api_base = (env.get("WECOM_API_BASE") or DEFAULT_API_BASE).rstrip("/")
+    if not api_base.startswith(("http://", "https://")):
+        raise ConfigError("WECOM_API_BASE", "must be an http(s) URL", DEFAULT_API_BASE)
+    oa_api_base = (env.get("WECHAT_API_BASE") or DEFAULT_OA_API_BASE).rstrip("/")
+
+    sandbox = get.flag("SCRM_SANDBOX")
+    secret_key = (env.get("SCRM_SECRET_KEY") or "").strip()
+    if not sandbox and len(secret_key) < MIN_SECRET_KEY:
+        problem = "is required but not set" if not secret_key else \
+            f"must be at least {MIN_SECRET_KEY} characters, got {len(secret_key)}"
+        raise ConfigError("SCRM_SECRET_KEY", f"{problem}; generate one with "
+                          "python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+                          "kq3-…43 random characters…")
+    admins = tuple(a.strip() for a in (env.get("SCRM_ADMINS") or "").split(",") if a.strip())
+    public_url = (env.get("SCRM_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/")
+    if not public_url.startswith(("http://", "https://")):
+        raise ConfigError("SCRM_PUBLIC_URL", "must be the http(s) address staff open links at",
+                          "https://scrm.example.com")
+    return Settings(
+        corp_id=corp_id,
+        agent_id=get.integer("WECOM_AGENT_ID", "1000002", required=True, minimum=1),
+        secret=secret,
+        contact_secret=env.get("WECOM_CONTACT_SECRET") or secret,
+        token=token,
+        aes_key=aes_key,
+        api_base=api_base,
+        oa=oa,
+        oa_api_base=oa_api_base,
+        database_url=database_url,
+        redis_url=redis_url,
+        admin_token=env.get("SCRM_ADMIN_TOKEN") or None,
+        timezone=tz_name,
+        max_clock_skew_s=get.integer("SCRM_MAX_CLOCK_SKEW_S", "600", default=600, minimum=0),
+        host=env.get("HOST") or "0.0.0.0",
+        port=get.integer("PORT", "8080", default=8080, minimum=0, maximum=65535),
+        admins=admins,
+        rules_file=env.get("SCRM_RULES_FILE") or "rules.toml",
+        sandbox=sandbox,
+        workers=get.integer("SCRM_WORKERS", "4", default=4, minimum=1, maximum=256),
+        public_url=public_url,
+        secret_key=secret_key,
+        link_ttl_days=get.integer("SCRM_LINK_TTL_DAYS", "7", default=7, minimum=1, maximum=90),
+    )
+
+
+def _aes_key(get: _Reader, name: str, *, required: bool) -> str | None:
+    value = get.required(name, "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C") if required \
+        else get.env.get(name) or None
+    if value is not None and not _AES_KEY_RE.match(value):
+        raise ConfigError(
+            name,
+            f"an EncodingAESKey must be 43 characters of [A-Za-z0-9+/], got {len(value)}",
+            "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+        )
+    return value
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def required(self, name: str, example: str) -> str:
+        value = (self.env.get(name) or "").strip()
+        if not value:
+            raise ConfigError(name, "is required but not set", example)
+        return value
+
+    def integer(self, name: str, example: str, *, default: int | None = None,
+                required: bool = False, minimum: int | None = None,
+                maximum: int | None = None) -> int:
+        raw = (self.env.get(name) or "").strip()
+        if not raw:
+            if required or default is None:
+                raise ConfigError(name, "is required but not set", example)
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(name, f"must be a whole number, got {raw!r}", example) from None
+        if minimum is not None and value < minimum:
+            raise ConfigError(name, f"must be at least {minimum}, got {value}", example)
+        if maximum is not None and value > maximum:
+            raise ConfigError(name, f"must be at most {maximum}, got {value}", example)
+        return value
+
+    def flag(self, name: str) -> bool:
+        raw = (self.env.get(name) or "").strip().lower()
+        if raw in ("", "0", "false", "no", "off"):
+            return False
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        raise ConfigError(name, f"must be 1 or 0, got {raw!r}", "1")

@@ -1,0 +1,1 @@
+"""The command framework: command registry, argument specs, the middleware chain, replies."""

@@ -1,0 +1,209 @@
+"""Command text → words and arguments, from one spec that also writes the usage line.
+
+Staff type on Chinese input methods: full-width slashes, spaces, letters, digits, equals
+signs, dashes and quotes are normalised before anything else. Chinese prose punctuation
+(，！？；（）：、) is left alone, because arguments such as a welcome message are prose;
+list options split on `,` `，` and `、` alike.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+_PROSE = set("，！？；（）：")
+_FOLD = {chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F) if chr(c) not in _PROSE}
+_FOLD.update({"\u3000": " ", "“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "「": '"',
+              "」": '"', "『": '"', "』": '"', "‘": "'", "’": "'", "—": "--"})
+_TABLE = str.maketrans(_FOLD)
+_LIST_SEPARATORS = re.compile(r"[,，、]")
+
+
+class UsageError(Exception):
+    """The arguments do not fit the command's spec; the message says what is wrong."""
+
+
+def normalise(text: str) -> str:
+    """Fold full-width ASCII (／ ＝ letters, digits, U+3000 spaces) and curly quotes."""
+    text = text.replace("——", "--")  # Shift+minus on a Chinese IME types two em dashes
+    return text.translate(_TABLE).strip()
+
+
+def split_list(value: str) -> list[str]:
+    """'a,b，c、d' → ['a', 'b', 'c', 'd']."""
+    return [v.strip() for v in _LIST_SEPARATORS.split(value) if v.strip()]
+
+
+def tokenize(text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError:
+        raise UsageError("引号不成对，请检查输入") from None
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A positional argument. nargs: "1", "?" (optional), "+" (one or more), "*" (any)."""
+
+    name: str
+    help: str = ""
+    nargs: Literal["1", "?", "+", "*"] = "1"
+
+    def usage(self) -> str:
+        label = {"1": f"<{self.name}>", "?": f"[{self.name}]", "+": f"<{self.name}…>",
+                 "*": f"[{self.name}…]"}[self.nargs]
+        return label
+
+
+@dataclass(frozen=True)
+class Option:
+    """A `key=value` option; `many=True` splits the value on commas."""
+
+    name: str
+    help: str = ""
+    required: bool = False
+    many: bool = False
+    choices: tuple[str, ...] = ()
+
+    def usage(self) -> str:
+        value = f"<{self.name}>,…" if self.many else f"<{self.name}>"
+        text = f"{self.name}={value}"
+        return text if self.required else f"[{text}]"
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A `--flag`, or `--flag value` when `takes_value`."""
+
+    name: str
+    help: str = ""
+    takes_value: bool = False
+    convert: Callable[[str], Any] = str
+    choices: tuple[str, ...] = ()
+    default: Any = None
+
+    def usage(self) -> str:
+        if self.choices:
+            return f"[--{self.name} {'|'.join(self.choices)}]"
+        return f"[--{self.name} <{self.name}>]" if self.takes_value else f"[--{self.name}]"
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    args: tuple[Arg, ...] = ()
+    options: tuple[Option, ...] = ()
+    flags: tuple[Flag, ...] = ()
+
+    def usage(self) -> str:
+        parts = [a.usage() for a in self.args] + [o.usage() for o in self.options] \
+            + [f.usage() for f in self.flags]
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class ParsedArgs:
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self.values.get(name)
+        return default if value is None else value
+
+
+def parse_args(spec: ArgSpec, tokens: list[str]) -> ParsedArgs:
+    """Fit tokens to the spec or raise UsageError saying exactly what is wrong."""
+    values: dict[str, Any] = {f.name: f.default if f.takes_value else False for f in spec.flags}
+    values.update({o.name: None for o in spec.options})
+    flags = {f.name: f for f in spec.flags}
+    options = {o.name: o for o in spec.options}
+    positional: list[str] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token.startswith("--") and len(token) > 2:
+            name, _, inline = token[2:].partition("=")
+            flag = flags.get(name)
+            if flag is None:
+                known = ", ".join(f"--{f}" for f in flags) or "无"
+                raise UsageError(f"未知选项 --{name}（可用：{known}）")
+            if flag.takes_value:
+                if not inline:
+                    i += 1
+                    if i >= len(tokens):
+                        raise UsageError(f"--{name} 后面需要一个值")
+                    inline = tokens[i]
+                values[name] = _convert_flag(flag, inline)
+            else:
+                values[name] = True
+        elif "=" in token and options and not token.startswith("="):
+            key, _, value = token.partition("=")
+            option = options.get(key)
+            if option is None:
+                known = ", ".join(f"{o}=" for o in options)
+                raise UsageError(f"未知参数 {key}=（可用：{known}）")
+            items = split_list(value) if option.many else value.strip()
+            if not items:
+                raise UsageError(f"{key}= 后面需要一个值")
+            for item in items if option.many else [items]:
+                if option.choices and item not in option.choices:
+                    raise UsageError(f"{key} 只能是 {'|'.join(option.choices)}，收到 {item}")
+            values[key] = items
+        else:
+            positional.append(token)
+        i += 1
+    _assign_positional(spec.args, positional, values)
+    for option in spec.options:
+        if option.required and values[option.name] is None:
+            raise UsageError(f"缺少参数 {option.name}=")
+    return ParsedArgs(values)
+
+
+def _convert_flag(flag: Flag, raw: str) -> Any:
+    if flag.choices and raw not in flag.choices:
+        raise UsageError(f"--{flag.name} 只能是 {'|'.join(flag.choices)}，收到 {raw}")
+    try:
+        return flag.convert(raw)
+    except (TypeError, ValueError):
+        raise UsageError(f"--{flag.name} 的值 {raw!r} 无效") from None
+
+
+def _assign_positional(args: tuple[Arg, ...], tokens: list[str], values: dict[str, Any]) -> None:
+    remaining = list(tokens)
+    for index, arg in enumerate(args):
+        later_required = sum(1 for a in args[index + 1:] if a.nargs in ("1", "+"))
+        if arg.nargs == "1":
+            if not remaining:
+                raise UsageError(f"缺少参数 <{arg.name}>")
+            values[arg.name] = remaining.pop(0)
+        elif arg.nargs == "?":
+            values[arg.name] = remaining.pop(0) if len(remaining) > later_required else None
+        else:
+            take = max(0, len(remaining) - later_required)
+            if arg.nargs == "+" and take == 0:
+                raise UsageError(f"缺少参数 <{arg.name}…>")
+            values[arg.name], remaining = remaining[:take], remaining[take:]
+    if remaining:
+        raise UsageError(f"多余的参数：{' '.join(remaining)}")
+
+
+MAX_AMOUNT_FEN = 100_000_000_000  # 10 亿元: anything larger is a typo
+
+
+def parse_amount(text: str, label: str = "金额") -> int:
+    """'3200' or '3200.50' yuan → fen, exactly (no floats), within a sane bound."""
+    cleaned = str(text).strip().replace(",", "").replace("，", "").removeprefix("¥")
+    whole, dot, frac = cleaned.partition(".")
+    if not whole.isdigit() or (dot and (not frac.isdigit() or len(frac) > 2)):
+        raise UsageError(f"{label} {text} 不是有效金额，"
+                         "请写成 3200 或 3200.50（元，最多两位小数）")
+    if len(whole) > 12:
+        raise UsageError(f"{label} {text} 过大（上限 10 亿元）")
+    fen = int(whole) * 100 + int(frac.ljust(2, "0") if frac else 0)
+    if fen > MAX_AMOUNT_FEN:
+        raise UsageError(f"{label} {text} 过大（上限 10 亿元）")
+    return fen

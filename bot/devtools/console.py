@@ -1,0 +1,184 @@
+"""The sandbox console: type as a staff member or a customer, see what scrmbot did.
+
+    as zhangsan: /help          a member types to the scrmbot app
+    scan 抖音直播 as 王女士       a customer scans a channel QR code
+    as customer 王女士: 我要报修  a customer writes to the Official Account
+    clock +3h                   move time forward (SLA, care and settlement jobs)
+    calls [n]                   the last WeCom API calls scrmbot made
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import shlex
+import sys
+from datetime import timedelta
+from typing import Any
+
+from bot.app.keys import context_key
+from bot.devtools.running import Sandbox
+from bot.pipeline.inbox_admin import status_counts
+from models import Channel, Customer
+from scheduler.runner import JobBook, run_due_jobs
+
+_AS = re.compile(r"^as\s+(?P<who>[\w.-]+)\s*[:：]\s*(?P<text>.+)$", re.S)
+_AS_CUSTOMER = re.compile(r"^as\s+customer\s+(?P<name>\S+?)\s*[:：]\s*(?P<text>.+)$", re.S)
+_SCAN = re.compile(r"^scan\s+(?P<state>\S+)\s+as\s+(?P<name>\S+)(?P<rest>.*)$")
+_CLOCK = re.compile(r"^clock\s+\+(?P<n>\d+)(?P<unit>[smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_TAGS = re.compile(r"\s*<[^>]+>\s*")
+
+HELP = """commands:
+  as <userid>: <text>        type to the scrmbot app as a member (try: as zhangsan: /help)
+  as customer <name>: <text> a customer writes to the Official Account (try: 我要报修)
+  scan <channel|state> as <name> [mobile=138…] [staff=<userid>] [half]
+                             a customer scans a channel QR code (staff= for a state
+                             that belongs to no channel)
+  clock +<n><s|m|h|d>        move time forward and run the sweep (reminders, escalations)
+  calls [n]                  the last n WeCom API calls scrmbot made (default 10)
+  staff                      the simulated corp's members
+  inbox                      inbox totals (pending, processing, done, dead)
+  help | quit"""
+
+
+class Colour:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.enabled else text
+
+
+class Console:
+    """A line-oriented REPL over the sandbox's simulator."""
+
+    def __init__(self, sandbox: Sandbox, out: Any = None, colour: bool | None = None) -> None:
+        self.sandbox = sandbox
+        self.out = out or sys.stdout
+        self.c = Colour(sys.stdout.isatty() if colour is None else colour)
+        self._seen_messages = len(sandbox.sim.sent_messages)
+        self._seen_calls = len(sandbox.sim.calls)
+        self._seen_welcome = len(sandbox.sim.welcome_messages)
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                line = await loop.run_in_executor(None, input, self.c("scrmbot> ", "1;36"))
+            except EOFError:
+                return
+            if line.strip() in ("quit", "exit"):
+                return
+            await self.execute(line)
+
+    async def execute(self, line: str) -> None:
+        """Run one console line; errors are shown, never raised."""
+        line = line.strip()
+        if not line:
+            return
+        try:
+            await self._execute(line)
+        except Exception as exc:  # a console must survive any typo
+            self.say(self.c(f"error: {exc}", "31"))
+
+    async def _execute(self, line: str) -> None:
+        sim = self.sandbox.sim
+        if m := _AS_CUSTOMER.match(line):
+            await self._customer_says(m["name"], m["text"].strip())
+        elif m := _AS.match(line):
+            who, text = m["who"], m["text"].strip()
+            if who not in sim.state.members:
+                self.say(self.c(f"no member {who!r}; members: {', '.join(sim.state.members)}",
+                                "31"))
+                return
+            await sim.staff_sends_text(who, text)
+            await self.show_effects()
+        elif m := _SCAN.match(line):
+            opts = shlex.split(m["rest"])
+            named = dict(o.split("=", 1) for o in opts if "=" in o)
+            channel = await Channel.get_or_none(name=m["state"])
+            state = channel.state if channel else m["state"]  # a channel's name works too
+            result = await sim.customer_scans(state, m["name"], mobile=named.get("mobile"),
+                                              staff=named.get("staff"), half="half" in opts)
+            self.say(self.c(f"{m['name']} scanned {m['state']} and added {result.userid} "
+                            f"(external id {result.external_userid})", "2"))
+            await self.show_effects()
+        elif m := _CLOCK.match(line):
+            delta = timedelta(**{_UNITS[m["unit"]]: int(m["n"])})
+            now = self.sandbox.clock.advance(delta)
+            self.say(self.c(f"clock is now {now:%Y-%m-%d %H:%M} UTC", "2"))
+            ctx = self.sandbox.app[context_key]
+            for job, outcome in (await run_due_jobs(ctx, ctx.locals.get(JobBook))).items():
+                if outcome not in ("not due", "claimed"):
+                    self.say(self.c(f"job {job}: {outcome}", "2"))
+            await self.show_effects()
+        elif line.startswith("calls"):
+            parts = line.split()
+            n = int(parts[1]) if len(parts) > 1 else 10
+            for call in sim.calls[-n:]:
+                self.say(self._fmt_call(call))
+        elif line == "staff":
+            for member in sim.state.members.values():
+                self.say(f"  {member.userid:10} {member.name}  {member.position}")
+        elif line == "inbox":
+            self.say(", ".join(f"{k} {v}" for k, v in (await status_counts()).items()))
+        elif line == "help":
+            self.say(HELP)
+        else:
+            self.say(self.c("unknown console command; type help", "31"))
+
+    async def _customer_says(self, name: str, text: str) -> None:
+        """A customer writes to the Official Account (followers are linked by name here)."""
+        oa = self.sandbox.oa
+        if oa is None:
+            self.say(self.c("no Official Account in this sandbox", "31"))
+            return
+        customer = await Customer.filter(name=name).first()
+        openid = (customer.openid if customer else None) or \
+            "o" + hashlib.sha256(name.encode()).hexdigest()[:27]
+        if customer is not None and customer.openid is None:
+            customer.openid = openid  # the same person follows the Official Account
+            await customer.save(update_fields=["openid"])
+        seen = len(oa.sent)
+        await oa.follower_sends_text(openid, text)
+        await self.show_effects()
+        for message in oa.sent[seen:]:
+            self.say(self.c(f"[公众号 → {name}] ", "1;34") + message["text"]["content"])
+
+    async def show_effects(self) -> None:
+        """After an action: wait for the worker, then print new replies and API calls."""
+        await self.sandbox.settle()
+        sim = self.sandbox.sim
+        for call in sim.calls[self._seen_calls:]:
+            self.say(self._fmt_call(call))
+        for welcome in sim.welcome_messages[self._seen_welcome:]:
+            text = (welcome.get("text") or {}).get("content", "")
+            self.say(self.c(f"[welcome → {welcome.get('external_userid')}] ", "1;35") + text)
+        for message in sim.sent_messages[self._seen_messages:]:
+            self.say(self.c(f"[bot → {','.join(message['touser'])}] ", "1;32")
+                     + self._fmt_message(message))
+        self._seen_calls = len(sim.calls)
+        self._seen_welcome = len(sim.welcome_messages)
+        self._seen_messages = len(sim.sent_messages)
+
+    def _fmt_call(self, call: Any) -> str:
+        status = "ok" if call.errcode == 0 else f"errcode {call.errcode}"
+        return self.c(f"  ↳ {call.method} {call.endpoint} ({status})", "2")
+
+    @staticmethod
+    def _fmt_message(message: dict[str, Any]) -> str:
+        msgtype = message.get("msgtype", "")
+        payload = message.get(msgtype) or {}
+        if msgtype in ("text", "markdown"):
+            return str(payload.get("content", ""))
+        if msgtype == "textcard":
+            description = _TAGS.sub(" ", str(payload.get("description", ""))).strip()
+            return f"{payload.get('title')}\n{description}\n{payload.get('url')}"
+        if msgtype == "file":
+            return f"[文件 {payload.get('media_id', '')[:12]}…]"
+        return str(payload)

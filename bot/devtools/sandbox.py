@@ -1,0 +1,125 @@
+"""Sandbox mode: scrmbot, the WeCom simulator and a console in one process.
+
+No WeCom account needed: SQLite, an in-process fakeredis, and a simulated corp with staff in
+two regions. The console lets a newcomer act as a staff member or a customer and shows the
+bot's replies and the WeCom API calls scrmbot made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.app.factory import create_app
+from bot.app.settings import Settings, WeChatOAConfig
+from bot.devtools.console import Console
+from bot.devtools.running import Sandbox
+from bot.devtools.simulator import WeComSimulator, load_demo_corp
+from bot.devtools.simulator.__main__ import (
+    DEMO_AES_KEY,
+    DEMO_CONTACT_SECRET,
+    DEMO_CORP_ID,
+    DEMO_SECRET,
+    DEMO_TOKEN,
+)
+from bot.devtools.simulator.oa import OASimulator
+from bot.domain.clock import OffsetClock
+
+logger = logging.getLogger(__name__)
+
+SANDBOX_DIR = Path("var")
+
+
+OA_APP_ID, OA_SECRET, OA_TOKEN = "wxsandboxoa", "sandbox-oa-secret", "sandboxoa"
+
+
+def sandbox_secret_key() -> str:
+    """The sandbox's own SCRM_SECRET_KEY, made once and kept in var/ (links stay valid
+    across restarts)."""
+    path = SANDBOX_DIR / "secret_key"
+    if not path.is_file():
+        path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def sandbox_settings(api_base: str, port: int, oa_api_base: str) -> Settings:
+    SANDBOX_DIR.mkdir(exist_ok=True)
+    return Settings(
+        oa=WeChatOAConfig(OA_APP_ID, OA_SECRET, OA_TOKEN, None), oa_api_base=oa_api_base,
+        corp_id=DEMO_CORP_ID, agent_id=1000002, secret=DEMO_SECRET,
+        contact_secret=DEMO_CONTACT_SECRET, token=DEMO_TOKEN, aes_key=DEMO_AES_KEY,
+        api_base=api_base, database_url=f"sqlite://{SANDBOX_DIR / 'sandbox.db'}",
+        redis_url=None, host="127.0.0.1", port=port, admins=("admin",),
+        rules_file=os.environ.get("SCRM_RULES_FILE") or "rules.toml", sandbox=True,
+        secret_key=sandbox_secret_key(), public_url=f"http://127.0.0.1:{port}",
+    )
+
+
+async def start_sandbox(port: int = 8080) -> tuple[Sandbox, web.AppRunner]:
+    clock = OffsetClock()
+    sim = WeComSimulator(DEMO_CORP_ID, 1000002,
+                         {DEMO_SECRET: "app", DEMO_CONTACT_SECRET: "contact"},
+                         DEMO_TOKEN, DEMO_AES_KEY, clock=clock)
+    load_demo_corp(sim)
+    api_base = await sim.start("127.0.0.1", port + 1)
+    oa = OASimulator(OA_APP_ID, OA_SECRET, OA_TOKEN, clock=clock)
+    oa_base = await oa.start("127.0.0.1", port + 2)
+    app = create_app(sandbox_settings(api_base, port, oa_base), clock=clock, migrate=True,
+                     worker_poll_s=0.2)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    server_url = f"http://127.0.0.1:{port}"
+    sim.callback_url = f"{server_url}/wecom/callback"
+    oa.callback_url = f"{server_url}/wechat/callback"
+    return Sandbox(sim=sim, app=app, clock=clock, server_url=server_url, oa=oa), runner
+
+
+def _log_to_file(path: Path) -> None:
+    """Keep the console readable: INFO logs go to a file, warnings still show."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.StreamHandler):
+            handler.setLevel(logging.WARNING)
+    file_handler = logging.FileHandler(path, encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(file_handler)
+
+
+def run_sandbox(port: int = 8080, console: bool = True) -> int:
+    async def main() -> None:
+        interactive = console and sys.stdin.isatty()
+        if interactive:
+            _log_to_file(SANDBOX_DIR / "sandbox.log")
+        sandbox, runner = await start_sandbox(port)
+        control = sandbox.sim.base_url.removesuffix("/cgi-bin")
+        logs = f", logs in {SANDBOX_DIR / 'sandbox.log'}" if interactive else ""
+        print(f"scrmbot sandbox on {sandbox.server_url} (WeCom simulator on {control}{logs}).")
+        print("Try:  as zhangsan: /help    as zhangsan: /channel new 抖音直播 tags=直播高意向用户 "
+              "staff=zhangsan    scan 抖音直播 as 王女士    help")
+        print(f"Or from another shell: curl -XPOST {control}/sim/text "
+              "-d '{\"userid\":\"zhangsan\",\"content\":\"/help\"}'")
+        try:
+            if interactive:
+                await Console(sandbox).run()
+            else:
+                await asyncio.Event().wait()
+        finally:
+            await sandbox.sim.close()
+            if sandbox.oa is not None:
+                await sandbox.oa.close()
+            await runner.cleanup()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    return 0

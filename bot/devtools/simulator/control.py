@@ -1,0 +1,160 @@
+"""A small JSON control API under `/sim/...`, so a standalone simulator can be driven over HTTP.
+
+Scenario failures (e.g. an unknown member) answer 400 with `{"error": "..."}`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from bot.domain.clock import ManualClock
+
+if TYPE_CHECKING:
+    from bot.devtools.simulator.callbacks import CallbackDelivery
+    from bot.devtools.simulator.server import WeComSimulator
+
+SimHandler = Callable[["WeComSimulator", dict[str, Any], web.Request], Awaitable[Any]]
+
+
+def _default(obj: object) -> str:
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    return str(obj)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(
+        data, status=status,
+        dumps=lambda o: json.dumps(o, ensure_ascii=False, default=_default))
+
+
+def _delivery(delivery: CallbackDelivery) -> dict[str, Any]:
+    return {"delivered": delivery.delivered, "attempts": delivery.attempts, "xml": delivery.xml}
+
+
+def _field(body: dict[str, Any], key: str) -> Any:
+    if key not in body:
+        msg = f"missing field {key!r}"
+        raise ValueError(msg)
+    return body[key]
+
+
+async def scan(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+    result = await sim.customer_scans(
+        str(_field(body, "state")), str(_field(body, "name")), mobile=body.get("mobile"),
+        half=bool(body.get("half", False)), staff=body.get("staff"),
+        unionid=body.get("unionid"), external_userid=body.get("external_userid"))
+    return {"external_userid": result.external_userid, "userid": result.userid,
+            "welcome_code": result.welcome_code, **_delivery(result.delivery)}
+
+
+async def text(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+    delivery = await sim.staff_sends_text(str(_field(body, "userid")),
+                                          str(_field(body, "content")))
+    return _delivery(delivery)
+
+
+async def enter(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+    return _delivery(await sim.staff_enters_agent(str(_field(body, "userid"))))
+
+
+async def confirm_half(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+    delivery = await sim.confirm_half(str(_field(body, "userid")),
+                                      str(_field(body, "external_userid")))
+    return _delivery(delivery)
+
+
+async def callback_url(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+    url = _field(body, "url")
+    sim.callback_url = str(url) if url else None
+    return {"callback_url": sim.callback_url}
+
+
+async def revoke_tokens(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+    sim.revoke_tokens()
+    return {"revoked": True}
+
+
+async def fail_next(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+    sim.fail_next(str(_field(body, "endpoint")), int(_field(body, "errcode")),
+                  int(body.get("times", 1)), body.get("errmsg"))
+    return {"ok": True}
+
+
+async def advance_clock(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+    if not isinstance(sim.clock, ManualClock):
+        msg = "the simulator runs on the system clock; start it with a ManualClock to advance"
+        raise ValueError(msg)
+    now = sim.clock.advance(timedelta(seconds=float(_field(body, "seconds"))))
+    return {"now": now}
+
+
+async def calls(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+    endpoint = request.query.get("endpoint")
+    chosen = sim.calls_to(endpoint) if endpoint else sim.calls
+    rows = [asdict(c) for c in chosen]
+    for row in rows:  # the standalone may run with real WECOM_* secrets: never echo them
+        if "corpsecret" in row["query"]:
+            row["query"]["corpsecret"] = "***"
+    return rows
+
+
+async def messages(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+    return sim.sent_messages
+
+
+async def welcome(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+    return sim.welcome_messages
+
+
+async def templates(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+    return sim.msg_templates
+
+
+ROUTES: list[tuple[str, str, SimHandler]] = [
+    ("POST", "/sim/scan", scan),
+    ("POST", "/sim/text", text),
+    ("POST", "/sim/enter", enter),
+    ("POST", "/sim/confirm-half", confirm_half),
+    ("POST", "/sim/callback-url", callback_url),
+    ("POST", "/sim/revoke-tokens", revoke_tokens),
+    ("POST", "/sim/fail-next", fail_next),
+    ("POST", "/sim/clock", advance_clock),
+    ("GET", "/sim/calls", calls),
+    ("GET", "/sim/messages", messages),
+    ("GET", "/sim/welcome", welcome),
+    ("GET", "/sim/templates", templates),
+]
+
+
+def _wrap(sim: WeComSimulator, handler: SimHandler) -> Callable[[web.Request], Awaitable[
+        web.StreamResponse]]:
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        from bot.devtools.simulator.server import SimulatorError
+
+        body: dict[str, Any] = {}
+        if request.can_read_body:
+            try:
+                parsed = await request.json()
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                return _json({"error": "body is not JSON"}, 400)
+            if not isinstance(parsed, dict):
+                return _json({"error": "body must be a JSON object"}, 400)
+            body = parsed
+        try:
+            return _json(await handler(sim, body, request))
+        except (SimulatorError, ValueError, TypeError) as exc:
+            return _json({"error": str(exc)}, 400)
+
+    return endpoint
+
+
+def setup_control(app: web.Application, sim: WeComSimulator) -> None:
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, _wrap(sim, handler))

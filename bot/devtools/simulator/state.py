@@ -1,0 +1,409 @@
+"""In-memory state of the simulated corp: directory, customers, tags, contact ways and logs.
+
+Everything is plain dataclasses in dicts so tests can look at (and poke) the state directly.
+All time comes from the injected clock, never from the wall clock.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.domain.clock import Clock
+
+TOKEN_TTL_S = 7200
+WELCOME_CODE_TTL_S = 20
+TRANSFER_WAIT_S = 24 * 3600  # an in-service transfer completes after 24 h unless refused
+CORP_TZ = ZoneInfo("Asia/Shanghai")  # group-message caps count calendar months here
+
+_URLSAFE = string.ascii_letters + string.digits + "-_"
+_ALNUM = string.ascii_letters + string.digits
+
+
+def random_id(prefix: str, length: int, alphabet: str = _URLSAFE) -> str:
+    """An id shaped like WeCom's (`wm…` customers, `et…` tags): prefix plus random chars."""
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+class FollowStatus(StrEnum):
+    """State of one member–customer relationship."""
+
+    HALF = "half"  # skip-verify add the member has not confirmed yet
+    ACTIVE = "active"
+    DELETED_BY_STAFF = "deleted_by_staff"
+    DELETED_BY_CUSTOMER = "deleted_by_customer"
+
+
+@dataclass
+class Department:
+    id: int
+    name: str
+    parent_id: int
+    order: int = 0
+
+    def to_api(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "parentid": self.parent_id,
+                "order": self.order, "department_leader": []}
+
+
+@dataclass
+class Member:
+    userid: str
+    name: str
+    department: list[int]
+    position: str = ""
+    mobile: str = ""
+    status: int = 1  # 1 active, 2 disabled, 4 not activated, 5 resigned
+
+    def to_api(self) -> dict[str, Any]:
+        return {"userid": self.userid, "name": self.name, "department": list(self.department),
+                "main_department": self.department[0] if self.department else 1,
+                "position": self.position, "mobile": self.mobile, "status": self.status,
+                "gender": "0", "email": "", "alias": "", "telephone": "",
+                "avatar": f"https://sim.scrmbot.local/avatar/{self.userid}.png",
+                "is_leader_in_dept": [0] * len(self.department), "direct_leader": []}
+
+
+@dataclass
+class ExternalContact:
+    external_userid: str
+    name: str
+    type: int = 1  # 1 WeChat user, 2 WeCom user
+    gender: int = 0
+    avatar: str = ""
+    unionid: str | None = None
+    mobile: str | None = None  # what the member would put in remark_mobiles
+    position: str = ""
+    corp_name: str = ""
+    corp_full_name: str = ""
+
+    def to_api(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"external_userid": self.external_userid, "name": self.name,
+                                "avatar": self.avatar, "type": self.type, "gender": self.gender}
+        if self.unionid:
+            data["unionid"] = self.unionid
+        if self.type == 2:
+            data.update(position=self.position, corp_name=self.corp_name,
+                        corp_full_name=self.corp_full_name, external_profile={})
+        return data
+
+
+@dataclass
+class Follow:
+    """One member's side of a customer relationship (`follow_user` in externalcontact/get)."""
+
+    userid: str
+    external_userid: str
+    status: FollowStatus
+    createtime: int
+    state: str | None = None
+    add_way: int = 1  # 1 = scanned a QR code
+    oper_userid: str = ""
+    remark: str = ""
+    description: str = ""
+    remark_mobiles: list[str] = field(default_factory=list)
+    tag_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Tag:
+    id: str
+    name: str
+    group_id: str
+    create_time: int
+    order: int = 0
+    deleted: bool = False
+
+    def to_api(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "create_time": self.create_time,
+                "order": self.order, "deleted": self.deleted}
+
+
+@dataclass
+class TagGroup:
+    group_id: str
+    name: str
+    create_time: int
+    order: int = 0
+    tags: list[Tag] = field(default_factory=list)
+    deleted: bool = False
+
+    def to_api(self, only: set[str] | None = None) -> dict[str, Any]:
+        tags = [t.to_api() for t in self.tags if not t.deleted and (only is None or t.id in only)]
+        return {"group_id": self.group_id, "group_name": self.name,
+                "create_time": self.create_time, "order": self.order, "tag": tags}
+
+
+@dataclass
+class ContactWay:
+    config_id: str
+    type: int
+    scene: int
+    created_at: float
+    style: int | None = None
+    remark: str = ""
+    skip_verify: bool = True
+    state: str | None = None
+    user: list[str] = field(default_factory=list)
+    party: list[int] = field(default_factory=list)
+    is_temp: bool = False
+    expires_in: int | None = None
+    chat_expires_in: int | None = None
+    unionid: str | None = None
+    conclusions: dict[str, Any] | None = None
+    qr_code: str | None = None
+    used: bool = False  # a temporary way stops working after its first add
+    deleted: bool = False
+    next_user: int = 0  # round-robin position over `user` + party members
+
+    def to_api(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"config_id": self.config_id, "type": self.type,
+                                "scene": self.scene, "remark": self.remark,
+                                "skip_verify": self.skip_verify, "state": self.state or "",
+                                "user": list(self.user), "party": list(self.party),
+                                "is_temp": self.is_temp}
+        if self.style is not None:
+            data["style"] = self.style
+        if self.qr_code:
+            data["qr_code"] = self.qr_code
+        if self.is_temp:
+            data["expires_in"] = self.expires_in
+            data["chat_expires_in"] = self.chat_expires_in
+            if self.unionid:
+                data["unionid"] = self.unionid
+            if self.conclusions is not None:
+                data["conclusions"] = self.conclusions
+        return data
+
+
+@dataclass
+class WelcomeCode:
+    code: str
+    userid: str
+    external_userid: str
+    issued_at: float
+    used: bool = False
+
+
+@dataclass
+class Transfer:
+    handover_userid: str
+    takeover_userid: str
+    external_userid: str
+    created_at: float
+    resigned: bool = False
+    status: int = 2  # 1 done, 2 waiting, 3 refused, 4 takeover limit exceeded, 5 no relationship
+    takeover_time: int = 0
+    success_msg: str | None = None
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the simulator answered, for assertions in tests."""
+
+    method: str
+    endpoint: str  # path after /cgi-bin/, e.g. "externalcontact/mark_tag"
+    query: dict[str, str]  # without access_token
+    body: dict[str, Any] | None
+    errcode: int
+    at: datetime
+    secret_label: str | None
+
+
+@dataclass
+class AccessToken:
+    token: str
+    secret: str
+    label: str
+    issued_at: float
+    revoked: bool = False
+
+
+@dataclass
+class Fault:
+    errcode: int
+    errmsg: str | None
+
+
+class SimState:
+    """The whole simulated corp. API handlers and scenario methods both read and mutate it."""
+
+    def __init__(self, corp_id: str, agent_id: int, secrets_: dict[str, str],
+                 clock: Clock) -> None:
+        self.corp_id = corp_id
+        self.agent_id = agent_id
+        self.secrets = dict(secrets_)
+        self.clock = clock
+        self.departments: dict[int, Department] = {}
+        self.members: dict[str, Member] = {}
+        self.contacts: dict[str, ExternalContact] = {}
+        self.follows: dict[tuple[str, str], Follow] = {}  # (userid, external_userid)
+        self.tag_groups: dict[str, TagGroup] = {}
+        self.tags: dict[str, Tag] = {}
+        self.contact_ways: dict[str, ContactWay] = {}
+        self.welcome_codes: dict[str, WelcomeCode] = {}
+        self.transfers: list[Transfer] = []
+        self.tokens: dict[str, AccessToken] = {}
+        self.token_by_secret: dict[str, str] = {}
+        self.faults: dict[str, deque[Fault]] = {}
+        # endpoint → how many of its next calls are carried out but answered by a dropped
+        # connection (the caller cannot tell whether they happened)
+        self.lost_answers: dict[str, int] = {}
+        self.app_sends: dict[str, deque[float]] = {}  # userid -> send times, last hour only
+        self.group_msg_counts: dict[tuple[str, str], int] = {}  # (external_userid, "YYYY-MM")
+        self.calls: list[Call] = []
+        self.sent_messages: list[dict[str, Any]] = []
+        # message/send with enable_duplicate_check: identical body → (first sent, msgid)
+        self.duplicate_checks: dict[str, tuple[float, str]] = {}
+        self.duplicates_dropped = 0
+        self.media: dict[str, tuple[str, bytes]] = {}  # media_id → (filename, content)
+        self.welcome_messages: list[dict[str, Any]] = []
+        self.msg_templates: list[dict[str, Any]] = []
+
+    # --- time -------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def timestamp(self) -> float:
+        return self.clock.timestamp()
+
+    def unix(self) -> int:
+        """Whole-second timestamp, as WeCom puts in CreateTime and createtime."""
+        return int(self.clock.timestamp())
+
+    def month_key(self) -> str:
+        return self.clock.now().astimezone(CORP_TZ).strftime("%Y-%m")
+
+    # --- tokens -----------------------------------------------------------------------------
+
+    def token_valid(self, tok: AccessToken) -> bool:
+        return not tok.revoked and self.timestamp() < tok.issued_at + TOKEN_TTL_S
+
+    def issue_token(self, secret: str) -> AccessToken:
+        """Same token while it is valid for this secret, a new one after expiry or revocation."""
+        current = self.tokens.get(self.token_by_secret.get(secret, ""))
+        if current is not None and self.token_valid(current):
+            return current
+        tok = AccessToken(random_id("", 64, _ALNUM), secret, self.secrets[secret],
+                          self.timestamp())
+        self.tokens[tok.token] = tok
+        self.token_by_secret[secret] = tok.token
+        return tok
+
+    def revoke_tokens(self) -> None:
+        for tok in self.tokens.values():
+            tok.revoked = True
+
+    # --- faults -----------------------------------------------------------------------------
+
+    def add_fault(self, endpoint: str, errcode: int, times: int, errmsg: str | None) -> None:
+        queue = self.faults.setdefault(endpoint.strip("/"), deque())
+        queue.extend(Fault(errcode, errmsg) for _ in range(times))
+
+    def take_fault(self, endpoint: str) -> Fault | None:
+        queue = self.faults.get(endpoint)
+        return queue.popleft() if queue else None
+
+    def take_lost_answer(self, endpoint: str) -> bool:
+        left = self.lost_answers.get(endpoint, 0)
+        if left:
+            self.lost_answers[endpoint] = left - 1
+        return bool(left)
+
+    # --- directory --------------------------------------------------------------------------
+
+    def subdepartments(self, root: int) -> list[int]:
+        """`root` and every department below it, parents first."""
+        found = [root]
+        for dept_id in found:
+            found.extend(d.id for d in self.departments.values()
+                         if d.parent_id == dept_id and d.id != dept_id)
+        return found
+
+    def members_in(self, departments: list[int]) -> list[str]:
+        """Members of these departments and their sub-departments, in directory order."""
+        wanted = {d for root in departments for d in self.subdepartments(root)}
+        return [m.userid for m in self.members.values() if wanted & set(m.department)]
+
+    # --- customers --------------------------------------------------------------------------
+
+    def follow(self, userid: str, external_userid: str) -> Follow | None:
+        return self.follows.get((userid, external_userid))
+
+    def follows_of(self, external_userid: str) -> list[Follow]:
+        return [f for (_, ext), f in self.follows.items() if ext == external_userid]
+
+    def customers_of(self, userid: str, statuses: set[FollowStatus]) -> list[str]:
+        return [ext for (uid, ext), f in self.follows.items()
+                if uid == userid and f.status in statuses]
+
+    def new_external_userid(self) -> str:
+        while True:
+            candidate = random_id("wm", 22)
+            if candidate not in self.contacts:
+                return candidate
+
+    def issue_welcome_code(self, userid: str, external_userid: str) -> WelcomeCode:
+        code = WelcomeCode(random_id("", 43), userid, external_userid, self.timestamp())
+        self.welcome_codes[code.code] = code
+        return code
+
+    # --- tags -------------------------------------------------------------------------------
+
+    def new_tag_id(self) -> str:
+        while True:
+            candidate = random_id("et", 30, _ALNUM)
+            if candidate not in self.tags and candidate not in self.tag_groups:
+                return candidate
+
+    def group_by_name(self, name: str) -> TagGroup | None:
+        return next((g for g in self.tag_groups.values() if g.name == name and not g.deleted),
+                    None)
+
+    def create_group(self, name: str, order: int = 0) -> TagGroup:
+        group = TagGroup(self.new_tag_id(), name, self.unix(), order)
+        self.tag_groups[group.group_id] = group
+        return group
+
+    def create_tag(self, group: TagGroup, name: str, order: int = 0) -> Tag:
+        tag = Tag(self.new_tag_id(), name, group.group_id, self.unix(), order)
+        group.tags.append(tag)
+        self.tags[tag.id] = tag
+        return tag
+
+    def live_tag(self, tag_id: str) -> Tag | None:
+        tag = self.tags.get(tag_id)
+        return tag if tag is not None and not tag.deleted else None
+
+    # --- contact ways -----------------------------------------------------------------------
+
+    def way_by_state(self, state: str) -> ContactWay | None:
+        """The newest live contact way carrying this state, if any."""
+        ways = [w for w in self.contact_ways.values() if w.state == state and not w.deleted]
+        return ways[-1] if ways else None
+
+    def way_members(self, way: ContactWay) -> list[str]:
+        seen: dict[str, None] = dict.fromkeys(way.user)
+        seen.update(dict.fromkeys(self.members_in(way.party)))
+        return list(seen)
+
+    # --- app-message rate limit -------------------------------------------------------------
+
+    def send_blocked(self, userid: str) -> bool:
+        """True if one more app message to this member would exceed 30/min or 1000/h."""
+        now = self.timestamp()
+        sends = self.app_sends.setdefault(userid, deque())
+        while sends and sends[0] <= now - 3600:
+            sends.popleft()
+        last_minute = sum(1 for t in sends if t > now - 60)
+        return last_minute >= 30 or len(sends) >= 1000
+
+    def record_send(self, userid: str) -> None:
+        self.app_sends.setdefault(userid, deque()).append(self.timestamp())

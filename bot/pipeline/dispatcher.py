@@ -1,0 +1,206 @@
+"""Routes typed events to feature handlers, each handler at most once per inbox row.
+
+A feature owns an `EventRouter` and declares routes with the event type and filters
+(`Source("wecom")`, `ChangeTypes("add_external_contact")`); the filters live on the route, not
+as `if` at the top of the handler, so the dispatcher (and the docs) can say what each route
+accepts. Every matching route runs, in registration order, in its own transaction together
+with a done record (inbox row, route name): a handler's failure rolls back only its own
+changes and does not stop the others (python-telegram-bot's error isolation), and a retry of
+the row runs only the routes that have not finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from bot.domain.clock import Clock
+from bot.store.db import atomic
+from bot.wecom.events import Event
+from models import InboxHandled
+
+logger = logging.getLogger(__name__)
+
+C = TypeVar("C")
+E = TypeVar("E", bound=Event)
+Handler = Callable[[Any, C], Awaitable[None]]
+
+
+class Filter(Protocol):
+    """A condition on an event, shown in logs and docs by its `str`."""
+
+    def __call__(self, event: Event) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Source:
+    """Events from one side: "wecom" (the WeCom app and customer contact) or "wechat" (the
+    Official Account)."""
+
+    source: str
+
+    def __call__(self, event: Event) -> bool:
+        return event.source == self.source
+
+    def __str__(self) -> str:
+        return f"source={self.source}"
+
+
+@dataclass(frozen=True)
+class ChangeTypes:
+    """External-contact (or tag) changes of these types."""
+
+    types: frozenset[str]
+
+    def __init__(self, *types: str) -> None:
+        object.__setattr__(self, "types", frozenset(types))
+
+    def __call__(self, event: Event) -> bool:
+        return getattr(event, "change_type", None) in self.types
+
+    def __str__(self) -> str:
+        return f"change_type in {sorted(self.types)}"
+
+
+@dataclass(frozen=True)
+class HasField:
+    """Events whose field `name` is set (e.g. a WelcomeCode, a sender)."""
+
+    name: str
+
+    def __call__(self, event: Event) -> bool:
+        return bool(getattr(event, self.name, None))
+
+    def __str__(self) -> str:
+        return f"has {self.name}"
+
+
+@dataclass(frozen=True)
+class Route(Generic[C]):
+    """`name` is stable across releases: it is what the done records remember."""
+
+    name: str
+    event_type: type[Event]
+    filters: tuple[Filter, ...]
+    handler: Handler[C]
+    transactional: bool = True
+
+    def matches(self, event: Event) -> bool:
+        return isinstance(event, self.event_type) and all(f(event) for f in self.filters)
+
+    def describe(self) -> str:
+        conditions = ", ".join(str(f) for f in self.filters)
+        return f"{self.name}: {self.event_type.__name__}" + (f" ({conditions})"
+                                                               if conditions else "")
+
+
+class EventRouter(Generic[C]):
+    """A feature's event routes: `@router.on(TextMessage, Source("wecom"))`."""
+
+    def __init__(self, feature: str) -> None:
+        self.feature = feature
+        self.routes: list[Route[C]] = []
+
+    def on(self, event_type: type[E], *filters: Filter, name: str | None = None,
+           transactional: bool = True) -> Callable[[Handler[C]], Handler[C]]:
+        """Register a handler. `transactional=False` for a handler that must not hold a
+        transaction (it talks to WeCom under a deadline and records its own progress)."""
+
+        def register(handler: Handler[C]) -> Handler[C]:
+            route_name = f"{self.feature}.{name or handler.__name__}"
+            if any(r.name == route_name for r in self.routes):
+                msg = f"route {route_name} is registered twice"
+                raise ValueError(msg)
+            self.routes.append(Route(route_name, event_type, filters, handler, transactional))
+            return handler
+
+        return register
+
+
+@dataclass
+class DispatchResult:
+    """What one dispatch did: routes run now, routes done earlier, routes that failed."""
+
+    ran: list[str] = field(default_factory=list)
+    already_done: list[str] = field(default_factory=list)
+    failed: list[tuple[str, BaseException]] = field(default_factory=list)
+
+    @property
+    def ignored(self) -> bool:
+        return not (self.ran or self.already_done or self.failed)
+
+    def error_text(self) -> str:
+        return "\n".join(f"[{name}] " + "".join(traceback.format_exception(exc))
+                         for name, exc in self.failed)
+
+
+class Dispatcher(Generic[C]):
+    """Runs every route matching an event, each once per inbox row."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._routes: list[Route[C]] = []
+
+    def include_router(self, router: EventRouter[C]) -> None:
+        for route in router.routes:
+            if any(r.name == route.name for r in self._routes):
+                msg = f"route {route.name} is registered twice"
+                raise ValueError(msg)
+            self._routes.append(route)
+
+    @property
+    def routes(self) -> tuple[Route[C], ...]:
+        return tuple(self._routes)
+
+    def matching(self, event: Event) -> list[Route[C]]:
+        return [route for route in self._routes if route.matches(event)]
+
+    async def dispatch(self, event: Event, ctx: C) -> DispatchResult:
+        """Run the routes of `event` that have not finished for its inbox row."""
+        result = DispatchResult()
+        routes = self.matching(event)
+        if not routes:
+            logger.info("no handler for %s from %s; kept in the inbox", event.kind,
+                        event.from_user)
+            return result
+        done = await self._done(event.inbox_id, (r.name for r in routes))
+        for route in routes:
+            if route.name in done:
+                result.already_done.append(route.name)
+                continue
+            try:
+                await self._run(route, event, ctx)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("handler %s failed on inbox row %s: %r", route.name,
+                               event.inbox_id, exc)
+                result.failed.append((route.name, exc))
+            else:
+                result.ran.append(route.name)
+        return result
+
+    async def _run(self, route: Route[C], event: Event, ctx: C) -> None:
+        if not route.transactional:
+            await route.handler(event, ctx)
+            await self._mark_done(event.inbox_id, route.name)
+            return
+        async with atomic():
+            await route.handler(event, ctx)
+            await self._mark_done(event.inbox_id, route.name)
+
+    async def _done(self, inbox_id: int, names: Iterable[str]) -> set[str]:
+        if not inbox_id:
+            return set()
+        done = await InboxHandled.filter(inbox_id=inbox_id, handler__in=list(names)) \
+            .values_list("handler", flat=True)
+        return {str(name) for name in done}
+
+    async def _mark_done(self, inbox_id: int, name: str) -> None:
+        if inbox_id:
+            await InboxHandled.create(inbox_id=inbox_id, handler=name,
+                                      done_ms=int(self._clock.timestamp() * 1000))

@@ -1,0 +1,108 @@
+"""The senders every scrmbot has: app messages (replies and notices), Official Account
+customer-service messages, and files. Features register others (group tasks).
+
+Each follows the outbox's protocol (`bot/pipeline/outbox.py`): what it sends once must never
+arrive twice, so each says how an attempt that left no result is settled.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from bot.domain.clock import Clock
+from bot.pipeline.outbox import (
+    DUPLICATE_CHECK_S,
+    BaseSender,
+    Permanent,
+    Reconciled,
+    Sent,
+    Verdict,
+)
+from bot.wecom import WeComClient
+from bot.wecom.oa import OAClient
+from models import OutboxMessage
+
+# Resending inside WeCom's duplicate-check window is harmless; keep a margin for clock skew.
+_SAFE_RESEND_S = DUPLICATE_CHECK_S - 300
+MEDIA_LIFETIME_S = 3 * 86400 - 3600  # temporary media live 3 days
+
+
+def _in_duplicate_window(clock: Clock, started_ms: int | None) -> bool:
+    return started_ms is not None and clock.timestamp() - started_ms / 1000 < _SAFE_RESEND_S
+
+
+class AppMessageSender(BaseSender):
+    """`message/send` to one member, with WeCom's duplicate check (4 hours): a resend of an
+    attempt that may have gone out is dropped by WeCom, so it is safe inside that window."""
+
+    member_limited = True
+
+    def __init__(self, wecom: WeComClient, clock: Clock) -> None:
+        self.wecom = wecom
+        self.clock = clock
+
+    async def send(self, row: OutboxMessage) -> Sent:
+        payload: dict[str, Any] = dict(row.payload)
+        msgtype = str(payload["msgtype"])
+        answer = await self.wecom.send_message(
+            row.recipient, msgtype, dict(payload[msgtype]), enable_duplicate_check=True,
+            duplicate_check_interval=DUPLICATE_CHECK_S, reserved=True)
+        return Sent(msgid=str(answer.get("msgid") or "") or None)
+
+    async def reconcile(self, row: OutboxMessage) -> Reconciled:
+        if _in_duplicate_window(self.clock, row.attempt_started_ms):
+            return Reconciled(Verdict.RETRY, why="inside WeCom's duplicate-check window")
+        return Reconciled(Verdict.UNKNOWN, why="the attempt is older than WeCom's 4-hour "
+                                                "duplicate check")
+
+
+class OfficialAccountSender(BaseSender):
+    """A customer-service message (`message/custom/send`) within the follower's 48 hours.
+    WeCom's answer carries no id and nothing can be looked up afterwards, so an attempt left
+    without a result is never resent (the row becomes `unknown`)."""
+
+    def __init__(self, oa: OAClient | None) -> None:
+        self.oa = oa
+
+    async def send(self, row: OutboxMessage) -> Sent:
+        if self.oa is None:
+            msg = "no Official Account configured (WECHAT_APP_ID)"
+            raise Permanent(msg)
+        await self.oa.send_text(row.recipient, str(row.payload["text"]))
+        return Sent()
+
+
+class FileSender(BaseSender):
+    """A file to one member: uploaded once (its media_id kept on the row for 3 days), then
+    sent under the duplicate check like any app message."""
+
+    member_limited = True
+
+    def __init__(self, wecom: WeComClient, clock: Clock) -> None:
+        self.wecom = wecom
+        self.clock = clock
+
+    async def _media_id(self, row: OutboxMessage) -> str:
+        progress = dict(row.progress or {})
+        uploaded = float(str(progress.get("uploaded_at") or 0))
+        if progress.get("media_id") and self.clock.timestamp() - uploaded < MEDIA_LIFETIME_S:
+            return str(progress["media_id"])
+        data = base64.b64decode(str(row.payload["content_b64"]))
+        media_id = await self.wecom.upload_media("file", str(row.payload["filename"]), data)
+        row.progress = {"media_id": media_id, "uploaded_at": self.clock.timestamp()}
+        await OutboxMessage.filter(id=row.id).update(progress=row.progress)
+        return media_id
+
+    async def send(self, row: OutboxMessage) -> Sent:
+        media_id = await self._media_id(row)
+        answer = await self.wecom.send_message(
+            row.recipient, "file", {"media_id": media_id}, enable_duplicate_check=True,
+            duplicate_check_interval=DUPLICATE_CHECK_S, reserved=True)
+        return Sent(msgid=str(answer.get("msgid") or "") or None)
+
+    async def reconcile(self, row: OutboxMessage) -> Reconciled:
+        if row.progress.get("media_id") and \
+                _in_duplicate_window(self.clock, row.attempt_started_ms):
+            return Reconciled(Verdict.RETRY, why="same media_id inside the duplicate check")
+        return Reconciled(Verdict.UNKNOWN, why="no reusable upload inside the 4-hour check")

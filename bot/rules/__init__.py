@@ -1,0 +1,1 @@
+"""Business rules as data: the rules file, its sections, and their validation."""

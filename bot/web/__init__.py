@@ -1,0 +1,1 @@
+"""Web pages served by scrmbot: signed links, page templates and their access checks."""

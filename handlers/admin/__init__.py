@@ -1,0 +1,1 @@
+"""Administration from chat: rules reload, jobs, the outbox, the audit log."""

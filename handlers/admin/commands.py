@@ -1,0 +1,64 @@
+"""/admin reload and /audit: operating scrmbot from chat (admins only)."""
+
+from __future__ import annotations
+
+from bot.app.context import Cmd, Router
+from bot.chat.commands import CommandError
+from bot.chat.parsing import Arg
+from bot.chat.replies import Reply
+from bot.rules.checker import RulesError
+from models import AuditEntry, JobRun, OutboxMessage, OutboxStatus
+from scheduler.runner import JobBook
+
+commands = Router("admin")
+commands.alias("管理", "admin")
+commands.alias("审计", "audit")
+
+
+@commands.command("admin reload", "重新加载规则文件（文件有误时保留旧规则）", role="admin",
+                  changes_data=True, examples=("/admin reload",), aliases=("admin 重载",))
+async def admin_reload(cmd: Cmd) -> str:
+    try:
+        rules = cmd.ctx.rules.reload()
+    except RulesError as exc:
+        raise CommandError(f"规则文件有误，仍使用原规则。\n{exc}") from None
+    return (f"规则已重新加载：{rules.source}，{len(rules.regions)} 个区域"
+            f"（{'、'.join(rules.regions)}）。")
+
+
+@commands.command("admin jobs", "定时任务：上次运行、下次运行、结果", role="admin",
+                  examples=("/admin jobs",), aliases=("admin 任务",))
+async def admin_jobs(cmd: Cmd) -> Reply:
+    book = cmd.ctx.locals.get(JobBook)
+    latest = {}
+    for spec_id in book.records:
+        run = await JobRun.filter(job=spec_id).order_by("-id").first()
+        latest[spec_id] = run
+    return Reply(template="admin/jobs.txt.j2", data={
+        "records": book.records, "latest": latest, "next": {
+            k: book.next_run(k) for k in book.records}, "tz": cmd.ctx.settings.tz})
+
+
+@commands.command("outbox", "发送队列：待发、失败的通知", role="admin",
+                  args=[Arg("which", "failed（默认）或 pending", nargs="?")],
+                  examples=("/outbox", "/outbox pending"))
+async def outbox(cmd: Cmd) -> Reply:
+    which = cmd.args.get("which", "failed")
+    if which not in ("failed", "pending"):
+        raise CommandError("可选：failed 或 pending。")
+    rows = await OutboxMessage.filter(status=which).order_by("-id").limit(20)
+    counts = {s.value: await OutboxMessage.filter(status=s).count() for s in OutboxStatus}
+    return Reply(template="admin/outbox.txt.j2", data={"rows": rows, "counts": counts,
+                                                        "which": which})
+
+
+@commands.command("audit", "查看最近的操作记录", role="admin",
+                  args=[Arg("count", "条数，默认 20", nargs="?")],
+                  examples=("/audit", "/audit 50"))
+async def audit_log(cmd: Cmd) -> Reply:
+    raw = cmd.args.get("count", "20")
+    if not str(raw).isdigit() or not 1 <= int(raw) <= 200:
+        raise CommandError("条数应为 1 到 200 之间的数字，例如 /audit 50。")
+    entries = await AuditEntry.all().order_by("-id").limit(int(raw))
+    return Reply(template="admin/audit.txt.j2", data={"entries": entries,
+                                                       "tz": cmd.ctx.settings.tz})

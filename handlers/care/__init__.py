@@ -1,0 +1,1 @@
+"""Care: birthdays, dated care, surveys and win-back messages; dormant customers."""

@@ -1,0 +1,1 @@
+"""Channels: channel QR codes, the scans they bring, and each scan's welcome."""

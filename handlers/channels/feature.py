@@ -1,0 +1,24 @@
+"""Channels: /channel from chat; scans (welcome first, on a fast lane too) from WeCom."""
+
+from __future__ import annotations
+
+from bot.app.context import BotContext
+from bot.pipeline.fastlane import FastLane
+from bot.wecom.events import ExternalContactChange
+from handlers import Feature
+from handlers.channels.commands import commands
+from handlers.channels.events import events
+from handlers.channels.welcome import is_add_with_welcome, welcome_once
+
+
+def welcome_lane(ctx: BotContext) -> FastLane[ExternalContactChange]:
+    """An accepted add's welcome goes out at once, not behind the worker's backlog: WeCom
+    honours the code for 20 s."""
+
+    async def send(event: ExternalContactChange) -> None:
+        await welcome_once(ctx, event)
+
+    return FastLane("welcome", ExternalContactChange, is_add_with_welcome, send)
+
+
+feature = Feature("channels", commands=commands, events=events, lanes=(welcome_lane,))

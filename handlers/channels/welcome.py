@@ -1,0 +1,203 @@
+"""Welcome messages: staff-written templates, and sending each welcome code once.
+
+Staff-written templates are untrusted input, so they are rendered by jinja2's
+SandboxedEnvironment and checked when the channel is created, not when a customer scans.
+
+WeCom honours a welcome code for 20 s after the event, once. The fast lane (the moment the
+add is stored) and the worker (when it reaches the row) both call `welcome_once`; the first
+to insert the code's `welcome_send` row sends, the other reads the outcome. The row's lease
+is short, so if its holder dies the other takes over while the code may still be alive; a
+41051 answered to a takeover after an attempt of ours means our attempt got through. The
+database, not Redis, records who sent it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from jinja2 import StrictUndefined, Template, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+
+from bot.app.context import BotContext
+from bot.wecom import WeComError
+from bot.wecom.errors import WELCOME_CODE_EXPIRED, WELCOME_CODE_USED
+from bot.wecom.events import ExternalContactChange
+from models import Channel, Staff, WelcomeSend
+
+logger = logging.getLogger(__name__)
+
+WELCOME_VARIABLES = ("name", "store", "staff", "channel")
+MAX_WELCOME_BYTES = 4000  # send_welcome_msg's text limit
+
+_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+class WelcomeTemplateError(ValueError):
+    pass
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(template: str) -> Template:
+    """Channels' welcome texts compile once, not on every scan."""
+    return _env.from_string(template)
+
+
+def render_welcome(template: str, *, name: str, store: str | None, staff: str,
+                   channel: str) -> str:
+    """Render a welcome text; raises WelcomeTemplateError on any template problem."""
+    try:
+        text = _compiled(template).render(name=name, store=store or "", staff=staff,
+                                          channel=channel).strip()
+    except TemplateError as exc:
+        msg = f"欢迎语模板有误：{exc}（可用变量：{'、'.join(WELCOME_VARIABLES)}）"
+        raise WelcomeTemplateError(msg) from None
+    if len(text.encode()) > MAX_WELCOME_BYTES:
+        msg = f"欢迎语过长：{len(text.encode())} 字节，上限 {MAX_WELCOME_BYTES}"
+        raise WelcomeTemplateError(msg)
+    return text
+
+
+def check_welcome(template: str) -> None:
+    """Fail now, with the reason, rather than on a customer's scan."""
+    render_welcome(template, name="王女士", store="示例门店", staff="张三", channel="示例渠道")
+
+
+DEFAULT_WELCOME_TEMPLATE = "welcome/default.txt.j2"
+WELCOME_FETCH_TIMEOUT_S = 3.0
+CLAIM_LEASE_S = 8.0  # a welcome takes a second or two; its code lives 20 s
+CONTACT_CACHE_S = 120  # the profile fetched for the welcome, reused by the scan
+
+
+def code_hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def _contact_key(external_userid: str) -> str:
+    return f"scrmbot:contact:{external_userid}"
+
+
+async def cached_contact(ctx: BotContext, external_userid: str) -> dict[str, Any] | None:
+    """The profile the welcome fetched a moment ago, if Redis still has it."""
+    raw = await ctx.redis.get(_contact_key(external_userid))
+    return json.loads(raw) if raw else None
+
+
+async def _contact_for_welcome(event: ExternalContactChange,
+                               ctx: BotContext) -> dict[str, Any] | None:
+    """The customer's profile, if WeCom answers quickly; the welcome must not wait long."""
+    try:
+        contact = await asyncio.wait_for(
+            ctx.wecom.get_external_contact(event.external_user_id), WELCOME_FETCH_TIMEOUT_S)
+    except (TimeoutError, WeComError) as exc:
+        logger.warning("welcome for %s goes out without a name: %r", event.external_user_id,
+                       exc)
+        return None
+    await ctx.redis.set(_contact_key(event.external_user_id),
+                        json.dumps(contact, ensure_ascii=False), ex=CONTACT_CACHE_S)
+    return contact
+
+
+async def welcome_text(ctx: BotContext, event: ExternalContactChange, channel: Channel | None,
+                       contact: dict[str, Any] | None) -> str:
+    name = (contact or {}).get("external_contact", {}).get("name") or "您"
+    staff = await Staff.get_or_none(userid=event.user_id)
+    staff_name = staff.name if staff else event.user_id
+    store = channel.store if channel else None
+    if channel is not None and channel.welcome:
+        return render_welcome(channel.welcome, name=name, store=store, staff=staff_name,
+                              channel=channel.name)
+    return ctx.renderer.render(DEFAULT_WELCOME_TEMPLATE, name=name, store=store,
+                               staff=staff_name, channel=channel.name if channel else "")
+
+
+def _now_ms(ctx: BotContext) -> int:
+    return int(ctx.clock.timestamp() * 1000)
+
+
+async def _claim(ctx: BotContext, event: ExternalContactChange, key: str) -> bool:
+    """Insert the code's row (or take over one whose holder's lease ran out)."""
+    assert event.welcome_code
+    at = datetime.fromtimestamp(event.create_time, UTC) if event.create_time \
+        else ctx.clock.now()
+    lease = _now_ms(ctx) + int(CLAIM_LEASE_S * 1000)
+    try:
+        await WelcomeSend.create(code_hash=key, external_userid=event.external_user_id,
+                                 event_at=at, claimed_by=ctx.instance, lease_until_ms=lease)
+        return True
+    except IntegrityError:
+        pass
+    return bool(await WelcomeSend.filter(code_hash=key, status="sending",
+                                         lease_until_ms__lt=_now_ms(ctx)).update(
+        claimed_by=ctx.instance, lease_until_ms=lease))
+
+
+async def _outcome_of(ctx: BotContext, key: str) -> str | None:
+    """Wait while another sender holds the code; its outcome, or None if its lease ran out."""
+    while True:
+        row = await WelcomeSend.get(code_hash=key)
+        if row.status != "sending":
+            return row.status
+        if row.lease_until_ms < _now_ms(ctx):
+            return None
+        await asyncio.sleep(0.05)
+
+
+async def welcome_once(ctx: BotContext, event: ExternalContactChange) -> str:
+    """Send this add's welcome unless it was sent (or is being sent) already; returns the
+    outcome: sent, expired (41050), used (41051: another app), or failed."""
+    assert event.welcome_code
+    key = code_hash(event.welcome_code)
+    while not await _claim(ctx, event, key):
+        outcome = await _outcome_of(ctx, key)
+        if outcome is not None:
+            return outcome
+    row = await WelcomeSend.get(code_hash=key)
+    earlier_attempt = row.attempted
+    channel = await Channel.get_or_none(state=event.state) if event.state else None
+    contact = await _contact_for_welcome(event, ctx)
+    try:
+        text = await welcome_text(ctx, event, channel, contact)
+    except WelcomeTemplateError as exc:
+        logger.error("channel %s welcome template failed: %s", channel and channel.name, exc)
+        return await _finish(ctx, key, "failed", str(exc))
+    await WelcomeSend.filter(code_hash=key, claimed_by=ctx.instance).update(attempted=True)
+    try:
+        await ctx.wecom.send_welcome_msg(event.welcome_code, text)
+    except WeComError as exc:
+        if exc.errcode == WELCOME_CODE_USED and earlier_attempt:
+            # Our own earlier attempt (its holder died before recording it) got through.
+            return await _finish(ctx, key, "sent", "41051 after an earlier attempt of ours")
+        outcome = {WELCOME_CODE_EXPIRED: "expired", WELCOME_CODE_USED: "used"}.get(
+            exc.errcode or 0, "failed")
+        logger.warning("welcome to %s not sent (%s): %s", event.external_user_id, outcome, exc)
+        return await _finish(ctx, key, outcome, str(exc))
+    return await _finish(ctx, key, "sent", "")
+
+
+async def _finish(ctx: BotContext, key: str, outcome: str, detail: str) -> str:
+    await WelcomeSend.filter(Q(code_hash=key) & Q(status="sending")).update(
+        status=outcome, detail=detail[:2000], finished_at=ctx.clock.now(), lease_until_ms=0)
+    return outcome
+
+
+async def recorded_outcome(event: ExternalContactChange) -> str:
+    """What became of this add's welcome ("none" without a code)."""
+    if not event.welcome_code:
+        return "none"
+    row = await WelcomeSend.get_or_none(code_hash=code_hash(event.welcome_code))
+    return row.status if row else "none"
+
+
+def is_add_with_welcome(event: ExternalContactChange) -> bool:
+    return bool(event.welcome_code) and event.change_type in ADD_CHANGES
+
+
+ADD_CHANGES = ("add_external_contact", "add_half_external_contact")

@@ -1,0 +1,1 @@
+"""Customers: external contacts, their relationships, tags (mirrored to WeCom) and purchases."""

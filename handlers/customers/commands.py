@@ -1,0 +1,159 @@
+"""/customer, /tag and /tags: profiles, statistics, purchases, dates and tags from chat."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+
+from tortoise.functions import Count
+
+from bot.app.context import Cmd, Router
+from bot.chat.commands import CommandError
+from bot.chat.parsing import Arg, Flag, Option, parse_amount
+from bot.chat.replies import Reply
+from bot.domain.settlement import rebate
+from handlers.customers.service import (
+    annual_spend_fen,
+    find_one_customer,
+    mask_mobile,
+    record_purchase,
+)
+from handlers.customers.tags import apply_tags, refresh_corp_tags, remove_tags
+from models import CorpTag, Customer, CustomerTag, FollowRelation, Staff
+from models.contacts import CustomerStatus
+
+commands = Router("customers")
+commands.alias("客户", "customer")
+commands.alias("标签", "tag")
+commands.alias("标签组", "tags")
+
+
+@commands.command("customer", "查看客户资料：标签、来源、负责人、区域、消费", role="viewer",
+                  customer_data=True, args=[Arg("query", "客户姓名、手机号或外部联系人 ID")],
+                  examples=("/customer 王女士", "/客户 13800001234"))
+async def customer_profile(cmd: Cmd) -> Reply:
+    customer = await find_one_customer(cmd.data, cmd["query"])
+    tags = await CustomerTag.filter(customer=customer).order_by("group_name", "name")
+    owner = await Staff.get_or_none(userid=customer.owner_userid or "")
+    relations = await FollowRelation.filter(customer=customer)
+    return Reply(template="customer/profile.txt.j2", data={
+        "c": customer, "tags": tags, "owner": owner, "relations": relations,
+        "mobile": mask_mobile(customer.mobile), "tz": cmd.ctx.settings.tz})
+
+
+@commands.command("customer stats", "各区域客户数（汇总数字，所有区域可见）", role="viewer",
+                  flags=[Flag("days", "统计最近多少天的新客户，默认 30", takes_value=True,
+                              convert=int, default=30)],
+                  examples=("/customer stats", "/customer stats --days 7"),
+                  aliases=("customer 统计",))
+async def customer_stats(cmd: Cmd) -> Reply:
+    days: int = cmd["days"]
+    if not 1 <= days <= 3650:
+        raise CommandError("--days 应在 1 到 3650 之间。")
+    since = cmd.ctx.clock.now() - timedelta(days=days)
+    totals = await Customer.annotate(n=Count("id")).group_by("region", "status") \
+        .values("region", "status", "n")
+    new = await Customer.filter(first_contact_at__gte=since).annotate(n=Count("id")) \
+        .group_by("region").values("region", "n")
+    rows: dict[str, dict[str, int]] = {}
+    for row in totals:
+        entry = rows.setdefault(row["region"] or "未分配", {"active": 0, "ended": 0, "new": 0})
+        entry["active" if row["status"] == CustomerStatus.ACTIVE else "ended"] += row["n"]
+    for row in new:
+        rows.setdefault(row["region"] or "未分配", {"active": 0, "ended": 0, "new": 0})[
+            "new"] = row["n"]
+    return Reply(template="customer/stats.txt.j2", data={"rows": rows, "days": days})
+
+
+@commands.command("customer buy", "记录一笔消费（更新最近购买、累计消费，解除沉睡）",
+                  role="editor", customer_data=True, changes_data=True,
+                  args=[Arg("customer"), Arg("amount", "金额（元）")],
+                  examples=("/customer buy 王女士 268", "/客户 消费 13800001234 1999.50"),
+                  aliases=("customer 消费",))
+async def customer_buy(cmd: Cmd) -> str:
+    customer = await find_one_customer(cmd.data, cmd["customer"])
+    amount = parse_amount(cmd["amount"], "金额")
+    if amount <= 0:
+        raise CommandError("金额须大于 0。")
+    was_dormant = await record_purchase(cmd.ctx, customer, amount, cmd.staff.userid)
+    annual = await annual_spend_fen(cmd.ctx, customer)
+    tiers = cmd.ctx.rules.current.settlement.rebate_tiers
+    rate_note = ""
+    if tiers:
+        rate, _ = rebate(annual, tiers)
+        rate_note = f"，今年累计 ¥{annual / 100:,.2f}，返点档位 {rate}%"
+    woke = "，已解除「沉睡客户」" if was_dormant else ""
+    return f"已记录 {customer.name} 消费 ¥{amount / 100:,.2f}{woke}{rate_note}。"
+
+
+@commands.command("customer set", "设置客户的生日、关怀日期或居住门店", role="editor",
+                  customer_data=True, changes_data=True, args=[Arg("customer")],
+                  options=[Option("birthday", "生日，如 1990-05-01"),
+                           Option("baby_birthday", "宝宝生日，如 2026-10-26"),
+                           Option("home_store", "居住地所属门店（工单按住址派单）")],
+                  examples=("/customer set 王女士 birthday=1990-05-01",
+                            "/customer set 王女士 baby_birthday=2026-10-26"),
+                  aliases=("customer 设置",))
+async def customer_set(cmd: Cmd) -> str:
+    customer = await find_one_customer(cmd.data, cmd["customer"])
+    changed = []
+    for key in ("birthday", "baby_birthday"):
+        value = cmd.args.get(key)
+        if value is None:
+            continue
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise CommandError(f"{key} 应写成 1990-05-01 这样的日期。") from None
+        if key == "birthday":
+            customer.birthday = day
+        else:
+            customer.dates = {**(customer.dates or {}), key: day.isoformat()}
+        changed.append(f"{key}={day.isoformat()}")
+    if cmd.args.get("home_store"):
+        store = cmd["home_store"]
+        if store not in cmd.ctx.rules.current.tickets.routing.stores:
+            raise CommandError(f"没有门店 {store}。")
+        customer.home_store = store
+        changed.append(f"home_store={store}")
+    if not changed:
+        raise CommandError("请指定 birthday=、baby_birthday= 或 home_store=。")
+    await customer.save(update_fields=["birthday", "dates", "home_store"])
+    return f"已更新 {customer.name}：{'，'.join(changed)}。"
+
+
+@commands.command("tag add", "给客户加标签（同步到企业微信）", role="editor",
+                  customer_data=True, changes_data=True,
+                  args=[Arg("customer", "客户姓名、手机号或外部联系人 ID"),
+                        Arg("tag", "标签名，可写成 组:名", nargs="+")],
+                  examples=("/tag add 王女士 VIP", "/标签 添加 王女士 门店:朝阳大悦城 高意向"),
+                  aliases=("tag 添加", "tag 加"))
+async def tag_add(cmd: Cmd) -> str:
+    customer = await find_one_customer(cmd.data, cmd["customer"])
+    rows = await apply_tags(cmd.ctx, customer, cmd["tag"], origin="command")
+    names = "、".join(r.name for r in rows)
+    note = "" if all(r.synced for r in rows) \
+        else "（客户尚未通过好友验证，企业微信标签将在通过后同步）"
+    return f"已给 {customer.name} 加上标签：{names}{note}"
+
+
+@commands.command("tag rm", "去掉客户的标签（同步到企业微信）", role="editor",
+                  customer_data=True, changes_data=True,
+                  args=[Arg("customer", "客户姓名、手机号或外部联系人 ID"),
+                        Arg("tag", "标签名", nargs="+")],
+                  examples=("/tag rm 王女士 VIP",), aliases=("tag 删除", "tag remove"))
+async def tag_rm(cmd: Cmd) -> str:
+    customer = await find_one_customer(cmd.data, cmd["customer"])
+    removed = await remove_tags(cmd.ctx, customer, cmd["tag"])
+    if not removed:
+        raise CommandError(f"{customer.name} 没有这些标签：{'、'.join(cmd['tag'])}")
+    return f"已去掉 {customer.name} 的标签：{'、'.join(removed)}"
+
+
+@commands.command("tags", "列出企业的客户标签组", examples=("/tags",))
+async def tags_list(cmd: Cmd) -> Reply:
+    await refresh_corp_tags(cmd.ctx)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for tag in await CorpTag.filter(deleted=False).order_by("group_name", "id"):
+        groups[tag.group_name].append(tag.name)
+    return Reply(template="customer/tags.txt.j2", data={"groups": groups})

@@ -1,0 +1,141 @@
+"""Customers: our copy of WeCom's external contacts and their relationships, purchases, and
+how members find the customers they may see. What other features use is here."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.expressions import F, Q
+
+from bot.access.errors import Refusal
+from bot.access.scope import ScopedData
+from bot.app.context import BotContext
+from handlers.customers.tags import remove_tags, sync_tags_from_wecom
+from handlers.staff.service import ensure_staff
+from models import Customer, FollowRelation, Purchase
+from models.contacts import CustomerStatus, RelationStatus
+
+logger = logging.getLogger(__name__)
+
+
+def _from_ts(value: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(value), UTC) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+async def sync_customer(external_userid: str, ctx: BotContext, *, added_by: str | None = None,
+                        half: bool = False, data: dict[str, Any] | None = None,
+                        owner: str | None = None) -> Customer:
+    """Create or update a customer, their relationships and tags from externalcontact/get.
+
+    `added_by` is the member whose add this event reports: that relationship becomes active
+    (or half, with `half`). Other relationships keep the status their own events gave them.
+    `data` is a response the caller already fetched; `owner` the owner for a new customer.
+    """
+    if data is None:
+        data = await ctx.wecom.get_external_contact(external_userid)
+    contact = data.get("external_contact", {})
+    follows: list[dict[str, Any]] = data.get("follow_user", [])
+    mobiles = [m for f in follows for m in f.get("remark_mobiles", []) if m]
+    customer, _ = await Customer.get_or_create(external_userid=external_userid)
+    customer.name = contact.get("name", customer.name)
+    customer.type = int(contact.get("type", customer.type))
+    customer.gender = int(contact.get("gender", customer.gender))
+    customer.avatar = contact.get("avatar", customer.avatar)
+    customer.unionid = contact.get("unionid") or customer.unionid
+    customer.corp_name = contact.get("corp_name", customer.corp_name)
+    customer.mobile = mobiles[0] if mobiles else customer.mobile
+    for follow in follows:
+        added = _from_ts(follow.get("createtime"))
+        if customer.first_contact_at is None or (added and added < customer.first_contact_at):
+            customer.first_contact_at = added
+        relation, _ = await FollowRelation.get_or_create(
+            customer=customer, staff_userid=follow["userid"])
+        relation.state = follow.get("state") or relation.state
+        relation.added_at = added or relation.added_at
+        if follow["userid"] == added_by:
+            relation.status = RelationStatus.HALF if half else RelationStatus.ACTIVE
+            relation.ended_at = None
+            relation.end_detail = None
+        await relation.save()
+    live = await FollowRelation.filter(
+        customer=customer, status__in=[RelationStatus.ACTIVE, RelationStatus.HALF]).exists()
+    customer.status = CustomerStatus.ACTIVE if live else CustomerStatus.ENDED
+    if customer.owner_userid is None:
+        customer.owner_userid = owner or added_by or (follows[0]["userid"] if follows else None)
+    if customer.region is None and customer.owner_userid:
+        owner_staff = await ensure_staff(customer.owner_userid, ctx)
+        customer.region = owner_staff.region
+    await customer.save()
+    await sync_tags_from_wecom(customer, follows)
+    return customer
+
+
+async def follower(ctx: BotContext, openid: str) -> tuple[Customer, bool]:
+    """An Official Account follower (created on first sight); every message, follow or scan
+    reopens their 48-hour customer-service window. Returns (customer, created)."""
+    customer, created = await Customer.get_or_create(
+        openid=openid, defaults={"source": "oa", "name": f"公众号粉丝{openid[-4:]}",
+                                 "first_contact_at": ctx.clock.now()})
+    customer.oa_last_seen_at = ctx.clock.now()
+    await customer.save(update_fields=["oa_last_seen_at"])
+    return customer, created
+
+
+def mask_mobile(mobile: str | None) -> str:
+    if not mobile:
+        return "-"
+    return mobile[:3] + "****" + mobile[-4:] if len(mobile) >= 11 else mobile
+
+
+async def search_customers(data: ScopedData, query: str, limit: int = 10) -> list[Customer]:
+    """Customers in `data`'s scope matching a name, mobile or external id (exact first)."""
+    exact = await data.customers().filter(
+        Q(name=query) | Q(mobile=query) | Q(external_userid=query)).limit(limit)
+    if exact:
+        return exact
+    return await data.customers().filter(
+        Q(name__icontains=query) | Q(mobile__contains=query)).limit(limit)
+
+
+async def find_one_customer(data: ScopedData, query: str) -> Customer:
+    """Exactly one customer in scope, or a refusal listing the choices (a customer outside
+    the scope is "not found": its existence does not leak)."""
+    found = await search_customers(data, query)
+    if not found:
+        raise Refusal(f"找不到客户 {query}（或不在您的数据范围：{data.scope.describe()}）。")
+    if len(found) > 1:
+        lines = [f"找到 {len(found)} 位客户，请用手机号或外部联系人 ID 指定："]
+        lines += [f"{c.name}  {mask_mobile(c.mobile)}  {c.external_userid}" for c in found]
+        raise Refusal("\n".join(lines))
+    return found[0]
+
+
+async def record_purchase(ctx: BotContext, customer: Customer, amount_fen: int,
+                          recorded_by: str) -> bool:
+    """A purchase: last purchase, lifetime spend (one atomic update, never read-modify-write)
+    and, for a dormant customer, the dormant tag removed. True if they were dormant."""
+    now = ctx.clock.now()
+    await Purchase.create(customer_id=customer.id, amount_fen=amount_fen, at=now,
+                          recorded_by=recorded_by)
+    await Customer.filter(id=customer.id).update(
+        last_purchase_at=now, lifetime_spend_fen=F("lifetime_spend_fen") + amount_fen)
+    await customer.refresh_from_db(fields=["last_purchase_at", "lifetime_spend_fen"])
+    if customer.dormant_since is None:
+        return False
+    customer.dormant_since = None
+    await customer.save(update_fields=["dormant_since"])
+    await remove_tags(ctx, customer, [ctx.rules.current.care.dormant_tag])
+    return True
+
+
+async def annual_spend_fen(ctx: BotContext, customer: Customer) -> int:
+    """This calendar year's purchases (the corp's time zone), for rebate tiers."""
+    year_start = ctx.clock.now().astimezone(ctx.settings.tz).replace(
+        month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    return sum(p.amount_fen for p in await Purchase.filter(customer_id=customer.id,
+                                                           at__gte=year_start))

@@ -1,0 +1,196 @@
+"""Tags, kept the same in our database and in WeCom (corp tags + mark_tag).
+
+A tag is written `组:名` (门店:朝阳大悦城) or just `名`, which lands in the rules file's
+default group. Corp tags that do not exist yet are created with add_corp_tag.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+
+from bot.app.context import BotContext
+from bot.wecom import WeComError
+from bot.wecom.errors import NOT_EXTERNAL_CONTACT, TAG_NAME_EXISTS
+from models import CorpTag, Customer, CustomerTag, FollowRelation
+from models.contacts import RelationStatus
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_GROUP = "客户标签"
+
+
+class CorpTagCache(dict[tuple[str, str], CorpTag]):
+    """(group, name) → corp tag, so a scan does not look its tags up again; one per app,
+    cleared whenever the mirror is refreshed from WeCom."""
+
+
+def split_tag(text: str, default_group: str = DEFAULT_GROUP) -> tuple[str, str]:
+    """'门店:朝阳大悦城' → ('门店', '朝阳大悦城'); 'VIP' → (default group, 'VIP')."""
+    group, sep, name = text.replace("：", ":").partition(":")
+    if sep and group.strip() and name.strip():
+        return group.strip(), name.strip()
+    return default_group, text.strip()
+
+
+def default_group(ctx: BotContext) -> str:
+    org = ctx.rules.current.raw.get("organisation", {})
+    return str(org.get("default_tag_group", DEFAULT_GROUP))
+
+
+async def refresh_corp_tags(ctx: BotContext) -> int:
+    """Mirror WeCom's corp tags into our database; returns how many there are."""
+    data = await ctx.wecom.get_corp_tag_list()
+    ctx.locals.get(CorpTagCache).clear()
+    present: set[str] = set()
+    for group in data.get("tag_group", []):
+        for tag in group.get("tag", []):
+            await CorpTag.update_or_create(
+                tag_id=tag["id"],
+                defaults={"name": tag["name"], "group_id": group["group_id"],
+                          "group_name": group["group_name"], "deleted": bool(tag.get("deleted"))})
+            present.add(tag["id"])
+    await CorpTag.filter(deleted=False).exclude(tag_id__in=present).update(deleted=True)
+    return len(present)
+
+
+async def ensure_corp_tag(ctx: BotContext, group: str, name: str) -> CorpTag:
+    """The corp tag (group, name), created in WeCom if it does not exist yet."""
+    cache = ctx.locals.get(CorpTagCache)
+    cached = cache.get((group, name))
+    if cached is not None:
+        return cached
+    tag = await _ensure_corp_tag(ctx, group, name)
+    cache[(group, name)] = tag
+    return tag
+
+
+async def _ensure_corp_tag(ctx: BotContext, group: str, name: str) -> CorpTag:
+    async with ctx.locks(("corp_tag", group, name)):
+        tag = await CorpTag.get_or_none(group_name=group, name=name, deleted=False)
+        if tag is not None:
+            return tag
+        await refresh_corp_tags(ctx)
+        tag = await CorpTag.get_or_none(group_name=group, name=name, deleted=False)
+        if tag is not None:
+            return tag
+        existing_group = await CorpTag.filter(group_name=group).first()
+        try:
+            if existing_group is not None:
+                result = await ctx.wecom.add_corp_tag([name], group_id=existing_group.group_id)
+            else:
+                result = await ctx.wecom.add_corp_tag([name], group_name=group)
+        except WeComError as exc:
+            if exc.errcode != TAG_NAME_EXISTS:
+                raise
+            await refresh_corp_tags(ctx)  # another instance created it meanwhile
+            return await CorpTag.get(group_name=group, name=name)
+        created = result["tag_group"]
+        new = next(t for t in created["tag"] if t["name"] == name)
+        try:
+            return await CorpTag.create(tag_id=new["id"], name=name,
+                                        group_id=created["group_id"],
+                                        group_name=created["group_name"])
+        except IntegrityError:
+            return await CorpTag.get(group_name=group, name=name)
+
+
+async def tagging_member(customer: Customer) -> FollowRelation | None:
+    """The relationship to tag through: the owner's if live, else any live one."""
+    relations = await FollowRelation.filter(
+        customer=customer, status__in=[RelationStatus.ACTIVE, RelationStatus.HALF])
+    relations.sort(key=lambda r: (r.staff_userid != customer.owner_userid,
+                                  r.status != RelationStatus.ACTIVE))
+    return relations[0] if relations else None
+
+
+async def apply_tags(ctx: BotContext, customer: Customer, names: list[str], *,
+                     origin: str) -> list[CustomerTag]:
+    """Add tags in our database and in WeCom. An 84061 (half-added) leaves them unsynced,
+    to be retried when the add completes; the database is written either way."""
+    group_default = default_group(ctx)
+    corp_tags = [await ensure_corp_tag(ctx, *split_tag(n, group_default)) for n in names]
+    relation = await tagging_member(customer)
+    synced = False
+    if relation is not None:
+        try:
+            await ctx.wecom.mark_tag(relation.staff_userid, customer.external_userid or "",
+                                     add=[t.tag_id for t in corp_tags])
+            synced = True
+        except WeComError as exc:
+            if exc.errcode != NOT_EXTERNAL_CONTACT:
+                raise
+            logger.info("mark_tag for %s refused with 84061; retried when the add completes",
+                        customer.external_userid)
+    # One statement for all the tags; rows that exist already are left as they are...
+    await CustomerTag.bulk_create([
+        CustomerTag(customer=customer, group_name=t.group_name, name=t.name, tag_id=t.tag_id,
+                    origin=origin, synced=synced, created_at=ctx.clock.now())
+        for t in corp_tags], ignore_conflicts=True)
+    tag_ids = [t.tag_id for t in corp_tags]
+    if synced:  # ...except that WeCom has them now
+        await CustomerTag.filter(customer=customer, tag_id__in=tag_ids, synced=False) \
+            .update(synced=True)
+    return await CustomerTag.filter(customer=customer, tag_id__in=tag_ids)
+
+
+async def resync_unsynced_tags(ctx: BotContext, customer: Customer) -> int:
+    """Push tags WeCom refused earlier (84061 on a half add). Returns how many were sent."""
+    pending = await CustomerTag.filter(customer=customer, synced=False)
+    relation = await tagging_member(customer)
+    if not pending or relation is None or relation.status != RelationStatus.ACTIVE:
+        return 0
+    await ctx.wecom.mark_tag(relation.staff_userid, customer.external_userid or "",
+                             add=[t.tag_id for t in pending if t.tag_id])
+    await CustomerTag.filter(id__in=[t.id for t in pending]).update(synced=True)
+    return len(pending)
+
+
+async def remove_tags(ctx: BotContext, customer: Customer, names: list[str]) -> list[str]:
+    group_default = default_group(ctx)
+    removed = []
+    for text in names:
+        group, name = split_tag(text, group_default)
+        row = await CustomerTag.get_or_none(customer=customer, group_name=group, name=name)
+        if row is None:
+            continue
+        relation = await tagging_member(customer)
+        if relation is not None and row.tag_id:
+            await ctx.wecom.mark_tag(relation.staff_userid, customer.external_userid or "",
+                                     remove=[row.tag_id])
+        await row.delete()
+        removed.append(f"{group}:{name}" if group != group_default else name)
+    return removed
+
+
+async def sync_tags_from_wecom(customer: Customer, follow_users: list[dict[str, Any]]) -> None:
+    """Make our copy match WeCom's corp tags on the customer (after an edit in WeCom).
+
+    Tags still waiting for WeCom (unsynced after an 84061) are kept: WeCom cannot know them.
+    """
+    wecom_tags: dict[str, tuple[str, str]] = {}
+    for follow in follow_users:
+        for tag in follow.get("tags", []):
+            if tag.get("type", 1) == 1 and tag.get("tag_id"):
+                wecom_tags[tag["tag_id"]] = (tag.get("group_name", ""), tag.get("tag_name", ""))
+    ours = await CustomerTag.filter(customer=customer)
+    known = {t.tag_id for t in ours}
+    for row in ours:
+        if row.synced and row.tag_id and row.tag_id not in wecom_tags:
+            await row.delete()
+    for tag_id, (group, name) in wecom_tags.items():
+        if tag_id not in known:
+            await CustomerTag.get_or_create(customer=customer, group_name=group, name=name,
+                                            defaults={"tag_id": tag_id, "origin": "wecom"})
+
+
+async def add_local_tags(ctx: BotContext, customer: Customer, names: list[str], *,
+                         origin: str) -> None:
+    """Tags kept in our database only (Official Account followers are not WeCom contacts)."""
+    group_default = default_group(ctx)
+    for text in names:
+        group, name = split_tag(text, group_default)
+        await CustomerTag.get_or_create(customer=customer, group_name=group, name=name,
+                                        defaults={"origin": origin, "synced": True})

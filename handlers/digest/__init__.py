@@ -1,0 +1,1 @@
+"""Digests: daily figures per region for its manager, every region for headquarters."""

@@ -1,0 +1,1 @@
+"""Settlement: payouts and an immutable ledger when tickets close, approvals, statements."""

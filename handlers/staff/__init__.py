@@ -1,0 +1,1 @@
+"""Staff: WeCom members as scrmbot knows them (role, region, duty), and their chat with the app."""

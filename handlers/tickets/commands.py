@@ -1,0 +1,358 @@
+"""/ticket: open, route, work and walk tickets from chat; /store and /duty around them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.app.context import Cmd, Router
+from bot.chat.commands import CommandError
+from bot.chat.parsing import Arg, Flag, Option, parse_amount
+from bot.chat.replies import Reply
+from bot.domain.durations import format_duration, parse_duration
+from bot.domain.roles import ROLE_NAMES, has_role
+from bot.domain.routing import PRIORITIES, queue_order
+from bot.domain.settlement import SettlementError
+from bot.domain.stages import Stage
+from handlers.customers.service import find_one_customer
+from handlers.settlement.service import settle_ticket
+from handlers.tickets.service import (
+    OPEN_STATES,
+    PRIORITY_NAMES,
+    TicketError,
+    assign,
+    close_ticket,
+    insert_stage,
+    is_overdue,
+    mark_responded,
+    next_stage,
+    open_ticket,
+    pause,
+    record,
+    reopen,
+    resume,
+    stages_of,
+)
+from models import Customer, Freeze, Staff, Ticket, TicketEvent, TicketStatus
+
+commands = Router("tickets")
+commands.alias("工单", "ticket")
+commands.alias("门店", "store")
+commands.alias("值班", "duty")
+
+TICKET_ARG = Arg("ticket", "工单号，如 T-20261125-0042")
+
+
+async def find_ticket(cmd: Cmd, ref: str) -> Ticket:
+    """A ticket this member may see (one outside their scope is "not found")."""
+    number = ref.strip().upper()
+    if not number.startswith("T-"):
+        number = f"T-{number}"
+    ticket = await cmd.data.tickets().filter(number=number).first()
+    if ticket is None:
+        raise CommandError(f"找不到工单 {ref}（或不在您的数据范围：{cmd.scope.describe()}）。")
+    return ticket
+
+
+def _guard(exc: TicketError) -> CommandError:
+    return CommandError(str(exc))
+
+
+async def _respond(cmd: Cmd, ticket: Ticket) -> None:
+    if ticket.assignee == cmd.staff.userid or ticket.assignee is None:
+        await mark_responded(cmd.ctx, ticket, cmd.staff.userid)
+
+
+@commands.command(
+    "ticket open", "开工单（按规则自动分派并计时）", role="editor", customer_data=True,
+    changes_data=True,
+    args=[Arg("customer", "客户姓名、手机号或外部联系人 ID"),
+          Arg("type", "工单类型，如 售后 安装 维修"),
+          Arg("summary", "问题描述", nargs="+")],
+    flags=[Flag("urgent", "紧急（等同 --priority urgent）"),
+           Flag("priority", "优先级", takes_value=True, choices=PRIORITIES),
+           Flag("product", "产品类别，如 3C 空调", takes_value=True),
+           Flag("store", "购买门店", takes_value=True)],
+    examples=("/ticket open 王女士 售后 商品破损 --urgent",
+              "/工单 open 李先生 安装 空调安装 --product 空调 --store 成都高新店"),
+    aliases=("ticket 新建", "ticket 开"))
+async def ticket_open(cmd: Cmd) -> Reply:
+    customer = await find_one_customer(cmd.data, cmd["customer"])
+    priority = "urgent" if cmd["urgent"] else cmd.args.get("priority", "normal")
+    ticket = await open_ticket(cmd.ctx, customer=customer, ticket_type=cmd["type"],
+                               summary=" ".join(cmd["summary"]), priority=priority,
+                               product=cmd.args.get("product"), store=cmd.args.get("store"),
+                               actor=cmd.staff.userid)
+    return Reply(template="ticket/opened.txt.j2", data=_view(cmd, ticket, customer))
+
+
+def _view(cmd: Cmd, ticket: Ticket, customer: Customer,
+          events: list[TicketEvent] | None = None) -> dict[str, object]:
+    return {"t": ticket, "c": customer, "tz": cmd.ctx.settings.tz, "stages": stages_of(ticket),
+            "priority": PRIORITY_NAMES.get(ticket.priority, ticket.priority),
+            "events": events or [], "now": cmd.ctx.clock.now(), "fmt": format_duration}
+
+
+@commands.command("ticket show", "查看工单：历史、阶段、时限、客户", role="viewer",
+                  customer_data=True, args=[TICKET_ARG],
+                  examples=("/ticket show T-20261125-0042",), aliases=("ticket 查看",))
+async def ticket_show(cmd: Cmd) -> Reply:
+    ticket = await find_ticket(cmd, cmd["ticket"])
+    customer = await Customer.get(id=ticket.customer_id)  # type: ignore[attr-defined]
+    events = await TicketEvent.filter(ticket=ticket).order_by("id")
+    return Reply(template="ticket/show.txt.j2", data=_view(cmd, ticket, customer, events))
+
+
+@commands.command("ticket list", "工单列表：mine 我的 · team 我的团队 · open 全部未关闭 · "
+                  "overdue 超时 · queue 待认领", role="viewer", customer_data=True,
+                  args=[Arg("filter", "mine|team|open|overdue|queue，默认 mine", nargs="?")],
+                  examples=("/ticket list", "/ticket list overdue"), aliases=("ticket 列表",))
+async def ticket_list(cmd: Cmd) -> Reply:
+    which = cmd.args.get("filter", "mine")
+    query = cmd.data.tickets().filter(status__in=OPEN_STATES)
+    teams = _my_teams(cmd)
+    if which == "mine":
+        query = query.filter(assignee=cmd.staff.userid)
+    elif which == "team":
+        query = query.filter(team__in=teams)
+    elif which == "overdue":
+        query = query.filter(is_overdue(cmd.ctx.clock.now()))
+    elif which == "queue":
+        query = query.filter(team__in=teams, assignee__isnull=True)
+    elif which != "open":
+        raise CommandError("可选：mine、team、open、overdue、queue。")
+    tickets = await query.order_by("created_at").limit(50).prefetch_related("customer")
+    tickets.sort(key=lambda t: queue_order(t.priority, t.id))
+    return Reply(template="ticket/list.txt.j2", data={
+        "tickets": tickets, "which": which, "tz": cmd.ctx.settings.tz,
+        "now": cmd.ctx.clock.now(), "priority": PRIORITY_NAMES})
+
+
+def _my_teams(cmd: Cmd) -> list[str]:
+    teams = cmd.ctx.rules.current.tickets.routing.teams.values()
+    return [t.name for t in teams
+            if t.lead == cmd.staff.userid or any(m.userid == cmd.staff.userid for m in t.members)]
+
+
+@commands.command("ticket take", "认领工单（不写工单号则认领队列中最靠前的）", role="editor",
+                  customer_data=True, changes_data=True, args=[Arg("ticket", nargs="?")],
+                  examples=("/ticket take", "/ticket take T-20261125-0042"),
+                  aliases=("ticket 认领",))
+async def ticket_take(cmd: Cmd) -> str:
+    if cmd.args.get("ticket"):
+        ticket = await find_ticket(cmd, cmd["ticket"])
+    else:
+        queued = await Ticket.filter(team__in=_my_teams(cmd), assignee__isnull=True,
+                                     status__in=OPEN_STATES)
+        if not queued:
+            raise CommandError("您所在团队的队列里没有待认领的工单。")
+        ticket = min(queued, key=lambda t: queue_order(t.priority, t.id))
+    if ticket.status == TicketStatus.CLOSED:
+        raise CommandError(f"工单 {ticket.number} 已关闭。")
+    if ticket.assignee == cmd.staff.userid:
+        raise CommandError(f"工单 {ticket.number} 已经在您名下。")
+    await assign(cmd.ctx, ticket, cmd.staff.userid, actor=cmd.staff.userid, why="认领")
+    await mark_responded(cmd.ctx, ticket, cmd.staff.userid)
+    return f"已认领工单 {ticket.number}（{ticket.type}：{ticket.summary}）。"
+
+
+@commands.command("ticket assign", "把工单指派给某位员工", role="approver", customer_data=True,
+                  changes_data=True, args=[TICKET_ARG, Arg("member", "员工账号或姓名")],
+                  examples=("/ticket assign T-20261125-0042 lisi",), aliases=("ticket 指派",))
+async def ticket_assign(cmd: Cmd) -> str:
+    ticket = await find_ticket(cmd, cmd["ticket"])
+    if ticket.status == TicketStatus.CLOSED:
+        raise CommandError(f"工单 {ticket.number} 已关闭。")
+    member = await Staff.get_or_none(userid=cmd["member"]) or \
+        await Staff.get_or_none(name=cmd["member"])
+    userid = member.userid if member else cmd["member"]
+    if member is None and userid not in {m.userid for t in
+                                         cmd.ctx.rules.current.tickets.routing.teams.values()
+                                         for m in t.members}:
+        raise CommandError(f"找不到员工 {cmd['member']}。")
+    await assign(cmd.ctx, ticket, userid, actor=cmd.staff.userid, why=f"{cmd.staff.name}指派")
+    return f"已把工单 {ticket.number} 指派给 {member.name if member else userid}。"
+
+
+@commands.command("ticket note", "给工单加备注", role="editor", customer_data=True,
+                  changes_data=True, args=[TICKET_ARG, Arg("text", nargs="+")],
+                  examples=("/ticket note T-20261125-0042 已电话联系客户",),
+                  aliases=("ticket 备注",))
+async def ticket_note(cmd: Cmd) -> str:
+    ticket = await find_ticket(cmd, cmd["ticket"])
+    await record(ticket, cmd.ctx, cmd.staff.userid, "note", " ".join(cmd["text"]))
+    await _respond(cmd, ticket)
+    return f"已为工单 {ticket.number} 添加备注。"
+
+
+@commands.command("ticket wait", "等待客户回复（暂停时限计时）", role="editor", customer_data=True,
+                  changes_data=True, args=[TICKET_ARG, Arg("reason", nargs="*")],
+                  examples=("/ticket wait T-20261125-0042 等客户发照片",),
+                  aliases=("ticket 等待",))
+async def ticket_wait(cmd: Cmd) -> str:
+    ticket = await find_ticket(cmd, cmd["ticket"])
+    await _respond(cmd, ticket)
+    try:
+        await pause(cmd.ctx, ticket, cmd.staff.userid, " ".join(cmd["reason"]))
+    except TicketError as exc:
+        raise _guard(exc) from None
+    return (f"工单 {ticket.number} 等待客户回复，时限暂停计时。"
+            f"客户回复后发送 /ticket resume {ticket.number}。")
+
+
+@commands.command("ticket resume", "客户已回复，恢复时限计时", role="editor", customer_data=True,
+                  changes_data=True, args=[TICKET_ARG],
+                  examples=("/ticket resume T-20261125-0042",), aliases=("ticket 恢复",))
+async def ticket_resume(cmd: Cmd) -> str:
+    ticket = await find_ticket(cmd, cmd["ticket"])
+    try:
+        await resume(cmd.ctx, ticket, cmd.staff.userid)
+    except TicketError as exc:
+        raise _guard(exc) from None
+    due = ticket.resolution_due.astimezone(cmd.ctx.settings.tz).strftime("%m-%d %H:%M") \
+        if ticket.resolution_due else "-"
+    return f"工单 {ticket.number} 恢复计时，解决截止 {due}。"
+
+
+@commands.command("ticket next", "完成当前阶段，进入下一阶段", role="editor", customer_data=True,
+                  changes_data=True, args=[TICKET_ARG, Arg("note", nargs="*")],
+                  examples=("/ticket next T-20261125-0042 已上门",), aliases=("ticket 下一步",))
+async def ticket_next(cmd: Cmd) -> str:
+    ticket = await find_ticket(cmd, cmd["ticket"])
+    stages = stages_of(ticket)
+    if ticket.stage_index < len(stages):
+        needed = stages[ticket.stage_index].role
+        if not has_role(cmd.staff.role, needed):
+            raise CommandError(f"「{stages[ticket.stage_index].name}」阶段需要"
+                               f"「{ROLE_NAMES[needed]}」权限完成。")
+    await _respond(cmd, ticket)
+    try:
+        move = await next_stage(cmd.ctx, ticket, cmd.staff.userid, " ".join(cmd["note"]))
+    except TicketError as exc:
+        raise _guard(exc) from None
+    if move.next is None:
+        return (f"工单 {ticket.number}「{move.finished.name}」完成，所有阶段已完成。"
+                f"发送 /ticket close {ticket.number} 关闭工单。")
+    limit = f"（时限 {format_duration(move.next.limit)}）" if move.next.limit else ""
+    return f"工单 {ticket.number}「{move.finished.name}」完成，进入「{move.next.name}」{limit}。"
+
+
+@commands.command("ticket skip", "跳过当前阶段（需要审批人）", role="approver",
+                  customer_data=True, changes_data=True,
+                  args=[TICKET_ARG, Arg("reason", nargs="+")],
+                  examples=("/ticket skip T-20261125-0042 客户自行验收",),
+                  aliases=("ticket 跳过",))
+async def ticket_skip(cmd: Cmd) -> str:
+    ticket = await find_ticket(cmd, cmd["ticket"])
+    try:
+        move = await next_stage(cmd.ctx, ticket, cmd.staff.userid, " ".join(cmd["reason"]),
+                                skip=True)
+    except TicketError as exc:
+        raise _guard(exc) from None
+    after = f"进入「{move.next.name}」" if move.next else "所有阶段已完成"
+    return f"已跳过工单 {ticket.number} 的「{move.finished.name}」阶段，{after}。"
+
+
+@commands.command("ticket insert", "插入紧急阶段（立即成为当前阶段）", role="editor",
+                  customer_data=True, changes_data=True, args=[TICKET_ARG, Arg("stage")],
+                  flags=[Flag("limit", "时限，如 2h", takes_value=True)],
+                  examples=("/ticket insert T-20261125-0042 补发配件 --limit 2h",),
+                  aliases=("ticket 插入",))
+async def ticket_insert(cmd: Cmd) -> str:
+    ticket = await find_ticket(cmd, cmd["ticket"])
+    limit: timedelta | None = None
+    if cmd.args.get("limit"):
+        try:
+            limit = parse_duration(cmd["limit"])
+        except ValueError:
+            raise CommandError(f"时限 {cmd['limit']} 无效，例如 30m、2h、1d。") from None
+    try:
+        await insert_stage(cmd.ctx, ticket, Stage(cmd["stage"], "editor", limit),
+                           cmd.staff.userid)
+    except TicketError as exc:
+        raise _guard(exc) from None
+    return f"已在工单 {ticket.number} 插入紧急阶段「{cmd['stage']}」，现在进行该阶段。"
+
+
+@commands.command("ticket close", "关闭工单（验收后可带金额，用于结算）", role="editor",
+                  customer_data=True, changes_data=True,
+                  args=[TICKET_ARG, Arg("note", nargs="*")],
+                  options=[Option("amount", "工单金额（元），如 3200"),
+                           Option("parts", "配件费（元），按成本结算"),
+                           Option("distance_km", "上门距离（公里）")],
+                  examples=("/ticket close T-20261125-0042 amount=3200 已验收",
+                            "/ticket close T-20261125-0043 distance_km=12 parts=80"),
+                  aliases=("ticket 关闭",))
+async def ticket_close(cmd: Cmd) -> str:
+    ticket = await find_ticket(cmd, cmd["ticket"])
+    amount = parse_amount(cmd["amount"], "amount") if cmd.args.get("amount") else None
+    items: dict[str, int] = {}
+    if cmd.args.get("parts"):
+        items["parts"] = parse_amount(cmd["parts"], "parts")
+    if cmd.args.get("distance_km"):
+        if not str(cmd["distance_km"]).isdigit():
+            raise CommandError("distance_km 应为整数公里数，例如 distance_km=12。")
+        items["distance_km"] = int(cmd["distance_km"])
+    await _respond(cmd, ticket)
+    try:
+        await close_ticket(cmd.ctx, ticket, cmd.staff.userid, " ".join(cmd["note"]), amount)
+    except TicketError as exc:
+        raise _guard(exc) from None
+    try:
+        payout = await settle_ticket(cmd.ctx, ticket, items, cmd.staff.userid)
+    except (SettlementError, ValueError) as exc:
+        return f"工单 {ticket.number} 已关闭，但结算失败：{exc}。请联系管理员核对结算规则。"
+    if payout is None:
+        return f"工单 {ticket.number} 已关闭。"
+    state = "，需审批后支付" if payout.status == "awaiting" else ""
+    return (f"工单 {ticket.number} 已关闭，已结算 ¥{payout.total_fen / 100:,.2f}"
+            f"（{payout.rule_set} v{payout.rule_version} · {payout.channel}{state}）。")
+
+
+@commands.command("ticket reopen", "重新打开已关闭的工单", role="editor", customer_data=True,
+                  changes_data=True, args=[TICKET_ARG, Arg("reason", nargs="+")],
+                  examples=("/ticket reopen T-20261125-0042 客户反馈仍漏水",),
+                  aliases=("ticket 重开",))
+async def ticket_reopen(cmd: Cmd) -> str:
+    ticket = await find_ticket(cmd, cmd["ticket"])
+    try:
+        await reopen(cmd.ctx, ticket, cmd.staff.userid, " ".join(cmd["reason"]))
+    except TicketError as exc:
+        raise _guard(exc) from None
+    return f"工单 {ticket.number} 已重新打开。"
+
+
+@commands.command("store list", "门店状态（是否被服务熔断冻结）", role="viewer",
+                  examples=("/store list",), aliases=("store 列表",))
+async def store_list(cmd: Cmd) -> Reply:
+    stores = cmd.ctx.rules.current.tickets.routing.stores
+    freezes = {f.name: f for f in await Freeze.all()}
+    return Reply(template="ticket/stores.txt.j2", data={
+        "stores": stores, "freezes": freezes, "tz": cmd.ctx.settings.tz})
+
+
+@commands.command("store unfreeze", "解除门店的服务熔断", role="approver", changes_data=True,
+                  args=[Arg("store"), Arg("reason", "整改说明", nargs="+")],
+                  examples=("/store unfreeze 北京朝阳店 已增派人手并清理积压工单",),
+                  aliases=("store 解冻",))
+async def store_unfreeze(cmd: Cmd) -> str:
+    freeze = await Freeze.get_or_none(name=cmd["store"])
+    if freeze is None or not freeze.frozen:
+        raise CommandError(f"{cmd['store']} 没有被冻结。")
+    freeze.frozen = False
+    freeze.lifted_at = cmd.ctx.clock.now()
+    freeze.lifted_by = cmd.staff.userid
+    freeze.reason = " ".join(cmd["reason"])
+    await freeze.save()
+    return f"已解除「{freeze.name}」的服务熔断，恢复接收新工单。"
+
+
+@commands.command("duty", "设置自己是否在岗（不在岗时不分派新工单）", role="viewer",
+                  changes_data=True, args=[Arg("state", "on 在岗 | off 离岗")],
+                  examples=("/duty off", "/值班 on"))
+async def duty(cmd: Cmd) -> str:
+    state = {"on": True, "在岗": True, "off": False, "离岗": False}.get(cmd["state"].lower())
+    if state is None:
+        raise CommandError("请写 on（在岗）或 off（离岗）。")
+    cmd.staff.on_duty = state
+    await cmd.staff.save(update_fields=["on_duty"])
+    return "已设为在岗，会接收新工单。" if state else "已设为离岗，不会再分派新工单给您。"

@@ -1,0 +1,51 @@
+"""Customers asking for service: a message with a service keyword (报修, 投诉, 退货 …) to the
+Official Account opens a ticket, and the customer is told its number and the promised
+response time.
+
+Customers cannot message the WeCom app (it reaches staff only), so the Official Account is
+the channel customers write to; its customer-service messages may answer for 48 hours. The
+confirmation is an outbox row written with the ticket, like every other notice.
+"""
+
+from __future__ import annotations
+
+from bot.app.context import BotContext, Events
+from bot.domain.durations import format_duration
+from bot.pipeline.dispatcher import HasField, Source
+from bot.wecom.events import TextMessage
+from handlers.customers.service import follower
+from handlers.tickets.service import open_ticket, policy_of
+from models import Ticket, TicketStatus
+
+events = Events("tickets")
+
+
+def keyword_in(text: str, keywords: dict[str, str]) -> tuple[str, str] | None:
+    """The first configured keyword found in `text`, with the ticket type it opens."""
+    return next(((word, kind) for word, kind in keywords.items() if word in text), None)
+
+
+@events.on(TextMessage, Source("wechat"), HasField("from_user"), name="keyword")
+async def on_customer_message(event: TextMessage, ctx: BotContext) -> None:
+    customer, _ = await follower(ctx, event.from_user)
+    match = keyword_in(event.content, ctx.rules.current.tickets.keywords)
+    if match is None:
+        return
+    word, ticket_type = match
+    already = await Ticket.filter(customer=customer, type=ticket_type, source="keyword",
+                                  status__in=[TicketStatus.OPEN, TicketStatus.WAITING]).first()
+    if already is not None:
+        ticket = already
+        text = ctx.renderer.render("ticket/customer_already_open.txt.j2", t=ticket)
+    else:
+        ticket = await open_ticket(ctx, customer=customer, ticket_type=ticket_type,
+                                   summary=event.content[:500], source="keyword",
+                                   actor=event.from_user)
+        promise = format_duration(policy_of(ctx, ticket).first_response)
+        due = ticket.response_due.astimezone(ctx.settings.tz).strftime("%m月%d日 %H:%M") \
+            if ticket.response_due else ""
+        text = ctx.renderer.render("ticket/customer_confirmation.txt.j2", t=ticket,
+                                   promise=promise, due=due, keyword=word)
+    # An answer to the customer's own message: not held back by quiet hours.
+    await ctx.outbox.enqueue(f"oa-reply:{event.inbox_id}", kind="confirmation", channel="oa",
+                             recipient=event.from_user, payload={"text": text})

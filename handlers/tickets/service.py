@@ -1,0 +1,377 @@
+"""Ticket operations: the one implementation chat commands, keyword messages and the sweep
+(and, later, the sidebar and console) call.
+
+Decisions come from the pure rules in bot/domain (routing, SLA, stages); this module
+applies them to the database, records every move in the ticket's history, keeps the
+ticket's timers in step, and tells people.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tortoise.connection import get_connection
+from tortoise.expressions import Q
+from tortoise.functions import Count, Max
+
+from bot.access.errors import Refusal
+from bot.app.context import BotContext
+from bot.domain.calendar import WorkCalendar
+from bot.domain.durations import format_duration
+from bot.domain.routing import MemberState, Team, TeamState, TicketFacts, route
+from bot.domain.sla import (
+    SlaPolicy,
+    Timer,
+    deadline,
+    pick_policy,
+    remaining,
+    resumed_deadline,
+    sla_timers,
+)
+from bot.domain.stages import Stage, StageError, advance, insert_emergency
+from bot.web.links import signed_url
+from models import (
+    Channel,
+    Customer,
+    CustomerTag,
+    Freeze,
+    Staff,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+    TicketTimer,
+)
+
+logger = logging.getLogger(__name__)
+
+PRIORITY_NAMES = {"urgent": "紧急", "high": "高", "normal": "普通", "low": "低"}
+OPEN_STATES = (TicketStatus.OPEN, TicketStatus.WAITING)
+
+
+class TicketError(Refusal):
+    """A ticket operation that is not allowed now; the message is for the member."""
+
+
+def _now(ctx: BotContext) -> datetime:
+    return ctx.clock.now()
+
+
+def ticket_url(ctx: BotContext, number: str) -> str:
+    """A signed link to the ticket's page (text cards must link somewhere), valid for
+    `SCRM_LINK_TTL_DAYS` (7 by default)."""
+    settings = ctx.settings
+    return signed_url(settings.public_url, f"/tickets/{number}", settings.secret_key,
+                      f"ticket:{number}", ctx.clock.timestamp(),
+                      settings.link_ttl_days * 86400)
+
+
+def policy_of(ctx: BotContext, ticket: Ticket) -> SlaPolicy:
+    rules = ctx.rules.current.tickets
+    named = {p.name: p for p in rules.policies}
+    return named.get(ticket.sla_policy) or pick_policy(ticket.priority, ticket.region,
+                                                       rules.policies, rules.default_policy)
+
+
+def calendar_of(ctx: BotContext, ticket: Ticket) -> WorkCalendar | None:
+    return ctx.rules.current.tickets.calendar_for(ticket.region)
+
+
+async def record(ticket: Ticket, ctx: BotContext, actor: str, kind: str, detail: str = "") -> None:
+    await TicketEvent.create(ticket=ticket, at=_now(ctx), actor=actor, kind=kind, detail=detail)
+
+
+async def next_number(ctx: BotContext) -> str:
+    """T-YYYYMMDD-NNNN, counted per local day, atomically across instances."""
+    day = _now(ctx).astimezone(ctx.settings.tz).strftime("%Y%m%d")
+    conn = get_connection("default")
+    placeholder = "$1" if conn.capabilities.dialect == "postgres" else "?"
+    rows = await conn.execute_query_dict(
+        f"INSERT INTO ticket_counter (day, value) VALUES ({placeholder}, 1) "
+        "ON CONFLICT (day) DO UPDATE SET value = ticket_counter.value + 1 RETURNING value",
+        [day])
+    return f"T-{day}-{int(rows[0]['value']):04d}"
+
+
+async def team_state(ctx: BotContext, team: Team | None) -> TeamState:
+    """Loads, duty and round-robin order of a team's members, and what is frozen."""
+    freezes = await Freeze.filter(frozen=True).values_list("name", "kind")
+    frozen_stores = frozenset(n for n, k in freezes if k == "store")
+    frozen_teams = frozenset(n for n, k in freezes if k == "team")
+    if team is None:
+        return TeamState(frozen_teams=frozen_teams, frozen_stores=frozen_stores)
+    userids = [m.userid for m in team.members]
+    loads = dict(await Ticket.filter(assignee__in=userids, status__in=OPEN_STATES)
+                 .annotate(n=Count("id")).group_by("assignee").values_list("assignee", "n"))
+    last = dict(await Ticket.filter(assignee__in=userids).annotate(m=Max("assigned_ms"))
+                .group_by("assignee").values_list("assignee", "m"))
+    duty = dict(await Staff.filter(userid__in=userids).values_list("userid", "on_duty"))
+    inactive = set(await Staff.filter(userid__in=userids, active=False)
+                   .values_list("userid", flat=True))
+    members = {u: MemberState(load=int(loads.get(u, 0)),
+                              on_duty=bool(duty.get(u, True)) and u not in inactive,
+                              last_assigned=int(last.get(u) or 0)) for u in userids}
+    return TeamState(members, frozen_teams, frozen_stores)
+
+
+async def facts_for(customer: Customer, ticket_type: str, priority: str, product: str | None,
+                    store: str | None) -> TicketFacts:
+    names: list[str] = await CustomerTag.filter(customer=customer).values_list(  # type: ignore[assignment]
+        "name", flat=True)
+    tags = frozenset(names)
+    channel = await Channel.get_or_none(state=customer.source_state or "") \
+        if customer.source_state else None
+    return TicketFacts(type=ticket_type, priority=priority, product=product,
+                       region=customer.region, tags=tags,
+                       channel=channel.name if channel else None,
+                       store=store or customer.store, home_store=customer.home_store)
+
+
+async def open_ticket(ctx: BotContext, *, customer: Customer, ticket_type: str, summary: str,
+                      priority: str = "normal", product: str | None = None,
+                      store: str | None = None, source: str = "staff",
+                      actor: str = "system") -> Ticket:
+    """Route, create, time and announce a new ticket."""
+    rules = ctx.rules.current.tickets
+    facts = await facts_for(customer, ticket_type, priority, product, store)
+    table = rules.routing
+    # The decision needs the chosen team's state; frozen sets come first, loads second.
+    preliminary = route(facts, table, await team_state(ctx, None))
+    decision = route(facts, table, await team_state(ctx, table.teams.get(preliminary.team)))
+    store_spec = table.stores.get(decision.service_store or "")
+    region = (store_spec.region if store_spec and store_spec.region else None) \
+        or customer.region
+    policy = pick_policy(priority, region, rules.policies, rules.default_policy)
+    now = _now(ctx)
+    calendar = rules.calendar_for(region)
+    stages = rules.pipelines.get(ticket_type, ())
+    ticket = await Ticket.create(
+        number=await next_number(ctx), customer=customer, type=ticket_type, summary=summary,
+        priority=priority, product=product, store=facts.store,
+        service_store=decision.service_store, region=region, team=decision.team,
+        source=source, routing_reason=decision.reason, created_by=actor, created_at=now,
+        sla_policy=policy.name,
+        response_due=deadline(now, policy.first_response, policy, calendar),
+        resolution_due=deadline(now, policy.resolution, policy, calendar),
+        stages=[s.to_json() for s in stages], stage_index=0,
+        stage_started_at=now if stages else None)
+    await record(ticket, ctx, actor, "opened", f"{ticket_type}：{summary}")
+    await record(ticket, ctx, "system", "routed", decision.reason)
+    assert ticket.response_due and ticket.resolution_due
+    await add_timers(ticket, sla_timers("response", now, ticket.response_due,
+                                        policy.first_response, rules.reminders, policy,
+                                        calendar))
+    await add_timers(ticket, sla_timers("resolution", now, ticket.resolution_due,
+                                        policy.resolution, rules.reminders, policy, calendar))
+    await _stage_timer(ticket, stages, 0, now)
+    if decision.assignee:
+        await assign(ctx, ticket, decision.assignee, actor="system", why="路由分配")
+    else:
+        lead = table.teams[decision.team].lead if decision.team in table.teams else None
+        await notify(ctx, [lead] if lead else [], f"工单排队：{ticket.number}",
+                     _card_body(ctx, ticket, customer, "团队成员均已满负荷，工单在队列中等待认领"),
+                     ticket, key="queued")
+    return ticket
+
+
+async def _stage_timer(ticket: Ticket, stages: Iterable[Stage], index: int,
+                       start: datetime) -> None:
+    stage_list = list(stages)
+    if index < len(stage_list) and stage_list[index].limit:
+        limit = stage_list[index].limit
+        assert limit is not None
+        await add_timers(ticket, [Timer(f"stage:{index}:{stage_list[index].name}",
+                                        start + limit)])
+
+
+async def add_timers(ticket: Ticket, timers: Iterable[Timer]) -> None:
+    await TicketTimer.bulk_create([TicketTimer(ticket=ticket, kind=t.kind, fire_at=t.at)
+                                   for t in timers])
+
+
+async def cancel_timers(ticket: Ticket, *prefixes: str) -> None:
+    """Cancel pending timers whose kind starts with any prefix (all of them if none given)."""
+    pending = await TicketTimer.filter(ticket=ticket, fired_at__isnull=True, cancelled=False)
+    ids = [t.id for t in pending if not prefixes or t.kind.startswith(prefixes)]
+    if ids:
+        await TicketTimer.filter(id__in=ids).update(cancelled=True)
+
+
+def _card_body(ctx: BotContext, ticket: Ticket, customer: Customer, note: str = "") -> str:
+    tz = ctx.settings.tz
+    due = ticket.response_due.astimezone(tz).strftime("%m-%d %H:%M") \
+        if ticket.response_due else "-"
+    lines = [f'<div class="gray">{ticket.type} · {PRIORITY_NAMES.get(ticket.priority, "")}'
+             f"优先级 · {ticket.team}</div>",
+             f'<div class="normal">客户：{customer.name}　{ticket.summary[:60]}</div>',
+             f'<div class="highlight">首次响应截止 {due}</div>']
+    if note:
+        lines.append(f'<div class="normal">{note}</div>')
+    return "".join(lines)
+
+
+async def notify(ctx: BotContext, userids: Iterable[str | None], title: str,
+                 description: str, ticket: Ticket, *, key: str) -> None:
+    """Queue a text card about a ticket for each member (once per `key` and member)."""
+    card = {"title": title[:128], "description": description[:512],
+            "url": ticket_url(ctx, ticket.number), "btntxt": "查看"}
+    for userid in sorted({u for u in userids if u}):
+        await ctx.outbox.app_message(f"ticket:{ticket.number}:{key}:{userid}", "ticket",
+                                     userid, "textcard", card)
+
+
+async def assign(ctx: BotContext, ticket: Ticket, userid: str, *, actor: str, why: str) -> None:
+    previous = ticket.assignee
+    ticket.assignee = userid
+    ticket.assigned_ms = int(ctx.clock.timestamp() * 1000)
+    await ticket.save(update_fields=["assignee", "assigned_ms"])
+    await record(ticket, ctx, actor, "assigned",
+                 f"{previous or '队列'} → {userid}（{why}）")
+    customer = await ticket.customer
+    await notify(ctx, [userid], f"新工单：{ticket.number}", _card_body(ctx, ticket, customer),
+                 ticket, key=f"assigned:{ticket.assigned_ms}")
+
+
+async def mark_responded(ctx: BotContext, ticket: Ticket, actor: str) -> None:
+    """The first action by staff meets the first-response deadline."""
+    if ticket.responded_at is not None:
+        return
+    ticket.responded_at = _now(ctx)
+    await ticket.save(update_fields=["responded_at"])
+    await cancel_timers(ticket, "remind:response", "breach:response", "escalate:response")
+    late = ticket.response_due is not None and ticket.responded_at > ticket.response_due
+    await record(ticket, ctx, actor, "responded", "超时响应" if late else "按时响应")
+
+
+def is_overdue(now: datetime) -> Q:
+    """Open (not waiting) tickets past a deadline they have not met."""
+    return Q(status=TicketStatus.OPEN) & (
+        Q(resolution_due__lt=now) | (Q(responded_at__isnull=True) & Q(response_due__lt=now)))
+
+
+def require_open(ticket: Ticket) -> None:
+    if ticket.status == TicketStatus.CLOSED:
+        raise TicketError(f"工单 {ticket.number} 已关闭。"
+                          f"需要时用 /ticket reopen {ticket.number}。")
+
+
+async def pause(ctx: BotContext, ticket: Ticket, actor: str, reason: str) -> None:
+    require_open(ticket)
+    if ticket.status == TicketStatus.WAITING:
+        raise TicketError(f"工单 {ticket.number} 已在等待客户。")
+    now = _now(ctx)
+    policy, calendar = policy_of(ctx, ticket), calendar_of(ctx, ticket)
+    if ticket.responded_at is None and ticket.response_due:
+        ticket.response_left_s = int(remaining(now, ticket.response_due, policy,
+                                               calendar).total_seconds())
+    if ticket.resolution_due:
+        ticket.resolution_left_s = int(remaining(now, ticket.resolution_due, policy,
+                                                 calendar).total_seconds())
+    ticket.status, ticket.paused_at = TicketStatus.WAITING, now
+    await ticket.save()
+    await cancel_timers(ticket, "remind:", "breach:", "escalate:")
+    await record(ticket, ctx, actor, "waiting", reason or "等待客户回复")
+
+
+async def resume(ctx: BotContext, ticket: Ticket, actor: str) -> None:
+    if ticket.status != TicketStatus.WAITING:
+        raise TicketError(f"工单 {ticket.number} 没有在等待客户。")
+    now = _now(ctx)
+    policy, calendar = policy_of(ctx, ticket), calendar_of(ctx, ticket)
+    fractions = ctx.rules.current.tickets.reminders
+    if ticket.responded_at is None and ticket.response_left_s is not None:
+        left = timedelta(seconds=ticket.response_left_s)
+        ticket.response_due = resumed_deadline(now, left, policy, calendar)
+        await add_timers(ticket, sla_timers("response", now, ticket.response_due, left,
+                                            fractions, policy, calendar))
+    if ticket.resolution_left_s is not None:
+        left = timedelta(seconds=ticket.resolution_left_s)
+        ticket.resolution_due = resumed_deadline(now, left, policy, calendar)
+        await add_timers(ticket, sla_timers("resolution", now, ticket.resolution_due, left,
+                                            fractions, policy, calendar))
+    ticket.status, ticket.paused_at = TicketStatus.OPEN, None
+    ticket.response_left_s = ticket.resolution_left_s = None
+    await ticket.save()
+    await record(ticket, ctx, actor, "resumed", "客户已回复，时限恢复计时")
+
+
+def stages_of(ticket: Ticket) -> tuple[Stage, ...]:
+    return tuple(Stage.from_json(s) for s in ticket.stages)
+
+
+@dataclass(frozen=True)
+class StageMove:
+    finished: Stage
+    next: Stage | None
+
+
+async def next_stage(ctx: BotContext, ticket: Ticket, actor: str, note: str, *,
+                     skip: bool = False) -> StageMove:
+    require_open(ticket)
+    stages = stages_of(ticket)
+    if not stages:
+        raise TicketError(f"{ticket.type} 工单没有阶段流程。"
+                          f"完成后用 /ticket close {ticket.number}。")
+    try:
+        updated, index = advance(stages, ticket.stage_index, skip=skip)
+    except StageError as exc:
+        raise TicketError(str(exc)) from None
+    now = _now(ctx)
+    finished = updated[ticket.stage_index]
+    await cancel_timers(ticket, f"stage:{ticket.stage_index}:")
+    ticket.stages = [s.to_json() for s in updated]
+    ticket.stage_index, ticket.stage_started_at = index, now
+    await ticket.save(update_fields=["stages", "stage_index", "stage_started_at"])
+    await record(ticket, ctx, actor, "stage_skipped" if skip else "stage_done",
+                 f"{finished.name}{'：' + note if note else ''}")
+    await _stage_timer(ticket, updated, index, now)
+    return StageMove(finished, updated[index] if index < len(updated) else None)
+
+
+async def insert_stage(ctx: BotContext, ticket: Ticket, stage: Stage, actor: str) -> None:
+    require_open(ticket)
+    try:
+        updated = insert_emergency(stages_of(ticket), ticket.stage_index, stage)
+    except StageError as exc:
+        raise TicketError(str(exc)) from None
+    now = _now(ctx)
+    await cancel_timers(ticket, f"stage:{ticket.stage_index}:")
+    ticket.stages = [s.to_json() for s in updated]
+    ticket.stage_started_at = now
+    await ticket.save(update_fields=["stages", "stage_started_at"])
+    limit = f"，时限 {format_duration(stage.limit)}" if stage.limit else ""
+    await record(ticket, ctx, actor, "stage_inserted", f"插入紧急阶段 {stage.name}{limit}")
+    await _stage_timer(ticket, updated, ticket.stage_index, now)
+
+
+async def close_ticket(ctx: BotContext, ticket: Ticket, actor: str, note: str,
+                       amount_fen: int | None = None) -> None:
+    require_open(ticket)
+    stages = stages_of(ticket)
+    if ticket.stage_index < len(stages):
+        pending = stages[ticket.stage_index].name
+        raise TicketError(f"工单还在「{pending}」阶段，请先用 /ticket next {ticket.number} "
+                          "走完各阶段。")
+    now = _now(ctx)
+    ticket.status, ticket.closed_at = TicketStatus.CLOSED, now
+    if amount_fen is not None:
+        ticket.amount_fen = amount_fen
+    await ticket.save()
+    await cancel_timers(ticket)
+    await record(ticket, ctx, actor, "closed", note)
+
+
+async def reopen(ctx: BotContext, ticket: Ticket, actor: str, reason: str) -> None:
+    if ticket.status != TicketStatus.CLOSED:
+        raise TicketError(f"工单 {ticket.number} 没有关闭。")
+    now = _now(ctx)
+    policy, calendar = policy_of(ctx, ticket), calendar_of(ctx, ticket)
+    ticket.status, ticket.closed_at = TicketStatus.OPEN, None
+    ticket.resolution_due = deadline(now, policy.resolution, policy, calendar)
+    await ticket.save()
+    await add_timers(ticket, sla_timers("resolution", now, ticket.resolution_due,
+                                        policy.resolution, ctx.rules.current.tickets.reminders,
+                                        policy, calendar))
+    await record(ticket, ctx, actor, "reopened", reason)

@@ -1,0 +1,176 @@
+"""Running the jobs features contribute: APScheduler ticks, each tick claims a slot.
+
+Every job runs as an APScheduler interval job (stable id, the corp's time zone, coalescing,
+a misfire grace), and each run first asks its slot. A slot is a `job_run` row, unique per
+(job, slot), so of several instances one runs it. The row holds a lease that the running
+instance renews; a slot is done only when its run finished:
+
+- a run that fails is retried with backoff (1, 4, 16 … minutes) while its slot is current,
+  up to `MAX_ATTEMPTS`;
+- a run whose process died (its lease ran out) is taken over by the next tick anywhere.
+
+Jobs are written to be safe to run again (outbox keys, care records, conditional updates),
+so a taken-over run finishes what the dead one started without doubling anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F, Q
+
+from bot.app.context import BotContext
+from models import JobRun
+from scheduler.jobs import JobSpec
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+DEFAULT_LEASE_S = 120.0
+
+
+def retry_delay_s(attempts: int) -> float:
+    """After `attempts` failed runs of a slot: 1 min, 4 min, 16 min … at most 2 h."""
+    return float(min(7200, 60 * 4 ** (attempts - 1)))
+
+
+@dataclass
+class JobRecord:
+    """What `/admin jobs` shows for one job from this instance's point of view."""
+
+    id: str
+    description: str
+    last_run: datetime | None = None
+    last_slot: str | None = None
+    last_outcome: str = "never run"
+    runs: int = 0
+
+
+@dataclass
+class JobBook:
+    """The jobs of this app and how this instance runs them."""
+
+    specs: tuple[JobSpec, ...] = ()
+    records: dict[str, JobRecord] = field(default_factory=dict)
+    scheduler: AsyncIOScheduler | None = None
+    instance: str = field(default_factory=lambda: f"{socket.gethostname()[:32]}-{os.getpid()}")
+    lease_s: float = DEFAULT_LEASE_S
+
+    @classmethod
+    def of(cls, specs: Sequence[JobSpec], *, lease_s: float = DEFAULT_LEASE_S) -> JobBook:
+        return cls(tuple(specs), {s.id: JobRecord(s.id, s.description) for s in specs},
+                   lease_s=lease_s)
+
+    def spec(self, job_id: str) -> JobSpec:
+        return next(s for s in self.specs if s.id == job_id)
+
+    def next_run(self, job_id: str) -> datetime | None:
+        if self.scheduler is None:
+            return None
+        job = self.scheduler.get_job(job_id)
+        return job.next_run_time if job else None
+
+
+def _ms(ctx: BotContext) -> int:
+    return int(ctx.clock.timestamp() * 1000)
+
+
+async def claim_slot(book: JobBook, spec: JobSpec, slot: str, ctx: BotContext
+                     ) -> JobRun | None:
+    """This instance's run of (job, slot), if the slot is new, failed and due for a retry,
+    or held by a run whose lease ran out. None when it is done or running elsewhere."""
+    now = _ms(ctx)
+    lease_ms = int(book.lease_s * 1000)
+    try:
+        return await JobRun.create(job=spec.id, slot=slot, instance=book.instance,
+                                   status="running", attempts=1,
+                                   lease_until_ms=now + lease_ms, started_at=ctx.clock.now())
+    except IntegrityError:
+        pass
+    taken = await JobRun.filter(
+        Q(status="failed", next_attempt_ms__lte=now) | Q(status="running",
+                                                          lease_until_ms__lt=now),
+        job=spec.id, slot=slot, attempts__lt=MAX_ATTEMPTS).update(
+        status="running", instance=book.instance, lease_until_ms=now + lease_ms,
+        attempts=F("attempts") + 1, started_at=ctx.clock.now())
+    if not taken:
+        return None
+    return await JobRun.get(job=spec.id, slot=slot)
+
+
+async def _renew(run_id: int, book: JobBook, ctx: BotContext) -> None:
+    """Keep the lease while the run lasts (a third of the lease at a time)."""
+    while True:
+        await asyncio.sleep(book.lease_s / 3)
+        await JobRun.filter(id=run_id, instance=book.instance, status="running").update(
+            lease_until_ms=_ms(ctx) + int(book.lease_s * 1000))
+
+
+async def run_job(book: JobBook, spec: JobSpec, ctx: BotContext) -> str:
+    """Run `spec` if its current slot is due and this instance may have it. Never raises."""
+    record = book.records[spec.id]
+    local = ctx.clock.now().astimezone(ctx.settings.tz)
+    slot = spec.slot(local, ctx)
+    if slot is None:
+        return "not due"
+    try:
+        run = await claim_slot(book, spec, slot, ctx)
+    except Exception:
+        logger.exception("job %s: claiming slot %s failed", spec.id, slot)
+        return "claim failed"
+    if run is None:
+        return "claimed"  # done, running elsewhere, or waiting for its retry
+    record.last_run, record.last_slot, record.runs = ctx.clock.now(), slot, record.runs + 1
+    renewal = asyncio.create_task(_renew(run.id, book, ctx))
+    try:
+        result = await spec.func(ctx)
+    except Exception as exc:
+        logger.exception("job %s (slot %s, attempt %d) failed", spec.id, slot, run.attempts)
+        outcome = f"failed: {exc!r}"
+        await JobRun.filter(id=run.id, instance=book.instance).update(
+            status="failed", outcome=outcome[:2000],
+            next_attempt_ms=_ms(ctx) + int(retry_delay_s(run.attempts) * 1000))
+    else:
+        outcome = f"ok: {result}" if result is not None else "ok"
+        await JobRun.filter(id=run.id, instance=book.instance).update(
+            status="done", finished_at=ctx.clock.now(), outcome=outcome[:2000])
+    finally:
+        renewal.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewal
+    record.last_outcome = outcome[:300]
+    return outcome
+
+
+async def run_due_jobs(ctx: BotContext, book: JobBook) -> dict[str, str]:
+    """Every job once, as the scheduler would now (tests and the console's clock)."""
+    return {spec.id: await run_job(book, spec, ctx) for spec in book.specs}
+
+
+@contextlib.asynccontextmanager
+async def running_scheduler(book: JobBook, ctx: BotContext, timezone: str
+                            ) -> AsyncIterator[AsyncIOScheduler]:
+    """APScheduler with every job of `book`, for as long as the block runs (started after
+    the ORM and the WeCom client, which the jobs use)."""
+    scheduler = AsyncIOScheduler(timezone=timezone)
+    for spec in book.specs:
+        scheduler.add_job(run_job, IntervalTrigger(seconds=spec.every_s, timezone=timezone),
+                          args=[book, spec, ctx], id=spec.id, replace_existing=True,
+                          coalesce=True, misfire_grace_time=600, max_instances=1)
+    book.scheduler = scheduler
+    scheduler.start()
+    try:
+        yield scheduler
+    finally:
+        scheduler.shutdown(wait=False)
+        book.scheduler = None
