@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from bot.app.settings import WeChatOAConfig
+from bot.devtools.simulator.oa import OASimulator
+from bot.domain.clock import ManualClock
 from bot.store.db import apply_migrations
 from tests.harness import Harness, start_harness
 
@@ -29,6 +32,21 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture
 async def harness(aiohttp_client: Any, database_url: str) -> AsyncIterator[Harness]:
     yield await start_harness(aiohttp_client, database_url=database_url)
+
+
+@pytest.fixture
+async def oa_harness(aiohttp_client: Any, database_url: str
+                     ) -> AsyncIterator[tuple[Harness, OASimulator]]:
+    """The harness with an Official Account (plain mode) and its simulator."""
+    clock = ManualClock()
+    oa = OASimulator("wxoa0001", "oa-secret", "oatoken", clock=clock)
+    base = await oa.start()
+    h = await start_harness(aiohttp_client, database_url=database_url, clock=clock,
+                            oa=WeChatOAConfig("wxoa0001", "oa-secret", "oatoken", None),
+                            oa_api_base=base)
+    oa.callback_url = str(h.client.make_url("/wechat/callback"))
+    yield h, oa
+    await oa.close()
 
 
 def pytest_report_header() -> list[str]:

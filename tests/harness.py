@@ -20,7 +20,7 @@ from bot.devtools.simulator import WeComSimulator, load_demo_corp
 from bot.domain.clock import ManualClock
 from bot.store.db import dialect
 from bot.wecom.crypto import CallbackCrypto
-from models import Customer
+from models import Customer, Ticket
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "rules.toml"
 CORP_ID = "wwtestcorp0001"
@@ -157,3 +157,19 @@ async def walk_in(h: Harness, name: str, staff: str = "zhangsan", **fields: Any)
         await Customer.filter(id=customer.id).update(**fields)
         await customer.refresh_from_db()
     return customer
+
+
+async def installed_ticket(h: Harness, store: str = "成都高新店", region: str = "西南",
+                           kind: str = "安装") -> str:
+    result = await h.sim.customer_scans("walkin", "周先生", staff="zhouba",
+                                        mobile="13912345678")
+    await h.drain()
+    await Customer.filter(external_userid=result.external_userid).update(store=store,
+                                                                         region=region)
+    await say(h, "zhouba", f"/ticket open 周先生 {kind} 客厅空调")
+    ticket = await Ticket.get()
+    for _ in range(3):
+        await say(h, ticket.assignee or "wangwu", f"/ticket next {ticket.number}")
+    approver = {"西南": "zhouba", "华东": "sunqi"}[region]
+    await say(h, approver, f"/ticket next {ticket.number} 验收通过")
+    return ticket.number

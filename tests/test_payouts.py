@@ -10,26 +10,20 @@ from pathlib import Path
 from bot.app.keys import context_key
 from handlers.settlement.reconcile import load_and_check
 from handlers.settlement.service import settle_ticket
-from models import Customer, LedgerEntry, Payout, PayoutStatus, Ticket
-from tests.harness import AES_KEY, CORP_ID, RULES_FILE, SECRET, SECRET_KEY, TOKEN, Harness, say
+from models import LedgerEntry, Payout, PayoutStatus, Ticket
+from tests.harness import (
+    AES_KEY,
+    CORP_ID,
+    RULES_FILE,
+    SECRET,
+    SECRET_KEY,
+    TOKEN,
+    Harness,
+    installed_ticket,
+    say,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-async def installed_ticket(h: Harness, store: str = "成都高新店", region: str = "西南",
-                           kind: str = "安装") -> str:
-    result = await h.sim.customer_scans("walkin", "周先生", staff="zhouba",
-                                        mobile="13912345678")
-    await h.drain()
-    await Customer.filter(external_userid=result.external_userid).update(store=store,
-                                                                         region=region)
-    await say(h, "zhouba", f"/ticket open 周先生 {kind} 客厅空调")
-    ticket = await Ticket.get()
-    for _ in range(3):
-        await say(h, ticket.assignee or "wangwu", f"/ticket next {ticket.number}")
-    approver = {"西南": "zhouba", "华东": "sunqi"}[region]
-    await say(h, approver, f"/ticket next {ticket.number} 验收通过")
-    return ticket.number
 
 
 def texts_to(h: Harness, userid: str) -> list[str]:

@@ -2,32 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
-
-from bot.app.settings import WeChatOAConfig
-from bot.domain.clock import ManualClock
 from models import Customer, Ticket
-from tests.harness import Harness, start_harness
-
-
-@pytest.fixture
-async def oa_harness(aiohttp_client: Any, database_url: str
-                     ) -> AsyncIterator[tuple[Harness, Any]]:
-    from bot.devtools.simulator.oa import OASimulator
-
-    clock = ManualClock()
-    oa = OASimulator("wxoa0001", "oa-secret", "oatoken", clock=clock)
-    base = await oa.start()
-    h = await start_harness(aiohttp_client, database_url=database_url, clock=clock,
-                            oa=WeChatOAConfig("wxoa0001", "oa-secret", "oatoken", None),
-                            oa_api_base=base)
-    oa.callback_url = str(h.client.make_url("/wechat/callback"))
-    yield h, oa
-    await oa.close()
+from tests.harness import Harness
 
 
 async def test_keyword_opens_a_ticket_and_the_customer_gets_number_and_promise(

@@ -58,7 +58,8 @@ def instance_id() -> str:
 
 def create_app(settings: Settings, *, clock: Clock | None = None, run_worker: bool = True,
                run_scheduler: bool = True, migrate: bool = False, worker_poll_s: float = 1.0,
-               outbox_lease_s: float = 60.0, job_lease_s: float = DEFAULT_LEASE_S,
+               inbox_lease_s: float = 60.0, outbox_lease_s: float = 60.0,
+               job_lease_s: float = DEFAULT_LEASE_S,
                features: Sequence[Feature] = FEATURES) -> web.Application:
     """Build the scrmbot web application for `settings`.
 
@@ -94,7 +95,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_worker: bo
             if feature.events is not None:
                 dispatcher.include_router(feature.events)
         worker = InboxWorker(dispatcher, ctx, clock, instance_id=name,
-                             concurrency=settings.workers, poll_interval_s=worker_poll_s)
+                             concurrency=settings.workers, lease_s=inbox_lease_s,
+                             poll_interval_s=worker_poll_s)
         writer = InboxWriter(clock, on_new_rows=worker.wake)
         outbox = OutboxDispatcher(
             ctx.outbox, _senders(ctx, features), ctx.wecom.limiter,

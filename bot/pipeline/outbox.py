@@ -35,7 +35,7 @@ from bot.domain.quiet_hours import QuietHours
 from bot.pipeline.claimloop import ClaimLoop
 from bot.store.db import after_commit, atomic, dialect, sql_for
 from bot.wecom import MemberRateLimiter, WeComError, WeComHTTPError
-from bot.wecom.errors import RATE_LIMIT_ERRCODES
+from bot.wecom.errors import PERMANENT_ERRCODES
 from models import OutboxMessage, OutboxStatus
 
 logger = logging.getLogger(__name__)
@@ -263,7 +263,7 @@ class OutboxDispatcher(ClaimLoop):
             return
         except WeComError as exc:  # WeCom answered: nothing was sent
             await self._retry_later(row, exc, in_doubt=False, sender=sender,
-                                    permanent=exc.errcode not in RATE_LIMIT_ERRCODES)
+                                    permanent=exc.errcode in PERMANENT_ERRCODES)
             return
         except Permanent as exc:
             await self._clear_attempt_and_fail(row, sender, exc)

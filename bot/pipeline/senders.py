@@ -23,18 +23,28 @@ from bot.wecom import WeComClient
 from bot.wecom.oa import OAClient
 from models import OutboxMessage
 
-# Resending inside WeCom's duplicate-check window is harmless; keep a margin for clock skew.
-_SAFE_RESEND_S = DUPLICATE_CHECK_S - 300
 MEDIA_LIFETIME_S = 3 * 86400 - 3600  # temporary media live 3 days
+# A command's answer is checked for 10 minutes only: WeCom drops any identical message in
+# the window, and a member who asks the same thing twice, minutes apart, must get it twice.
+# A resend after a lost answer comes within a minute or two, well inside it.
+REPLY_DUPLICATE_CHECK_S = 600
+_MARGIN_S = 120  # clock skew between us and WeCom
 
 
-def _in_duplicate_window(clock: Clock, started_ms: int | None) -> bool:
-    return started_ms is not None and clock.timestamp() - started_ms / 1000 < _SAFE_RESEND_S
+def duplicate_window_s(row: OutboxMessage) -> int:
+    return REPLY_DUPLICATE_CHECK_S if row.kind == "reply" else DUPLICATE_CHECK_S
+
+
+def _in_duplicate_window(clock: Clock, row: OutboxMessage) -> bool:
+    started_ms = row.attempt_started_ms
+    return started_ms is not None and \
+        clock.timestamp() - started_ms / 1000 < duplicate_window_s(row) - _MARGIN_S
 
 
 class AppMessageSender(BaseSender):
-    """`message/send` to one member, with WeCom's duplicate check (4 hours): a resend of an
-    attempt that may have gone out is dropped by WeCom, so it is safe inside that window."""
+    """`message/send` to one member, with WeCom's duplicate check (4 hours for notices, 10
+    minutes for replies): a resend of an attempt that may have gone out is dropped by WeCom,
+    so it is safe inside that window."""
 
     member_limited = True
 
@@ -47,14 +57,14 @@ class AppMessageSender(BaseSender):
         msgtype = str(payload["msgtype"])
         answer = await self.wecom.send_message(
             row.recipient, msgtype, dict(payload[msgtype]), enable_duplicate_check=True,
-            duplicate_check_interval=DUPLICATE_CHECK_S, reserved=True)
+            duplicate_check_interval=duplicate_window_s(row), reserved=True)
         return Sent(msgid=str(answer.get("msgid") or "") or None)
 
     async def reconcile(self, row: OutboxMessage) -> Reconciled:
-        if _in_duplicate_window(self.clock, row.attempt_started_ms):
+        if _in_duplicate_window(self.clock, row):
             return Reconciled(Verdict.RETRY, why="inside WeCom's duplicate-check window")
-        return Reconciled(Verdict.UNKNOWN, why="the attempt is older than WeCom's 4-hour "
-                                                "duplicate check")
+        return Reconciled(Verdict.UNKNOWN, why="the attempt is older than WeCom's duplicate "
+                                                "check")
 
 
 class OfficialAccountSender(BaseSender):
@@ -102,7 +112,6 @@ class FileSender(BaseSender):
         return Sent(msgid=str(answer.get("msgid") or "") or None)
 
     async def reconcile(self, row: OutboxMessage) -> Reconciled:
-        if row.progress.get("media_id") and \
-                _in_duplicate_window(self.clock, row.attempt_started_ms):
+        if row.progress.get("media_id") and _in_duplicate_window(self.clock, row):
             return Reconciled(Verdict.RETRY, why="same media_id inside the duplicate check")
         return Reconciled(Verdict.UNKNOWN, why="no reusable upload inside the 4-hour check")

@@ -38,6 +38,15 @@ AGENT_MISMATCH = 301002
 AUTH_ERRCODES = frozenset({INVALID_CREDENTIAL, INVALID_ACCESS_TOKEN, ACCESS_TOKEN_EXPIRED,
                            ACCESS_TOKEN_MISSING})
 RATE_LIMIT_ERRCODES = frozenset({SYSTEM_BUSY, FREQUENCY_LIMITED, CONCURRENCY_LIMITED})
+CONTENT_TOO_LONG = 45002
+OA_WINDOW_CLOSED = 45015
+# Errors about the message itself (its recipient, its content): sending it again cannot
+# succeed. Anything else (throttling, a trusted IP not yet in effect, a secret being fixed)
+# is worth retrying with backoff.
+PERMANENT_ERRCODES = frozenset({
+    INVALID_USERID, INVALID_PARAMETER, INVALID_TAG_ID, INVALID_EXTERNAL_USERID,
+    WELCOME_CODE_EXPIRED, WELCOME_CODE_USED, CONTENT_TOO_LONG, OA_WINDOW_CLOSED,
+    OUT_OF_VISIBLE_RANGE, USERID_NOT_FOUND, ALL_RECIPIENTS_INVALID, NOT_EXTERNAL_CONTACT})
 
 
 class WeComError(Exception):

@@ -16,7 +16,6 @@ from bot.wecom.tokens import TokenCache
 
 logger = logging.getLogger(__name__)
 
-OUT_OF_WINDOW = 45015  # the follower's 48-hour window has closed
 
 
 class OAClient:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from bot.app.context import Cmd, Router
 from bot.chat.commands import CommandError
 from bot.chat.parsing import Arg
 from bot.chat.replies import Reply
 from bot.rules.checker import RulesError
 from models import AuditEntry, JobRun, OutboxMessage, OutboxStatus
-from scheduler.runner import JobBook
+from scheduler.runner import MAX_ATTEMPTS, JobBook
 
 commands = Router("admin")
 commands.alias("管理", "admin")
@@ -26,17 +28,18 @@ async def admin_reload(cmd: Cmd) -> str:
             f"（{'、'.join(rules.regions)}）。")
 
 
-@commands.command("admin jobs", "定时任务：上次运行、下次运行、结果", role="admin",
+@commands.command("admin jobs", "定时任务：上次运行、失败与重试、下次运行", role="admin",
                   examples=("/admin jobs",), aliases=("admin 任务",))
 async def admin_jobs(cmd: Cmd) -> Reply:
     book = cmd.ctx.locals.get(JobBook)
-    latest = {}
-    for spec_id in book.records:
-        run = await JobRun.filter(job=spec_id).order_by("-id").first()
-        latest[spec_id] = run
+    latest = {spec_id: await JobRun.filter(job=spec_id).order_by("-id").first()
+              for spec_id in book.records}
+    retry_at = {spec_id: datetime.fromtimestamp(run.next_attempt_ms / 1000, UTC)
+                for spec_id, run in latest.items() if run is not None}
     return Reply(template="admin/jobs.txt.j2", data={
-        "records": book.records, "latest": latest, "next": {
-            k: book.next_run(k) for k in book.records}, "tz": cmd.ctx.settings.tz})
+        "records": book.records, "latest": latest, "retry_at": retry_at,
+        "max_attempts": MAX_ATTEMPTS,
+        "next": {k: book.next_run(k) for k in book.records}, "tz": cmd.ctx.settings.tz})
 
 
 @commands.command("outbox", "发送队列：待发、失败的通知", role="admin",

@@ -13,7 +13,7 @@ from tortoise.expressions import Q
 from bot.app.context import BotContext
 from bot.store.db import atomic
 from bot.wecom import WeComError
-from handlers.customers.tags import apply_tags
+from handlers.customers.service import apply_tags
 from models import Customer
 from models.contacts import CustomerStatus
 

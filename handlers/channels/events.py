@@ -22,8 +22,13 @@ from bot.pipeline.dispatcher import ChangeTypes, HasField
 from bot.store.db import atomic
 from bot.wecom.events import Event, ExternalContactChange, OAScan, OASubscribe
 from handlers.channels.welcome import ADD_CHANGES, cached_contact, recorded_outcome, welcome_once
-from handlers.customers.service import follower, sync_customer
-from handlers.customers.tags import add_local_tags, apply_tags, resync_unsynced_tags
+from handlers.customers.service import (
+    add_local_tags,
+    apply_tags,
+    follower,
+    resync_unsynced_tags,
+    sync_customer,
+)
 from models import Channel, ChannelScan, Customer, FollowRelation
 from models.contacts import RelationStatus
 

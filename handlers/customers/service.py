@@ -12,12 +12,23 @@ from tortoise.expressions import F, Q
 from bot.access.errors import Refusal
 from bot.access.scope import ScopedData
 from bot.app.context import BotContext
-from handlers.customers.tags import remove_tags, sync_tags_from_wecom
+from handlers.customers.tags import (
+    add_local_tags,
+    apply_tags,
+    remove_tags,
+    resync_unsynced_tags,
+    sync_tags_from_wecom,
+)
 from handlers.staff.service import ensure_staff
 from models import Customer, FollowRelation, Purchase
 from models.contacts import CustomerStatus, RelationStatus
 
 logger = logging.getLogger(__name__)
+
+# What other features use: customers, and tags kept the same here and in WeCom.
+__all__ = ["add_local_tags", "annual_spend_fen", "apply_tags", "find_one_customer", "follower",
+           "mask_mobile", "record_purchase", "remove_tags", "resync_unsynced_tags",
+           "search_customers", "sync_customer"]
 
 
 def _from_ts(value: Any) -> datetime | None:

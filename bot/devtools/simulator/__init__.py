@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.devtools.simulator.callbacks import CallbackDelivery
+from bot.devtools.simulator.callbacks import CallbackDelivery, ScanResult
 from bot.devtools.simulator.demo import load_demo_corp
-from bot.devtools.simulator.server import ScanResult, SimulatorError, WeComSimulator
-from bot.devtools.simulator.state import Call, FollowStatus
+from bot.devtools.simulator.server import WeComSimulator
+from bot.devtools.simulator.state import Call, FollowStatus, SimulatorError
 
 __all__ = [
     "Call",

@@ -153,3 +153,12 @@ class CallbackSender:
             logger.info("sim: callback to %s answered %s", url, status)
         return status
 
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What a customer's add produced: who, with whom, the welcome code and the callback."""
+
+    external_userid: str
+    userid: str
+    welcome_code: str | None
+    delivery: CallbackDelivery

@@ -9,17 +9,45 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from bot.domain.clock import ManualClock
+from bot.devtools.simulator.callbacks import CallbackDelivery, ScanResult
+from bot.devtools.simulator.state import Call, SimulatorError
+from bot.domain.clock import Clock, ManualClock
 
-if TYPE_CHECKING:
-    from bot.devtools.simulator.callbacks import CallbackDelivery
-    from bot.devtools.simulator.server import WeComSimulator
 
-SimHandler = Callable[["WeComSimulator", dict[str, Any], web.Request], Awaitable[Any]]
+class Scriptable(Protocol):
+    """What the control API drives: the simulator's scenarios, clock and logs."""
+
+    clock: Clock
+    callback_url: str | None
+    calls: list[Call]
+    sent_messages: list[dict[str, Any]]
+    welcome_messages: list[dict[str, Any]]
+    msg_templates: list[dict[str, Any]]
+
+    async def customer_scans(self, state: str, name: str, *, mobile: str | None = None,
+                             half: bool = False, staff: str | None = None,
+                             unionid: str | None = None,
+                             external_userid: str | None = None) -> ScanResult: ...
+
+    async def staff_sends_text(self, userid: str, content: str) -> CallbackDelivery: ...
+
+    async def staff_enters_agent(self, userid: str) -> CallbackDelivery: ...
+
+    async def confirm_half(self, userid: str, external_userid: str) -> CallbackDelivery: ...
+
+    def revoke_tokens(self) -> None: ...
+
+    def fail_next(self, endpoint: str, errcode: int, times: int = 1,
+                  errmsg: str | None = None) -> None: ...
+
+    def calls_to(self, endpoint: str) -> list[Call]: ...
+
+
+SimHandler = Callable[[Scriptable, dict[str, Any], web.Request], Awaitable[Any]]
 
 
 def _default(obj: object) -> str:
@@ -45,7 +73,7 @@ def _field(body: dict[str, Any], key: str) -> Any:
     return body[key]
 
 
-async def scan(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+async def scan(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
     result = await sim.customer_scans(
         str(_field(body, "state")), str(_field(body, "name")), mobile=body.get("mobile"),
         half=bool(body.get("half", False)), staff=body.get("staff"),
@@ -54,40 +82,40 @@ async def scan(sim: WeComSimulator, body: dict[str, Any], request: web.Request) 
             "welcome_code": result.welcome_code, **_delivery(result.delivery)}
 
 
-async def text(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+async def text(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
     delivery = await sim.staff_sends_text(str(_field(body, "userid")),
                                           str(_field(body, "content")))
     return _delivery(delivery)
 
 
-async def enter(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+async def enter(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
     return _delivery(await sim.staff_enters_agent(str(_field(body, "userid"))))
 
 
-async def confirm_half(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+async def confirm_half(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
     delivery = await sim.confirm_half(str(_field(body, "userid")),
                                       str(_field(body, "external_userid")))
     return _delivery(delivery)
 
 
-async def callback_url(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+async def callback_url(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
     url = _field(body, "url")
     sim.callback_url = str(url) if url else None
     return {"callback_url": sim.callback_url}
 
 
-async def revoke_tokens(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+async def revoke_tokens(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
     sim.revoke_tokens()
     return {"revoked": True}
 
 
-async def fail_next(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+async def fail_next(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
     sim.fail_next(str(_field(body, "endpoint")), int(_field(body, "errcode")),
                   int(body.get("times", 1)), body.get("errmsg"))
     return {"ok": True}
 
 
-async def advance_clock(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+async def advance_clock(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
     if not isinstance(sim.clock, ManualClock):
         msg = "the simulator runs on the system clock; start it with a ManualClock to advance"
         raise ValueError(msg)
@@ -95,7 +123,7 @@ async def advance_clock(sim: WeComSimulator, body: dict[str, Any], request: web.
     return {"now": now}
 
 
-async def calls(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+async def calls(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
     endpoint = request.query.get("endpoint")
     chosen = sim.calls_to(endpoint) if endpoint else sim.calls
     rows = [asdict(c) for c in chosen]
@@ -105,15 +133,15 @@ async def calls(sim: WeComSimulator, body: dict[str, Any], request: web.Request)
     return rows
 
 
-async def messages(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+async def messages(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
     return sim.sent_messages
 
 
-async def welcome(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+async def welcome(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
     return sim.welcome_messages
 
 
-async def templates(sim: WeComSimulator, body: dict[str, Any], request: web.Request) -> Any:
+async def templates(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
     return sim.msg_templates
 
 
@@ -133,11 +161,9 @@ ROUTES: list[tuple[str, str, SimHandler]] = [
 ]
 
 
-def _wrap(sim: WeComSimulator, handler: SimHandler) -> Callable[[web.Request], Awaitable[
+def _wrap(sim: Scriptable, handler: SimHandler) -> Callable[[web.Request], Awaitable[
         web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
-        from bot.devtools.simulator.server import SimulatorError
-
         body: dict[str, Any] = {}
         if request.can_read_body:
             try:
@@ -155,6 +181,6 @@ def _wrap(sim: WeComSimulator, handler: SimHandler) -> Callable[[web.Request], A
     return endpoint
 
 
-def setup_control(app: web.Application, sim: WeComSimulator) -> None:
+def setup_control(app: web.Application, sim: Scriptable) -> None:
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, _wrap(sim, handler))

@@ -26,6 +26,8 @@ class OASimulator:
         self.last_interaction: dict[str, float] = {}
         self.sent: list[dict[str, Any]] = []
         self.errors: list[int] = []
+        self.faults: list[int] = []  # errcodes to answer the next sends with
+        self.lost_answers = 0  # sends to carry out and then answer with a dropped connection
         self.app = web.Application()
         self.app.router.add_get("/cgi-bin/token", self._token)
         self.app.router.add_post("/cgi-bin/message/custom/send", self._custom_send)
@@ -56,12 +58,19 @@ class OASimulator:
         if request.query.get("access_token") != self.access_token or not self.access_token:
             return web.json_response({"errcode": 40014, "errmsg": "invalid access_token"})
         body = await request.json()
+        if self.faults:
+            errcode = self.faults.pop(0)
+            self.errors.append(errcode)
+            return web.json_response({"errcode": errcode, "errmsg": "injected"})
         openid = body.get("touser", "")
         last = self.last_interaction.get(openid)
         if last is None or self.clock.timestamp() - last > 48 * 3600:
             self.errors.append(45015)
             return web.json_response({"errcode": 45015, "errmsg": "response out of time limit"})
         self.sent.append({**body, "at": self.clock.now()})
+        if self.lost_answers and request.transport is not None:
+            self.lost_answers -= 1
+            request.transport.close()  # sent, but scrmbot never hears so
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
     async def follower_sends_text(self, openid: str, content: str) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +24,7 @@ from bot.devtools.simulator.api import (
 from bot.devtools.simulator.callbacks import (
     CallbackDelivery,
     CallbackSender,
+    ScanResult,
     contact_event_xml,
     enter_agent_xml,
     tag_event_xml,
@@ -40,6 +40,7 @@ from bot.devtools.simulator.state import (
     FollowStatus,
     Member,
     SimState,
+    SimulatorError,
 )
 from bot.domain.clock import Clock, SystemClock
 from bot.wecom.crypto import CallbackCrypto
@@ -47,20 +48,6 @@ from bot.wecom.crypto import CallbackCrypto
 logger = logging.getLogger(__name__)
 
 _RNG = secrets.SystemRandom()  # the constructor's `secrets` parameter shadows the module
-
-
-class SimulatorError(Exception):
-    """A scenario that cannot happen in WeCom (e.g. scanning a used temporary QR code)."""
-
-
-@dataclass(frozen=True)
-class ScanResult:
-    """What a customer's add produced: who, with whom, the welcome code and the callback."""
-
-    external_userid: str
-    userid: str
-    welcome_code: str | None
-    delivery: CallbackDelivery
 
 
 class WeComSimulator:

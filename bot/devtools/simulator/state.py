@@ -225,6 +225,10 @@ class AccessToken:
     revoked: bool = False
 
 
+class SimulatorError(Exception):
+    """A scenario that cannot happen in WeCom (e.g. scanning a used temporary QR code)."""
+
+
 @dataclass
 class Fault:
     errcode: int
