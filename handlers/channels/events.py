@@ -81,7 +81,7 @@ async def on_customer_added(event: ExternalContactChange, ctx: BotContext) -> No
         customer.source_state = channel.state if channel else None
         customer.store = channel.store if channel else None
         customer.region = (channel.region if channel else None) or customer.region
-        await customer.save()
+        await customer.save(update_fields=["source", "source_state", "store", "region"])
     tags = (channel.tags if channel else []) + computed_tags(at, ctx)
     if tags:
         await apply_tags(ctx, customer, tags, origin="channel")
@@ -109,7 +109,7 @@ async def on_oa_follow(event: OASubscribe | OAScan, ctx: BotContext) -> None:
         customer.source_state = channel.state if channel else None
         customer.store = customer.store or (channel.store if channel else None)
         customer.region = customer.region or (channel.region if channel else None)
-        await customer.save()
+        await customer.save(update_fields=["source_state", "store", "region"])
     at = scan_time(event, ctx)
     names = (channel.tags if channel else []) + computed_tags(at, ctx)
     await add_local_tags(ctx, customer, names, origin="channel")

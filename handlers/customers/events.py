@@ -49,7 +49,7 @@ async def on_relationship_ended(event: ExternalContactChange, ctx: BotContext) -
         customer=customer, status__in=[RelationStatus.ACTIVE, RelationStatus.HALF]).exists()
     if not still_active:
         customer.status = CustomerStatus.ENDED
-        await customer.save()
+        await customer.save(update_fields=["status"])
     logger.info("relationship %s–%s ended: %s", event.user_id, event.external_user_id,
                 relation.status)
 
@@ -58,4 +58,4 @@ async def on_relationship_ended(event: ExternalContactChange, ctx: BotContext) -
 async def on_transfer_failed(event: ExternalContactChange, ctx: BotContext) -> None:
     customer, _ = await Customer.get_or_create(external_userid=event.external_user_id)
     customer.transfer_fail_reason = event.fail_reason or "unknown"
-    await customer.save()
+    await customer.save(update_fields=["transfer_fail_reason"])

@@ -38,6 +38,10 @@ def _from_ts(value: Any) -> datetime | None:
         return None
 
 
+SYNCED_FIELDS = ("name", "type", "gender", "avatar", "unionid", "corp_name", "mobile",
+                 "first_contact_at", "status", "owner_userid", "region", "updated_at")
+
+
 async def sync_customer(external_userid: str, ctx: BotContext, *, added_by: str | None = None,
                         half: bool = False, data: dict[str, Any] | None = None,
                         owner: str | None = None) -> Customer:
@@ -81,7 +85,8 @@ async def sync_customer(external_userid: str, ctx: BotContext, *, added_by: str 
     if customer.region is None and customer.owner_userid:
         owner_staff = await ensure_staff(customer.owner_userid, ctx)
         customer.region = owner_staff.region
-    await customer.save()
+    # Only what WeCom tells us: spend, dates and dormancy are written by their own updates.
+    await customer.save(update_fields=SYNCED_FIELDS)
     await sync_tags_from_wecom(customer, follows)
     return customer
 
