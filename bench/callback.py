@@ -69,7 +69,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -83,9 +82,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # the child modes import bot.* when run as `python bench/...`
-    sys.path.insert(0, str(REPO))
+from benchlib import REPO, SECRET_KEY, flush_redis, free_port, recreate_database
 
 CORP_ID = "ww7a3c91e05b2d48f6"
 AGENT_ID = "1000002"
@@ -184,36 +181,14 @@ def sqlite_path(url: str) -> Path:
     return Path(url.removeprefix("sqlite://").split("?", 1)[0])
 
 
-def _pg_parts(url: str) -> tuple[str, str]:
-    """(dsn of the maintenance db `postgres`, bench database name)."""
-    parsed = urllib.parse.urlsplit(url)
-    name = parsed.path.lstrip("/")
-    if not name or "bench" not in name or not name.replace("_", "").isalnum():
-        raise SystemExit(f"refusing to drop database {name!r}: its name must contain 'bench'")
-    admin = parsed._replace(scheme="postgresql", path="/postgres", query="")
-    return urllib.parse.urlunsplit(admin), name
-
-
-async def _recreate_pg(url: str) -> None:
-    import asyncpg
-
-    dsn, name = _pg_parts(url)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-def recreate_database(url: str) -> None:
+def empty_database(url: str) -> None:
     """Start every run from an empty database (scrmbot serve applies the migrations)."""
     if is_sqlite(url):
         path = sqlite_path(url)
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         return
-    asyncio.run(_recreate_pg(url))
+    asyncio.run(recreate_database(url))
 
 
 async def _count_pg(url: str) -> dict[str, int]:
@@ -238,16 +213,6 @@ def inbox_counts(url: str) -> dict[str, int]:
     return asyncio.run(_count_pg(url))
 
 
-def flush_redis_db13() -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-
-
 def redact(url: str) -> str:
     """The URL without its password (SQLite URLs unchanged)."""
     parsed = urllib.parse.urlsplit(url)
@@ -260,13 +225,6 @@ def redact(url: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Processes
 # --------------------------------------------------------------------------------------------
-
-def free_port() -> int:
-    """A port nobody listens on right now (also used as the unreachable WeCom API)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 class Processes:
     """Every child this script starts; `close()` stops them all (TERM, then KILL)."""
@@ -338,7 +296,8 @@ def durable_env(args: argparse.Namespace, port: int) -> dict[str, str]:
         "WECOM_API_BASE": f"http://127.0.0.1:{free_port()}/cgi-bin",  # nobody listens there
         "DATABASE_URL": args.database_url, "REDIS_URL": REDIS_URL,
         "SCRM_MAX_CLOCK_SKEW_S": "0",  # 0 = freshness check off: fixtures never expire
-        "SCRM_WORKERS": str(args.workers), "HOST": "127.0.0.1", "PORT": str(port),
+        "SCRM_WORKERS": str(args.workers), "SCRM_SECRET_KEY": SECRET_KEY,
+        "HOST": "127.0.0.1", "PORT": str(port),
         "PYTHONUNBUFFERED": "1",
     })
     # scrmbot refuses to start without a rules file; use the repository's (cwd is a temp dir).
@@ -978,8 +937,8 @@ def run_benchmark(args: argparse.Namespace, procs: Processes, workdir: Path) -> 
     open_count = fmt_int(args.rate * (args.duration + WARMUP_S))
     print(f"preparing: database {redact(args.database_url)}, Redis db 13, "
           f"{fmt_int(args.pool)} + {open_count} callbacks ...", flush=True)
-    recreate_database(args.database_url)
-    flush_redis_db13()
+    empty_database(args.database_url)
+    asyncio.run(flush_redis(REDIS_URL))
     files, stats, gen_s = prepare_files(args, workdir)
 
     print("bare aiohttp handler ...", flush=True)

@@ -5,18 +5,19 @@ What it measures
 The WeCom simulator (``bot.devtools.simulator.WeComSimulator``, system clock) gets ``--members``
 staff (default 2,000). scrmbot's app is built with ``create_app(run_worker=False)`` on a
 fresh PostgreSQL database (``scrmbot_bench_outbox``) and Redis db 10, pointed at the
-simulator; the bench starts its own ``bot.pipeline.outbox.OutboxDispatcher`` with the
-``--concurrency`` / ``--batch`` / ``--poll`` given (the constructor's arguments; nothing in
-``bot/`` is changed).
+simulator; the bench starts its own ``bot.pipeline.outbox.OutboxDispatcher`` (the app's
+senders, limiter and quiet hours, from the app's unstarted dispatcher ``app[outbox_key]``)
+with the ``--concurrency`` / ``--batch`` / ``--poll`` given (the constructor's arguments;
+nothing in ``bot/`` is changed).
 
 1. **queue**: ``--per-member`` (50) notices to every member = 100,000 distinct idempotency
    keys, in rounds (notice *k* of every member, then notice *k+1*: a daily digest to every
-   installer looks like this). The first round goes through ``enqueue_app`` one by one (its
-   rate is printed); the rest are bulk-inserted (``INSERT ... SELECT FROM unnest``) as the
-   rows ``enqueue`` writes (same key, kind, channel, payload, ``next_attempt_ms`` = now),
-   because 98,000 single ``get_or_create`` round trips would take minutes of set-up. Then
-   ``--duplicates`` (1,000) ``enqueue_app`` calls with keys already queued: each must return
-   False and add no row.
+   installer looks like this). The first round goes through ``ctx.outbox.app_message`` one
+   by one (its rate is printed); the rest are bulk-inserted (``INSERT ... SELECT FROM
+   unnest``) as the rows ``Outbox.enqueue`` writes (same key, kind, channel, payload,
+   ``next_attempt_ms`` = now), because 98,000 single ``get_or_create`` round trips would take
+   minutes of set-up. Then ``--duplicates`` (1,000) ``app_message`` calls with keys already
+   queued: each must return False and add no row.
 2. **drain**: the dispatcher runs in real time (``SystemClock``) until no row is pending or
    sending. Each row: claim (``FOR UPDATE SKIP LOCKED``), ``MemberRateLimiter.acquire`` (30
    per sliding 60 s, 1000 per 3600 s, in Redis), defer when the member is full, else
@@ -89,26 +90,31 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
+
+from benchlib import (
+    AES_KEY,
+    REPO,
+    Cpu,
+    add_store_options,
+    bench_main,
+    bench_settings,
+    cpu_text,
+    flush_redis,
+    insert_text_notices,
+    pg_parts,
+    recreate_database,
+)
 
 SCRIPT = Path(__file__).resolve()
-REPO = SCRIPT.parent.parent
-if str(REPO) not in sys.path:  # run as `python bench/outbox.py`
-    sys.path.insert(0, str(REPO))
-
-from benchlib import flush_redis, pg_parts, recreate_database  # noqa: E402
-
 DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scrmbot_bench_outbox"
 REDIS_URL = "redis://127.0.0.1:6379/10"
-RULES_FILE = REPO / "rules.toml"
 CORP_ID = "wwbenchoutbox001"
 AGENT_ID = 1000002
 SECRET = "bench-outbox-secret"
 CONTACT_SECRET = "bench-outbox-contact"
 TOKEN = "benchOutbox"
-AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 LIMIT, WINDOW_S = 30, 60.0  # WeCom: 30 app messages per member per sliding minute
 TARGET_RATIO = 1.10
 
@@ -250,75 +256,6 @@ class SimHandle:
 
 
 # --------------------------------------------------------------------------------------------
-# CPU: who was busy (the machine is shared)
-# --------------------------------------------------------------------------------------------
-
-def _our_backend(entry: Path, database: str) -> bool:
-    """A postgres process serving this benchmark's database, or a shared one (WAL writer,
-    checkpointer, autovacuum ...), rather than a backend of someone else's database."""
-    try:
-        title = (entry / "cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return True
-    parts = title.replace("\0", " ").split()
-    # a backend's title: "postgres: 15/main: <user> <database> <client> <state>"
-    return len(parts) < 4 or not parts[3].startswith("scrmbot") or parts[3] == database
-
-
-def _proc_jiffies(sim_pid: int | None, database: str
-                  ) -> dict[tuple[int, int], tuple[str, int]]:
-    """(pid, start time) -> (who, utime+stime) for every process."""
-    out: dict[tuple[int, int], tuple[str, int]] = {}
-    me = os.getpid()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = raw[raw.index("(") + 1:raw.rindex(")")]
-        fields = raw[raw.rindex(")") + 2:].split()
-        pid = int(entry.name)
-        who = "scrmbot" if pid == me else "simulator" if pid == sim_pid else \
-            "postgres" if comm == "postgres" else \
-            "redis" if comm.startswith("redis-server") else "other"
-        if who == "postgres" and not _our_backend(entry, database):
-            who = "other"
-        out[pid, int(fields[19])] = (who, int(fields[11]) + int(fields[12]))
-    return out
-
-
-@dataclass
-class Cpu:
-    """A snapshot of /proc; `since` gives the cores each party used in between."""
-
-    total: int
-    procs: dict[tuple[int, int], tuple[str, int]]
-    database: ClassVar[str] = ""  # this benchmark's database (other backends are "other")
-
-    @classmethod
-    def take(cls, sim_pid: int | None) -> Cpu:
-        if not Path("/proc/stat").exists():
-            return cls(0, {})
-        stat = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return cls(sum(stat), _proc_jiffies(sim_pid, cls.database))
-
-    def since(self, before: Cpu) -> dict[str, float]:
-        per_cpu = max(self.total - before.total, 1) / (os.cpu_count() or 1)
-        used: Counter[str] = Counter({k: 0.0 for k in ("scrmbot", "simulator", "postgres",
-                                                       "redis", "other")})
-        for key, (who, ticks) in self.procs.items():
-            used[who] += max(0, ticks - before.procs.get(key, (who, 0))[1]) / per_cpu
-        return dict(used)
-
-
-def cpu_text(used: dict[str, float]) -> str:
-    text = "cores: " + ", ".join(f"{k} {v:.2f}" for k, v in used.items())
-    return text + ("  <- NOISY: other processes busy" if used.get("other", 0) > 0.2 else "")
-
-
-# --------------------------------------------------------------------------------------------
 # scrmbot side
 # --------------------------------------------------------------------------------------------
 
@@ -429,32 +366,22 @@ class WaitSampler:
                 for label, n in self.counts.most_common(top)]
 
 
-_BULK_SQL = """
-INSERT INTO outbox (key, recipient, payload, kind, channel, customer_facing, status, attempts,
-                    next_attempt_ms, locked_until_ms, created_at)
-SELECT u.k, u.r, u.p::jsonb, 'bench_daily', 'app', false, 'pending', 0, $4::bigint, 0,
-       $5::timestamptz
-FROM unnest($1::varchar[], $2::varchar[], $3::text[]) AS u(k, r, p)
-"""
-
-
 async def queue_notices(ctx: Any, members: Sequence[str], per_member: int,
                         duplicates: int) -> list[str]:
-    """Round 0 through enqueue_app, the rest bulk-inserted as enqueue would write them, then
-    `duplicates` enqueue_app calls with keys already queued."""
+    """Round 0 through `Outbox.app_message`, the rest bulk-inserted as `Outbox.enqueue` would
+    write them, then `duplicates` app_message calls with keys already queued."""
     from tortoise.connection import get_connection
 
-    from bot.pipeline.outbox import enqueue_app
     from models import OutboxMessage
 
     lines = []
     started = time.perf_counter()
     created = 0
     for member in members:
-        created += await enqueue_app(ctx, notice_key(member, 0), "bench_daily", member, "text",
-                                     {"content": notice_text(member, 0)})
+        created += await ctx.outbox.app_message(notice_key(member, 0), "bench_daily", member,
+                                                "text", {"content": notice_text(member, 0)})
     first_s = time.perf_counter() - started
-    lines.append(f"enqueue_app, one at a time: {len(members):,} notices in {first_s:.2f} s "
+    lines.append(f"app_message, one at a time: {len(members):,} notices in {first_s:.2f} s "
                  f"({len(members) / first_s:,.0f}/s), {created:,} created")
 
     started = time.perf_counter()
@@ -463,11 +390,8 @@ async def queue_notices(ctx: Any, members: Sequence[str], per_member: int,
     conn = get_connection("default")
     for i in range(0, len(rest), 20_000):
         part = rest[i:i + 20_000]
-        await conn.execute_query(_BULK_SQL, [
-            [notice_key(m, k) for m, k in part], [m for m, _ in part],
-            [json.dumps({"msgtype": "text", "text": {"content": notice_text(m, k)}},
-                        ensure_ascii=False) for m, k in part],
-            int(now.timestamp() * 1000), now])
+        await insert_text_notices(conn, "bench_daily", [
+            (notice_key(m, k), m, notice_text(m, k)) for m, k in part], now)
     lines.append(f"bulk insert of the other {len(rest):,} (rounds 2-{per_member}, the row "
                  f"enqueue writes): {time.perf_counter() - started:.1f} s")
 
@@ -476,11 +400,11 @@ async def queue_notices(ctx: Any, members: Sequence[str], per_member: int,
     for i in range(duplicates):
         member = members[(i * 7) % len(members)]
         k = (i * 13) % per_member
-        again += await enqueue_app(ctx, notice_key(member, k), "bench_daily", member, "text",
-                                   {"content": notice_text(member, k)})
+        again += await ctx.outbox.app_message(notice_key(member, k), "bench_daily", member,
+                                              "text", {"content": notice_text(member, k)})
     dup_s = time.perf_counter() - started
     total = await OutboxMessage.all().count()
-    lines.append(f"{duplicates:,} enqueue_app calls with existing keys: {again} created "
+    lines.append(f"{duplicates:,} app_message calls with existing keys: {again} created "
                  f"(must be 0) in {dup_s:.2f} s; outbox rows now {total:,} "
                  f"(expected {len(members) * per_member:,})")
     return lines
@@ -559,8 +483,7 @@ async def run(args: argparse.Namespace) -> None:
     from aiohttp import web
 
     from bot.app.factory import create_app
-    from bot.app.keys import context_key
-    from bot.app.settings import Settings
+    from bot.app.keys import context_key, outbox_key
     from bot.pipeline.outbox import OutboxDispatcher
 
     members = member_ids(args.members)
@@ -575,10 +498,10 @@ async def run(args: argparse.Namespace) -> None:
     runner: web.AppRunner | None = None
     try:
         base = await sim.start()
-        settings = Settings(
+        settings = bench_settings(
             corp_id=CORP_ID, agent_id=AGENT_ID, secret=SECRET, contact_secret=CONTACT_SECRET,
-            token=TOKEN, aes_key=AES_KEY, api_base=base, database_url=args.database_url,
-            redis_url=args.redis_url, rules_file=str(RULES_FILE))
+            token=TOKEN, api_base=base, database_url=args.database_url,
+            redis_url=args.redis_url)
         app = create_app(settings, run_worker=False, run_scheduler=False, migrate=True)
         runner = web.AppRunner(app)
         await runner.setup()
@@ -590,15 +513,20 @@ async def run(args: argparse.Namespace) -> None:
         for line in await queue_notices(ctx, members, args.per_member, args.duplicates):
             print(f"  {line}")
 
+        # The app's own dispatcher is built but not started (run_worker=False): this one has
+        # its senders, limiter and quiet hours, with the bench's concurrency, batch and poll.
+        app_dispatcher = app[outbox_key]
         dispatcher = counting_dispatcher(OutboxDispatcher)(
-            ctx, instance_id="bench-outbox", concurrency=args.concurrency, batch=args.batch,
-            poll_interval_s=args.poll, lease_s=args.lease)
+            ctx.outbox, app_dispatcher.senders, app_dispatcher.limiter,
+            app_dispatcher.quiet_hours, app_dispatcher.tz, instance_id="bench-outbox",
+            concurrency=args.concurrency, batch=args.batch, poll_interval_s=args.poll,
+            lease_s=args.lease)
         print(f"dispatcher: concurrency {args.concurrency}, batch {args.batch}, poll "
               f"{args.poll} s, lease {args.lease} s; draining (timeout {args.timeout:.0f} s) ...",
               flush=True)
         profiler = cProfile.Profile() if args.profile else None
         sampler = WaitSampler() if args.sample_waits else None
-        before = Cpu.take(sim.pid)
+        before = Cpu.take("scrmbot", {sim.pid: "simulator"})
         if profiler:
             profiler.enable()
         if sampler:
@@ -608,7 +536,7 @@ async def run(args: argparse.Namespace) -> None:
             await sampler.stop()
         if profiler:
             profiler.disable()
-        cpu = Cpu.take(sim.pid).since(before)
+        cpu = Cpu.take("scrmbot", {sim.pid: "simulator"}).since(before)
 
         counts = await outbox_counts()
         report = await sim.report()
@@ -750,31 +678,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sample-waits", action="store_true",
                         help="sample where scrmbot's tasks wait during the drain")
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--database-url", default=DATABASE_URL,
-                        help="PostgreSQL, dropped and re-created (name must contain 'bench')")
-    parser.add_argument("--redis-url", default=REDIS_URL, help="flushed before and after")
-    parser.add_argument("--keep-db", action="store_true",
-                        help="keep the database afterwards (default: drop it)")
+    add_store_options(parser, DATABASE_URL, REDIS_URL)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["_sim"]:
-        logging.basicConfig(level=logging.WARNING)
-        asyncio.run(sim_child(int(argv[1]), int(argv[2])))
-        return 0
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    started = time.perf_counter()
-    try:
-        asyncio.run(run(args))
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    print(f"\ntotal {time.perf_counter() - started:.0f} s "
-          f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
-    return 0
+    return bench_main(argv, parse_args, run, {"_sim": lambda a: sim_child(int(a[0]), int(a[1]))})
 
 
 if __name__ == "__main__":

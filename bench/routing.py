@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import gc
 import io
 import os
 import pstats
@@ -48,13 +47,10 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run as `python bench/routing.py`
-    sys.path.insert(0, str(REPO))
+from benchlib import best_of, pin_one_core
 
-from bot.domain.routing import (  # noqa: E402
+from bot.domain.routing import (
     CONDITION_FIELDS,
     PRIORITIES,
     STORE_TEAM,
@@ -205,30 +201,12 @@ def make_facts(rng: random.Random, count: int, stores: Sequence[tuple[str, str]]
 # Measuring
 # --------------------------------------------------------------------------------------------
 
-def best_of(repeat: int, run: Callable[[], None]) -> tuple[float, list[float]]:
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return min(times), times
-
-
 def linear_scan(rules: Sequence[RoutingRule], facts: TicketFacts) -> RoutingRule | None:
     for rule in rules:
         if all(bool(facts.tags & accepted) if name == "tags" else getattr(facts, name) in accepted
                for name, accepted in rule.conditions.items()):
             return rule
     return None
-
-
-def pin_one_core() -> str:
-    if not hasattr(os, "sched_setaffinity"):
-        return "not pinned (no sched_setaffinity)"
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return f"pinned to CPU {cpu}"
 
 
 def profile_route(facts: Sequence[TicketFacts], table: RoutingTable, state: TeamState,
@@ -279,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=18, help="profile lines to print")
     args = parser.parse_args(argv)
 
-    pinned = pin_one_core()
+    pinned, _ = pin_one_core()
     rng = random.Random(args.seed)
     store_list = make_stores(rng, args.stores)
     store_names = [s for s, _ in store_list]

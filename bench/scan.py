@@ -5,11 +5,13 @@ What one scan is
 The WeCom simulator plays a customer scanning a channel QR code: it issues a welcome code
 (valid 20 s) and POSTs the signed, encrypted ``change_external_contact`` /
 ``add_external_contact`` callback (with ``State`` and ``WelcomeCode``) to scrmbot. scrmbot
-verifies, decrypts, group-commits the callback to ``inbox`` and answers 200; its inbox worker
-then runs ``handlers.channels.on_customer_added``: ``externalcontact/get``,
-``send_welcome_msg``, customer upsert, corp tags (``add_corp_tag`` the first time),
-``mark_tag``, and a ``channel_scan`` row. Every scan is a distinct new customer of one
-channel (two channel tags plus the visit-period tag the rules add; two receiving members).
+verifies, decrypts, group-commits the callback to ``inbox`` and answers 200; the welcome
+goes out on the fast lane as soon as the row is stored
+(``handlers.channels.welcome.welcome_once``: ``externalcontact/get``, ``send_welcome_msg``),
+and the inbox worker runs ``handlers.channels.events.on_customer_added``: customer upsert,
+corp tags (``add_corp_tag`` the first time), ``mark_tag``, and a ``channel_scan`` row. Every
+scan is a distinct new customer of one channel (two channel tags plus the visit-period tag
+the rules add; two receiving members).
 
 Where things run
 ----------------
@@ -78,7 +80,6 @@ import pstats
 import re
 import secrets
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -90,16 +91,20 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from benchlib import flush_redis, recreate_database
+from benchlib import (
+    RULES_FILE,
+    SECRET_KEY,
+    bench_settings,
+    flush_redis,
+    free_port,
+    recreate_database,
+)
 
 from bot.app.settings import Settings
 from bot.devtools.simulator import WeComSimulator, load_demo_corp
 from bot.domain.clock import SystemClock
 from bot.store.db import close_db, open_db
 from models import Channel
-
-REPO = Path(__file__).resolve().parent.parent
-RULES_FILE = REPO / "rules.toml"
 
 CORP_ID = "wwbenchscan0001"
 AGENT_ID = 1000002
@@ -137,12 +142,6 @@ def dist_line(label: str, values_s: list[float], total: int) -> str:
 
 
 DIST_HEADER = f"  {'(ms)':<30} {'n':>5}/{'total':<5}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -316,7 +315,8 @@ class ProcessServer(Server):
             "WECOM_CONTACT_SECRET": CONTACT_SECRET, "WECOM_TOKEN": TOKEN,
             "WECOM_AES_KEY": AES_KEY, "WECOM_API_BASE": self.api_base,
             "DATABASE_URL": self.args.database_url, "REDIS_URL": self.args.redis_url,
-            "SCRM_RULES_FILE": str(RULES_FILE), "HOST": "127.0.0.1", "PORT": str(self.port),
+            "SCRM_RULES_FILE": str(RULES_FILE), "SCRM_SECRET_KEY": SECRET_KEY,
+            "HOST": "127.0.0.1", "PORT": str(self.port),
         })
         if self.args.workers:
             env["SCRM_WORKERS"] = str(self.args.workers)
@@ -387,11 +387,11 @@ class InProcessServer(Server):
             logger.addHandler(handler)
             logger.propagate = False
         self._handler = handler
-        settings = Settings(
+        settings = bench_settings(
             corp_id=CORP_ID, agent_id=AGENT_ID, secret=SECRET, contact_secret=CONTACT_SECRET,
             token=TOKEN, aes_key=AES_KEY, api_base=self.api_base,
             database_url=self.args.database_url, redis_url=self.args.redis_url,
-            host="127.0.0.1", port=self.port, rules_file=str(RULES_FILE),
+            host="127.0.0.1", port=self.port,
             **({"workers": self.args.workers} if self.args.workers else {}))
         app = create_app(settings, clock=SystemClock(), migrate=True, worker_poll_s=1.0)
         self.runner = web.AppRunner(app, access_log=None)

@@ -20,12 +20,12 @@ payout exactly once):
    (nothing written), best of ``--repeat`` runs, the process pinned to one CPU:
    settlements per second on one core. The rule set of each ticket is picked beforehand.
 2. **per ticket** (the first ``--sample`` tickets, default 5,000):
-   ``handlers.settlement.service.settle_ticket``,
-   what production runs when a ticket is closed: reversal count, key lookup, ``settle()``,
-   one transaction with the payout and its ledger lines, the customer, the installer's
-   notice rendered and queued (``enqueue_app``: a row; nothing is sent). The first half one
-   after another, the second half ``--concurrency`` (4) at a time, as the inbox worker runs
-   handlers; both extrapolated to all tickets.
+   ``handlers.settlement.service.settle_ticket``, what production runs when a ticket is
+   closed: reversal count, key lookup, ``settle()``, one transaction with the payout and its
+   ledger lines, the customer, the installer's notice rendered and queued
+   (``ctx.outbox.app_message``: a row; nothing is sent). The first half one after another,
+   the second half ``--concurrency`` (4) at a time, as the inbox worker runs handlers; both
+   extrapolated to all tickets.
 3. **batched** (the next ``--orm-tickets``, default 20,000, then the rest): a bulk writer
    that lives in this script, not in ``bot/``. Per ``--chunk`` (2,000) closed tickets in id
    order: read the tickets, their payouts (generation and already-settled check, as
@@ -43,11 +43,10 @@ payout exactly once):
    notices out.
 4. **per ticket again** (the last ``--late`` tickets, default 300), one at a time, now that
    the payout table holds ~100,000 rows.
-5. **reconciliation**: ``handlers.settlement.reconcile.load_and_check(rules)``
-   (``scrmbot settle check``) over
-   the whole ledger, in a child process stopped after ``--check-timeout`` (30 s; 0 waits);
-   if it did not answer, the same ``check_ledger`` on the same rows read without
-   ``prefetch_related`` (a workaround in this script), with its time and problem count.
+5. **reconciliation**: ``handlers.settlement.reconcile.load_and_check(rules)`` (``scrmbot
+   settle check``) over the whole ledger, in a child process stopped after
+   ``--check-timeout`` (30 s; 0 waits): its time and problem count (the first 10 problems
+   are printed).
 
 The issue's target is >= 5,000 tickets settled per second on PostgreSQL on this machine.
 Everything shares the machine's 2 cores with PostgreSQL and Redis (and whatever else runs):
@@ -60,13 +59,14 @@ Usage::
     .venv/bin/python bench/settle.py [--tickets 100000] [--customers 20000] [--sample 5000]
         [--concurrency 4] [--orm-tickets 20000] [--late 300] [--chunk 2000] [--writers 2]
         [--repeat 3]
-        [--check-timeout 30] [--also-workaround] [--seed 2026] [--no-notices] [--profile]
+        [--check-timeout 30] [--seed 2026] [--no-notices] [--profile]
         [--keep-db]
         [--database-url postgres://postgres@127.0.0.1:5432/scrmbot_bench_settle]
         [--redis-url redis://127.0.0.1:6379/11]
 
-The database is dropped and re-created on every run and dropped at the end unless
-``--keep-db`` (its name must contain "bench"); the Redis db is flushed before and after.
+Each run starts from an empty database (dropped and re-created: its name must contain
+"bench") and drops it at the end unless ``--keep-db``; the Redis db is flushed before and
+after.
 """
 
 from __future__ import annotations
@@ -77,7 +77,6 @@ import cProfile
 import gc
 import io
 import json
-import logging
 import os
 import pstats
 import random
@@ -86,20 +85,29 @@ import time
 import traceback
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-SCRIPT = Path(__file__).resolve()
-REPO = SCRIPT.parent.parent
-if str(REPO) not in sys.path:  # run as `python bench/settle.py`
-    sys.path.insert(0, str(REPO))
+from benchlib import (
+    REPO,
+    RULES_FILE,
+    Cpu,
+    add_store_options,
+    bench_main,
+    bench_settings,
+    best_of,
+    cpu_text,
+    flush_redis,
+    insert_text_notices,
+    pg_parts,
+    pin_one_core,
+    recreate_database,
+)
 
-from benchlib import flush_redis, pg_parts, recreate_database  # noqa: E402
-
-from bot.domain.settlement import (  # noqa: E402
+from bot.domain.settlement import (
     Line,
     RuleBook,
     RuleSet,
@@ -112,7 +120,7 @@ from bot.domain.settlement import (  # noqa: E402
 TARGET_PER_S = 5_000
 DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scrmbot_bench_settle"
 REDIS_URL = "redis://127.0.0.1:6379/11"
-RULES_FILE = REPO / "rules.toml"
+SCRIPT = Path(__file__).resolve()
 
 # (store, region, team): rule set A by store for 上海徐汇店, B for 成都高新店.
 STORES = (("上海徐汇店", "华东", "客服中心"), ("成都高新店", "西南", "成都安装队"))
@@ -227,15 +235,6 @@ def pick(book: RuleBook, store: str | None, region: str | None, kind: str,
     return cache[key]
 
 
-def pin_one_core() -> Callable[[], None]:
-    """Pin this process to one CPU; returns how to undo it."""
-    if not hasattr(os, "sched_setaffinity"):
-        return lambda: None
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(before)})
-    return lambda: os.sched_setaffinity(0, before)
-
-
 def measure_pure(specs: Sequence[Spec], book: RuleBook, repeat: int
                  ) -> tuple[float, list[float], list[Settlement]]:
     cache: dict[tuple[str | None, str | None, str], RuleSet | None] = {}
@@ -245,19 +244,17 @@ def measure_pure(specs: Sequence[Spec], book: RuleBook, repeat: int
         assert rule_set is not None, s
         work.append((SettlementInput(s.number, s.type, s.amount_fen, s.store, s.region,
                                      s.items), rule_set))
-    unpin = pin_one_core()
+    def run() -> None:
+        for inp, rs in work:
+            settle(inp, rs)
+
+    _, unpin = pin_one_core()
     try:
         results = [settle(inp, rs) for inp, rs in work]  # warm-up, and the mix
-        times = []
-        for _ in range(repeat):
-            gc.collect()
-            started = time.perf_counter()
-            for inp, rs in work:
-                settle(inp, rs)
-            times.append(time.perf_counter() - started)
+        best, times = best_of(repeat, run)
     finally:
         unpin()
-    return min(times), times, results
+    return best, times, results
 
 
 def describe_mix(results: Sequence[Settlement]) -> list[str]:
@@ -458,14 +455,6 @@ SELECT u.*, 'line', $6::varchar, $7::timestamptz
 FROM unnest($1::varchar[], $2::int[], $3::varchar[], $4::varchar[], $5::bigint[]) AS u
 ON CONFLICT (key) DO NOTHING
 """
-_OUTBOX_SQL = """
-INSERT INTO outbox (key, recipient, payload, kind, channel, customer_facing, status, attempts,
-                    next_attempt_ms, locked_until_ms, created_at)
-SELECT u.k, u.r, u.p::jsonb, 'payout', 'app', false, 'pending', 0, $4::bigint, 0,
-       $5::timestamptz
-FROM unnest($1::varchar[], $2::varchar[], $3::text[]) AS u(k, r, p)
-ON CONFLICT (key) DO NOTHING
-"""
 
 
 async def write_sql(conn: Any, plans: Sequence[Plan], period: str, now: datetime) -> int:
@@ -496,11 +485,8 @@ async def write_sql(conn: Any, plans: Sequence[Plan], period: str, now: datetime
     await conn.execute_query(_LEDGER_SQL, [keys, payout_ids, item, payee, amount, period, now])
     noticed = [p for p in plans if p.notice is not None]
     if noticed:
-        await conn.execute_query(_OUTBOX_SQL, [
-            [f"payout:{p.key}"[:191] for p in noticed], [p.installer for p in noticed],
-            [json.dumps({"msgtype": "text", "text": {"content": p.notice}},
-                        ensure_ascii=False, separators=(",", ":")) for p in noticed],
-            int(now.timestamp() * 1000), now])
+        await insert_text_notices(conn, "payout", [
+            (f"payout:{p.key}", p.installer, p.notice or "") for p in noticed], now)
     return len(keys)
 
 
@@ -559,7 +545,7 @@ async def batched(ctx: Any, specs: Sequence[Spec], chunk: int, notices: bool, wr
     started = time.perf_counter()
     await asyncio.gather(*(work() for _ in range(writers)))
     if stats.notices:
-        ctx.outbox_signal.set()
+        ctx.outbox.signal.set()
     return time.perf_counter() - started, stats
 
 
@@ -567,106 +553,12 @@ async def batched(ctx: Any, specs: Sequence[Spec], chunk: int, notices: bool, wr
 # Reconciliation
 # --------------------------------------------------------------------------------------------
 
-async def check_without_prefetch(rules: Any) -> list[str]:
-    """`load_and_check` with the payouts' ticket numbers read by a join (`ticket__number`)
-    instead of `prefetch_related`, which binds one parameter per ticket; then the same
-    `check_ledger`. A workaround in this script, not bot code."""
-    from bot.domain.reconcile import EntryRow, PayoutRow, check_ledger
-    from models import LedgerEntry, Payout, Ticket, TicketStatus
-
-    book = rules.settlement.book
-    cache: dict[Any, RuleSet | None] = {}
-    settleable = [t["number"] for t in await Ticket.filter(status=TicketStatus.CLOSED).values(
-        "number", "type", "store", "service_store", "region")
-        if pick(book, t["service_store"] or t["store"], t["region"], t["type"], cache)]
-    payouts = [PayoutRow(p["id"], p["ticket__number"], p["key"], p["status"], p["total_fen"],
-                         p["period"])
-               for p in await Payout.all().values("id", "ticket__number", "key", "status",
-                                                  "total_fen", "period")]
-    entries = [EntryRow(e["payout_id"], e["kind"], e["amount_fen"], e["period"])
-               for e in await LedgerEntry.all().values("payout_id", "kind", "amount_fen",
-                                                       "period")]
-    return check_ledger(settleable, payouts, entries)
-
-
 def where_it_failed(exc: BaseException) -> str:
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if f.filename.startswith(str(REPO / "bot"))]
+              if f.filename.startswith((str(REPO / "bot"), str(REPO / "handlers")))]
     at = f" at {Path(frames[-1].filename).relative_to(REPO)}:{frames[-1].lineno} " \
          f"`{frames[-1].line}`" if frames else ""
     return f"{type(exc).__name__}: {exc}{at}"
-
-
-# --------------------------------------------------------------------------------------------
-# CPU: who was busy during a phase (the machine is shared)
-# --------------------------------------------------------------------------------------------
-
-def _our_backend(entry: Path, database: str) -> bool:
-    """A postgres process serving this benchmark's database, or a shared one (WAL writer,
-    checkpointer, autovacuum ...), rather than a backend of someone else's database."""
-    try:
-        title = (entry / "cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return True
-    parts = title.replace("\0", " ").split()
-    # a backend's title: "postgres: 15/main: <user> <database> <client> <state>"
-    return len(parts) < 4 or not parts[3].startswith("scrmbot") or parts[3] == database
-
-
-def _proc_jiffies(database: str) -> dict[tuple[int, int], tuple[str, int]]:
-    """(pid, start time) -> (who, utime+stime) for every process: this one, postgres,
-    redis-server and everyone else."""
-    out: dict[tuple[int, int], tuple[str, int]] = {}
-    me = os.getpid()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = raw[raw.index("(") + 1:raw.rindex(")")]
-        fields = raw[raw.rindex(")") + 2:].split()
-        pid, ppid = int(entry.name), int(fields[1])
-        who = "bench" if me in (pid, ppid) else "postgres" if comm == "postgres" \
-            else "redis" if comm.startswith("redis-server") else "other"
-        if who == "postgres" and not _our_backend(entry, database):
-            who = "other"
-        out[pid, int(fields[19])] = (who, int(fields[11]) + int(fields[12]))
-    return out
-
-
-@dataclass
-class Cpu:
-    """A snapshot of /proc; `since` gives the cores each party used in between. Processes
-    that ended in between are lost, except this script's own children (os.times)."""
-
-    total: int
-    procs: dict[tuple[int, int], tuple[str, int]]
-    children_s: float
-    database: ClassVar[str] = ""  # this benchmark's database (other backends are "other")
-
-    @classmethod
-    def take(cls) -> Cpu:
-        times = os.times()
-        if not Path("/proc/stat").exists():
-            return cls(0, {}, 0.0)
-        stat = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return cls(sum(stat), _proc_jiffies(cls.database),
-                   times.children_user + times.children_system)
-
-    def since(self, before: Cpu) -> str:
-        if not self.total:
-            return ""
-        per_cpu = max(self.total - before.total, 1) / (os.cpu_count() or 1)
-        used: Counter[str] = Counter({"bench": 0.0, "postgres": 0.0, "redis": 0.0,
-                                      "other": 0.0})
-        for key, (who, ticks) in self.procs.items():
-            used[who] += max(0, ticks - before.procs.get(key, (who, 0))[1]) / per_cpu
-        used["bench"] += (self.children_s - before.children_s) * os.sysconf("SC_CLK_TCK") \
-            / per_cpu
-        text = "cores: " + ", ".join(f"{k} {v:.2f}" for k, v in used.items())
-        return text + ("  <- NOISY: other processes busy" if used["other"] > 0.2 else "")
 
 
 # --------------------------------------------------------------------------------------------
@@ -768,7 +660,6 @@ async def run(args: argparse.Namespace) -> None:
 
     from bot.app.factory import create_app
     from bot.app.keys import context_key
-    from bot.app.settings import Settings
     from models import Payout
 
     clock0 = time.perf_counter()
@@ -779,12 +670,11 @@ async def run(args: argparse.Namespace) -> None:
     await recreate_database(args.database_url)
     await flush_redis(args.redis_url)
     Cpu.database = pg_parts(args.database_url)[1]
-    settings = Settings(
-        corp_id="wwbenchsettle01", agent_id=1000002, secret="bench-secret",
+    settings = bench_settings(
+        corp_id="wwbenchsettle01", secret="bench-secret",
         contact_secret="bench-contact-secret", token="benchSettle",
-        aes_key="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
         api_base="http://127.0.0.1:9/cgi-bin",  # never called: notices are only queued
-        database_url=args.database_url, redis_url=args.redis_url, rules_file=str(RULES_FILE))
+        database_url=args.database_url, redis_url=args.redis_url)
     app = create_app(settings, run_worker=False, run_scheduler=False, migrate=True)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -828,12 +718,12 @@ async def run(args: argparse.Namespace) -> None:
         before = Cpu.take()
         seq_s, seq_lat = await per_ticket(ctx, early[:half], 1)
         print(per_ticket_line("(b1) settle_ticket, 1 at a time", half, n, seq_s, seq_lat))
-        print(f"{indent}{Cpu.take().since(before)}")
+        print(f"{indent}{cpu_text(Cpu.take().since(before))}")
         before = Cpu.take()
         con_s, con_lat = await per_ticket(ctx, early[half:], args.concurrency)
         print(per_ticket_line(f"(b1) settle_ticket, {args.concurrency} in flight",
                               len(early) - half, n, con_s, con_lat))
-        print(f"{indent}{Cpu.take().since(before)}")
+        print(f"{indent}{cpu_text(Cpu.take().since(before))}")
         print(f"{indent}(the payout table held 0 to {len(early):,} rows during these)")
 
         notices = not args.no_notices
@@ -852,7 +742,7 @@ async def run(args: argparse.Namespace) -> None:
                 out = io.StringIO()
                 pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.top)
                 print(out.getvalue())
-            cpu = Cpu.take().since(before)
+            cpu = cpu_text(Cpu.take().since(before))
             phases = ", ".join(f"{k} {v:.2f}" for k, v in stats.phases.items())
             summed = f", summed over {args.writers} writers" if args.writers > 1 else ""
             print(rate_line(f"(b2) batched, {label}", stats.payouts, batch_s,
@@ -871,7 +761,7 @@ async def run(args: argparse.Namespace) -> None:
             late_s, late_lat = await per_ticket(ctx, late, 1)
             print(per_ticket_line("(b1) settle_ticket, 1 at a time", len(late), n, late_s,
                                   late_lat))
-            print(f"{indent}{Cpu.take().since(before)}")
+            print(f"{indent}{cpu_text(Cpu.take().since(before))}")
             print(f"{indent}(again, now with {rows_before:,} rows in the payout table)")
 
         payouts_n = await Payout.all().count()
@@ -887,15 +777,8 @@ async def run(args: argparse.Namespace) -> None:
         else:
             print(f"  load_and_check(rules): {check['seconds']:.2f} s, "
                   f"{len(check['problems'])} problem(s)")
-        print(f"  {Cpu.take().since(before)}")
+        print(f"  {cpu_text(Cpu.take().since(before))}")
         problems: list[str] = check.get("problems", [])
-        if "problems" not in check or args.also_workaround:
-            gc.collect()
-            started = time.perf_counter()
-            problems = await check_without_prefetch(ctx.rules.current)
-            print(f"  check_ledger on the same rows, payouts read with a join instead of "
-                  f"prefetch_related (workaround in this script): "
-                  f"{time.perf_counter() - started:.2f} s, {len(problems)} problem(s)")
         for problem in problems[:10]:
             print(f"  PROBLEM {problem}")
         print(f"{stamp()} rows:")
@@ -924,8 +807,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="chunks the batched writer works on at once (default 2)")
     parser.add_argument("--check-timeout", type=float, default=30.0,
                         help="stop load_and_check after this many seconds (0: wait; default 30)")
-    parser.add_argument("--also-workaround", action="store_true",
-                        help="run the workaround check even when load_and_check works")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--no-notices", action="store_true",
@@ -933,31 +814,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true",
                         help="run the batched path under cProfile and print where time goes")
     parser.add_argument("--top", type=int, default=25, help="profile lines to print")
-    parser.add_argument("--database-url", default=DATABASE_URL,
-                        help="PostgreSQL, dropped and re-created (name must contain 'bench')")
-    parser.add_argument("--redis-url", default=REDIS_URL, help="flushed before and after")
-    parser.add_argument("--keep-db", action="store_true",
-                        help="keep the database afterwards (default: drop it)")
+    add_store_options(parser, DATABASE_URL, REDIS_URL)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["_check"]:
-        logging.basicConfig(level=logging.WARNING)
-        asyncio.run(child_check(argv[1]))
-        return 0
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    started = time.perf_counter()
-    try:
-        asyncio.run(run(args))
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    print(f"\ntotal {time.perf_counter() - started:.0f} s "
-          f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
-    return 0
+    return bench_main(argv, parse_args, run, {"_check": lambda a: child_check(a[0])})
 
 
 if __name__ == "__main__":

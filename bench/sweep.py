@@ -16,26 +16,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from aiohttp import web
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchlib import recreate_database
+from benchlib import bench_settings, recreate_database
 
 from bot.app.factory import create_app
 from bot.app.keys import context_key
-from bot.app.settings import Settings
 from bot.domain.clock import ManualClock
 from bot.store.db import apply_migrations
 from handlers.tickets.sweep import sweep
 from models import Customer, OutboxMessage, Ticket, TicketTimer
 
-ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
 STORES = ("北京朝阳店", "上海徐汇店", "成都高新店")
 
@@ -72,10 +65,9 @@ async def main(args: argparse.Namespace) -> None:
     await recreate_database(args.database_url)
     await apply_migrations(args.database_url)
     clock = ManualClock(START)
-    settings = Settings(corp_id="wwbench0001", agent_id=1000002, secret="s", contact_secret="s",
-                        token="QDG6eK", aes_key="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
-                        api_base="http://127.0.0.1:9/cgi-bin", database_url=args.database_url,
-                        redis_url=args.redis_url, rules_file=str(ROOT / "rules.toml"))
+    settings = bench_settings(corp_id="wwbench0001", secret="s", contact_secret="s",
+                              token="QDG6eK", api_base="http://127.0.0.1:9/cgi-bin",
+                              database_url=args.database_url, redis_url=args.redis_url)
     app = create_app(settings, clock=clock, run_worker=False, run_scheduler=False)
     runner = web.AppRunner(app)
     await runner.setup()
