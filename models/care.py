@@ -27,7 +27,7 @@ class CareRecord(Model):
     id = fields.BigIntField(primary_key=True)
     schedule = fields.CharField(max_length=64)
     customer_id = fields.IntField()
-    period = fields.CharField(max_length=16)
+    period = fields.CharField(max_length=64)  # e.g. 2026, baby_birthday:2026-10-26, T-…
     outbox_key = fields.CharField(max_length=191)
     at = fields.DatetimeField()
 

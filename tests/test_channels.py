@@ -54,7 +54,7 @@ async def test_channel_created_by_chat_and_scanned_end_to_end(harness: Harness) 
     scan_row = await ChannelScan.get(customer_id=customer.id)
     assert scan_row.welcome == "sent" and scan_row.new_customer
     profile = await say(harness, "zhangsan", "/customer 王女士")
-    assert "直播高意向用户" in profile and f"渠道 {channel.state}" in profile
+    assert "直播高意向用户" in profile and "来源：渠道 抖音直播\n" in profile
 
 
 async def _backlogged(aiohttp_client: Any, database_url: str) -> Harness:

@@ -10,8 +10,10 @@ from bot.chat.parsing import (
     Flag,
     Option,
     UsageError,
+    lex,
     normalise,
     parse_args,
+    parse_command,
     tokenize,
 )
 from bot.chat.replies import split_message
@@ -106,3 +108,49 @@ def test_split_never_exceeds_the_limit_or_cuts_a_character(text: str) -> None:
     assert "".join(parts).replace("\n", "") == text.replace("\n", "")
     if "\n" in text:  # splits happen at line breaks when lines fit
         assert all(not p.startswith("\n") for p in parts)
+
+
+NOTE = ArgSpec(args=(Arg("ticket"), Arg("text", nargs="+", free_text=True)),
+               flags=(Flag("urgent"), Flag("priority", takes_value=True,
+                                           choices=("high", "normal", "low"))))
+
+
+def _parse_free(spec: ArgSpec, typed: str) -> dict[str, object]:
+    tokens, unmatched = lex(typed)
+    return parse_command(spec, tokens, lambda a, b: typed[a:b], unmatched).values
+
+
+@pytest.mark.parametrize(("typed", "text"), [
+    ("T-1 客户说“明天再来", "客户说“明天再来"),
+    ("T-1 客户说\"明天再来", '客户说"明天再来'),
+    ("T-1 it's fine", "it's fine"),
+    ('T-1 说 "两个  空格" 保留', '说 "两个  空格" 保留'),
+    ("T-1 改到 --周五 再说", "改到 --周五 再说"),
+])
+def test_free_text_is_the_rest_of_the_line_as_typed(typed: str, text: str) -> None:
+    values = _parse_free(NOTE, typed)
+    assert values["ticket"] == "T-1" and values["text"] == text
+
+
+def test_flags_before_or_after_free_text_still_count() -> None:
+    values = _parse_free(NOTE, "T-1 --priority high 屏幕碎了 --urgent")
+    assert values["text"] == "屏幕碎了" and values["urgent"] is True
+    assert values["priority"] == "high"
+    values = _parse_free(NOTE, "T-1 屏幕碎了 --priority low")
+    assert values["text"] == "屏幕碎了" and values["priority"] == "low"
+
+
+def test_an_unmatched_quote_outside_free_text_is_refused() -> None:
+    with pytest.raises(UsageError, match="引号不成对"):
+        _parse_free(NOTE, '"T-1 备注')
+    with pytest.raises(UsageError, match="引号不成对"):
+        _parse_free(ArgSpec(args=(Arg("customer"), Arg("tag", nargs="+"))), '王女士 "VIP')
+    with pytest.raises(UsageError, match="缺少参数 <text…>"):
+        _parse_free(NOTE, "T-1 --urgent")
+
+
+def test_lex_keeps_places_and_groups_quotes() -> None:
+    tokens, unmatched = lex('a  "b c"d \'e')
+    assert [(t.text, t.start, t.end) for t in tokens] == [("a", 0, 1), ("b cd", 3, 9),
+                                                          ("'e", 10, 12)]
+    assert unmatched == 10

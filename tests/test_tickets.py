@@ -54,7 +54,10 @@ async def test_ticket_numbers_count_per_day(harness: Harness) -> None:
 async def test_routing_by_rule_and_by_residence(harness: Harness) -> None:
     await walk_in(harness, "李先生", staff="lisi")
     reply = await say(harness, "lisi", "/ticket open 李先生 售后 屏幕碎了 --product 3C")
-    assert 'routed to 3C售后 by rule "3c-returns": product=3C, type=售后' in reply
+    # the reason in Chinese for staff; the English one stays on the record for the logs
+    assert "按规则「3c-returns」（产品=3C，类型=售后）分派到「3C售后」" in reply
+    assert 'routed to 3C售后 by rule "3c-returns": product=3C, type=售后' in \
+        (await Ticket.get(type="售后")).routing_reason
     await walk_in(harness, "赵女士", home_store="成都高新店", store="北京朝阳店")
     await say(harness, "zhangsan", "/ticket open 赵女士 安装 空调安装 --product 空调")
     install = await Ticket.get(type="安装")

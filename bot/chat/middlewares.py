@@ -15,7 +15,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from bot.access import audit
 from bot.access.errors import Refusal
@@ -45,6 +45,7 @@ class Invocation(Generic[C]):
     dry_run: bool = False
     scope: Scope | None = None
     data: ScopedData | None = None
+    typed: Any = None  # the runner's view of what was typed (for free-text arguments)
 
 
 @dataclass(frozen=True)

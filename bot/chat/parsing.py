@@ -28,8 +28,27 @@ class UsageError(Exception):
 
 def normalise(text: str) -> str:
     """Fold full-width ASCII (／ ＝ letters, digits, U+3000 spaces) and curly quotes."""
-    text = text.replace("——", "--")  # Shift+minus on a Chinese IME types two em dashes
-    return text.translate(_TABLE).strip()
+    return normalise_mapped(text)[0]
+
+
+def normalise_mapped(text: str) -> tuple[str, list[int]]:
+    """`normalise(text)` and, for each of its characters, where it came from in `text` (one
+    more entry for the end), so a free-text argument can be cut from what was typed."""
+    out: list[str] = []
+    where: list[int] = []
+    i = 0
+    while i < len(text):
+        if text.startswith("——", i):  # Shift+minus on a Chinese IME types two em dashes
+            folded, width = "--", 2
+        else:
+            folded, width = text[i].translate(_TABLE), 1
+        out.append(folded)
+        where += [i] * len(folded)
+        i += width
+    joined = "".join(out)
+    start = len(joined) - len(joined.lstrip())
+    end = len(joined.rstrip())
+    return joined[start:end], [*where[start:end], where[end] if end < len(where) else len(text)]
 
 
 def split_list(value: str) -> list[str]:
@@ -45,12 +64,56 @@ def tokenize(text: str) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Token:
+    """A word of a command and its place [start, end) in the text it was read from."""
+
+    text: str
+    start: int
+    end: int
+
+
+def lex(text: str) -> tuple[list[Token], int | None]:
+    """Words as a shell splits them (quotes group, and are dropped), each with its place.
+
+    Unlike `tokenize` an unmatched quote is not an error here: it stays a character of its
+    word, and its position is returned, so that a free-text argument may contain it while
+    any other argument is refused.
+    """
+    tokens: list[Token] = []
+    unmatched: int | None = None
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        start, chars = i, []
+        while i < n and not text[i].isspace():
+            quote = text[i]
+            close = text.find(quote, i + 1) if quote in "\"'" else -1
+            if quote in "\"'" and close != -1:
+                chars.append(text[i + 1:close])
+                i = close + 1
+                continue
+            if quote in "\"'" and unmatched is None:
+                unmatched = i
+            chars.append(text[i])
+            i += 1
+        tokens.append(Token("".join(chars), start, i))
+    return tokens, unmatched
+
+
+@dataclass(frozen=True)
 class Arg:
-    """A positional argument. nargs: "1", "?" (optional), "+" (one or more), "*" (any)."""
+    """A positional argument. nargs: "1", "?" (optional), "+" (one or more), "*" (any).
+
+    `free_text` (for the last one): the rest of the line as typed, one string, quotes and
+    punctuation included (a note, a summary, a reason); flags typed at its end still count.
+    """
 
     name: str
     help: str = ""
     nargs: Literal["1", "?", "+", "*"] = "1"
+    free_text: bool = False
 
     def usage(self) -> str:
         label = {"1": f"<{self.name}>", "?": f"[{self.name}]", "+": f"<{self.name}…>",
@@ -161,6 +224,62 @@ def parse_args(spec: ArgSpec, tokens: list[str]) -> ParsedArgs:
         if option.required and values[option.name] is None:
             raise UsageError(f"缺少参数 {option.name}=")
     return ParsedArgs(values)
+
+
+def parse_command(spec: ArgSpec, tokens: list[Token], cut: Callable[[int, int], str],
+                  unmatched: int | None = None) -> ParsedArgs:
+    """Fit a command's words to its spec; a free-text last argument takes the rest of the
+    line as typed (`cut(start, end)` gives what was typed at the tokens' places), less
+    flags typed at its end."""
+    free = spec.args[-1] if spec.args and spec.args[-1].free_text else None
+    if free is None:
+        if unmatched is not None:
+            raise UsageError("引号不成对，请检查输入")
+        return parse_args(spec, [t.text for t in tokens])
+    flags = {f"--{f.name}": f for f in spec.flags}
+    options = {o.name for o in spec.options}
+    before = len(spec.args) - 1  # positionals ahead of the free text
+    head: list[Token] = []
+    positional, i = 0, 0
+    while i < len(tokens):
+        word = tokens[i].text
+        if _is_named(word, flags, options):
+            head.append(tokens[i])
+            if word in flags and flags[word].takes_value and i + 1 < len(tokens):
+                head.append(tokens[i + 1])
+                i += 1
+        elif positional < before:
+            head.append(tokens[i])
+            positional += 1
+        else:
+            break
+        i += 1
+    body, tail = tokens[i:], list[Token]()
+    if unmatched is not None and (not body or unmatched < body[0].start):
+        raise UsageError("引号不成对，请检查输入")
+    while len(body) > 1:  # flags typed after the free text still count
+        last = body[-1].text
+        if _is_named(last, flags, options) and not (last in flags and flags[last].takes_value):
+            tail.insert(0, body.pop())
+        elif len(body) > 2 and body[-2].text in flags and flags[body[-2].text].takes_value:
+            tail[:0] = body[-2:]
+            del body[-2:]
+        else:
+            break
+    text = cut(body[0].start, body[-1].end).strip() if body else ""
+    if not text and free.nargs == "+":
+        raise UsageError(f"缺少参数 <{free.name}…>")
+    parsed = parse_args(ArgSpec(spec.args[:-1], spec.options, spec.flags),
+                        [t.text for t in head + tail])
+    return ParsedArgs({**parsed.values, free.name: text})
+
+
+def _is_named(word: str, flags: dict[str, Flag], options: set[str]) -> bool:
+    """A flag or `key=value` option the spec knows (free text may contain anything else)."""
+    if word.startswith("--") and len(word) > 2:
+        return word.partition("=")[0] in flags
+    key, eq, _ = word.partition("=")
+    return bool(eq) and key in options
 
 
 def _convert_flag(flag: Flag, raw: str) -> Any:

@@ -6,6 +6,7 @@ transaction, so a failed delivery is retried without running the command again.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,38 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 MAX_MESSAGE_BYTES = 2048
+
+
+CARD_DESCRIPTION_CHARS = 512  # WeCom's limit for a text card's description
+CARD_STYLES = ("gray", "normal", "highlight")
+
+
+def card_description(*lines: tuple[str, str]) -> str:
+    """A text card's description from (style, text) lines, each a `<div class=…>`.
+
+    The text is escaped, so whatever a customer or staff member typed (a name, a summary, a
+    tag) cannot add markup of its own, such as a fake highlighted line; it is shortened, never
+    the markup, to fit WeCom's 512 characters.
+    """
+    texts = [text for _, text in lines]
+    for style, _ in lines:
+        if style not in CARD_STYLES:
+            msg = f"unknown card style {style!r}"
+            raise ValueError(msg)
+
+    def build() -> str:
+        return "".join(f'<div class="{style}">{html.escape(text)}</div>'
+                       for (style, _), text in zip(lines, texts, strict=True))
+
+    description = build()
+    while len(description) > CARD_DESCRIPTION_CHARS:
+        longest = max(range(len(texts)), key=lambda i: len(texts[i]))
+        if len(texts[longest]) <= 1:
+            break
+        excess = len(description) - CARD_DESCRIPTION_CHARS
+        texts[longest] = texts[longest][:max(1, len(texts[longest]) - max(excess, 1) - 1)] + "…"
+        description = build()
+    return description
 
 
 @dataclass(frozen=True)
@@ -104,7 +137,7 @@ def reply_messages(renderer: Renderer, reply: Reply | str) -> list[tuple[str, di
     if isinstance(reply, Reply) and reply.card is not None:
         card = reply.card
         messages.append(("textcard", {"title": card.title[:128],
-                                      "description": card.description[:512],
+                                      "description": card.description,
                                       "url": card.url, "btntxt": card.button[:4]}))
         if not (reply.text or reply.template):
             return messages

@@ -10,6 +10,7 @@ to send is retried by the outbox and never runs the command again.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from bot.chat.commands import Command, CommandRegistry, CommandResult, CommandSpec
@@ -23,7 +24,7 @@ from bot.chat.middlewares import (
     Outcome,
     RoleCheck,
 )
-from bot.chat.parsing import UsageError, normalise, parse_args, tokenize
+from bot.chat.parsing import Token, lex, normalise_mapped, parse_command
 from bot.chat.replies import Renderer, reply_messages
 from bot.domain.clock import Clock
 from bot.pipeline.outbox import Outbox
@@ -31,6 +32,40 @@ from bot.store.db import atomic
 from models import Staff
 
 C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class Typed:
+    """A command as typed: its words (places in the normalised text) and a way back to the
+    original characters, so a free-text argument keeps exactly what was typed."""
+
+    original: str
+    normalised: str
+    where: list[int]  # normalised index → original index (one more for the end)
+    tokens: list[Token]
+    unmatched: int | None
+    offset: int  # where the words start in `normalised`
+
+    @classmethod
+    def read(cls, text: str) -> Typed:
+        normalised, where = normalise_mapped(text)
+        offset = 1 if normalised.startswith("/") else 0
+        tokens, unmatched = lex(normalised[offset:])
+        return cls(text, normalised, where, tokens, unmatched, offset)
+
+    def after(self, used: int) -> Typed:
+        """The words after the command's name."""
+        return replace(self, tokens=self.tokens[used:])
+
+    @property
+    def body(self) -> str:
+        """The normalised text without the slash (what the audit log records)."""
+        return self.normalised[self.offset:].strip()
+
+    def cut(self, start: int, end: int) -> str:
+        """What was typed for the normalised words at [start, end)."""
+        a, b = self.where[start + self.offset], self.where[end + self.offset]
+        return self.original[a:b]
 
 
 class ChatRunner(Generic[C]):
@@ -46,8 +81,9 @@ class ChatRunner(Generic[C]):
     async def _execute(self, inv: Invocation[C]) -> Outcome:
         if inv.dry_run:
             return Outcome("ok")
-        args = parse_args(inv.spec.spec, inv.words)
-        assert inv.scope is not None  # DataScope always runs first
+        assert inv.typed is not None and inv.scope is not None  # set by run / DataScope
+        args = parse_command(inv.spec.spec, inv.typed.tokens, inv.typed.cut,
+                             inv.typed.unmatched)
         command = Command(spec=inv.spec, args=args, staff=inv.member, scope=inv.scope,
                           ctx=inv.ctx, text=inv.text, scoped=inv.data)
         async with atomic():  # a savepoint inside the handler's transaction
@@ -61,22 +97,25 @@ class ChatRunner(Generic[C]):
 
     async def run(self, ctx: C, member: Staff, text: str) -> CommandResult:
         """The answer to one command text (always something to answer)."""
-        render = self.renderer.render
-        body = normalise(text).removeprefix("/").strip()
-        try:
-            words = tokenize(body)
-        except UsageError as exc:
-            return render("command/usage_error.txt.j2", problem=str(exc), usage=None)
+        typed = Typed.read(text)
+        words = [t.text for t in typed.tokens]
         spec, used = self.registry.resolve(words)
         if spec is None:
-            group = self.registry.group(words[0]) if words else []
-            if group:
-                allowed = [s for s in group if await self.allows(ctx, member, s)]
-                return render("command/group_usage.txt.j2", group=words[0], commands=allowed)
-            return render("command/unknown.txt.j2", typed=words[0] if words else "",
-                          suggestions=self.registry.suggest(words))
-        outcome = await self.chain(Invocation(spec, member, body, words[used:], ctx))
-        return outcome.reply
+            return await self._not_a_command(ctx, member, words)
+        typed = typed.after(used)
+        inv = Invocation(spec, member, typed.body, [t.text for t in typed.tokens], ctx,
+                         typed=typed)
+        return (await self.chain(inv)).reply
+
+    async def _not_a_command(self, ctx: C, member: Staff, words: list[str]) -> CommandResult:
+        render = self.renderer.render
+        group = self.registry.group(words[0]) if words else []
+        if group:
+            allowed = [s for s in group if await self.allows(ctx, member, s)]
+            return render("command/group_usage.txt.j2", group=words[0], commands=allowed,
+                          suggestions=self.registry.suggest(words) if len(words) > 1 else [])
+        return render("command/unknown.txt.j2", typed=words[0] if words else "",
+                      suggestions=self.registry.suggest(words))
 
     async def write_reply(self, userid: str, reply: CommandResult, key: str) -> None:
         """The answer as app messages to `userid`, keyed `<key>:<n>` (idempotent)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
 import re
 import shlex
 import sys
@@ -177,7 +178,8 @@ class Console:
         if msgtype in ("text", "markdown"):
             return str(payload.get("content", ""))
         if msgtype == "textcard":
-            description = _TAGS.sub(" ", str(payload.get("description", ""))).strip()
+            description = html.unescape(
+                _TAGS.sub(" ", str(payload.get("description", ""))).strip())
             return f"{payload.get('title')}\n{description}\n{payload.get('url')}"
         if msgtype == "file":
             return f"[文件 {payload.get('media_id', '')[:12]}…]"

@@ -8,6 +8,7 @@ match a ticket are the AND of one set per field; the first match is the lowest b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -98,6 +99,11 @@ class RoutingDecision:
     @property
     def queued(self) -> bool:
         return self.assignee is None
+
+    @property
+    def explanation(self) -> str:
+        """The reason in Chinese, for staff (`reason` stays English, for logs and tests)."""
+        return explain_reason(self.reason)
 
 
 class RoutingTable:
@@ -239,3 +245,67 @@ def queue_order(priority: str, created_seq: int) -> tuple[int, int]:
     """Sort key for a team's queue: urgent first, then oldest first."""
     rank = PRIORITIES.index(priority) if priority in PRIORITIES else len(PRIORITIES)
     return rank, created_seq
+
+
+CONDITION_NAMES = {"type": "类型", "product": "产品", "region": "区域", "tags": "标签",
+                   "channel": "渠道", "store": "门店", "priority": "优先级"}
+_PRIORITY_WORDS = {"urgent": "紧急", "high": "高", "normal": "普通", "low": "低"}
+_EXPLAINED: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), zh) for pattern, zh in (
+        (r"no rule matched: default team (?P<t>.+)", "未匹配路由规则，进入默认团队「{t}」"),
+        (r'routed to (?P<t>.+?) \((?P<w>.+)\) by rule "(?P<r>.+?)": (?P<d>.+)',
+         "按规则「{r}」（{d}）分派到「{t}」（{w}）"),
+        (r'routed to (?P<t>.+?) by rule "(?P<r>.+?)": (?P<d>.+)',
+         "按规则「{r}」（{d}）分派到「{t}」"),
+        (r"service region follows residence: (?P<s>.+)", "按居住地服务：{s}"),
+        (r"store (?P<s>.+?) is frozen: fallback (?P<f>.+)", "门店「{s}」已熔断，转「{f}」"),
+        (r"team (?P<t>.+?) is frozen and its fallbacks are too: .+ keeps it",
+         "团队「{t}」及其备用团队均已熔断，仍由「{t}」处理"),
+        (r"team (?P<t>.+?) is frozen: fallback (?P<f>.+)", "团队「{t}」已熔断，转「{f}」"),
+        (r"team (?P<t>.+?) is not defined: queued unassigned", "团队「{t}」未定义，工单待认领"),
+        (r"nobody on duty: queued", "无人在岗，工单在队列中等待认领"),
+        (r"no on-duty member has skill (?P<p>.+): any member",
+         "在岗成员都没有「{p}」技能，分给任一成员"),
+        (r"all members at capacity: queued", "成员均已满负荷，工单在队列中等待认领"),
+        (r"assigned to (?P<u>\S+) \(load (?P<a>\d+)/(?P<b>\d+)\)",
+         "分配给 {u}（当前负荷 {a}/{b}）"),
+    ))
+
+
+def _conditions_zh(described: str) -> str:
+    if described == "any ticket":
+        return "所有工单"
+    parts = []
+    for part in described.split(", "):
+        name, _, value = part.partition("=")
+        value = _PRIORITY_WORDS.get(value, value) if name == "priority" else value
+        parts.append(f"{CONDITION_NAMES.get(name, name)}={value}")
+    return "，".join(parts)
+
+
+def _where_zh(where: str) -> str:
+    if where.startswith("unknown store "):
+        return f"未知门店 {where.removeprefix('unknown store ').removesuffix(', default team')}" \
+               "，默认团队"
+    if where == "no service store, default team":
+        return "无服务门店，默认团队"
+    return f"门店 {where.removeprefix('store ')}"
+
+
+def explain(reason: str) -> str:
+    """One English reason part of a decision, said in Chinese (unknown parts as they are)."""
+    for pattern, zh in _EXPLAINED:
+        match = pattern.fullmatch(reason)
+        if match:
+            found = match.groupdict()
+            if "d" in found:
+                found["d"] = _conditions_zh(found["d"])
+            if "w" in found:
+                found["w"] = _where_zh(found["w"])
+            return zh.format(**found)
+    return reason
+
+
+def explain_reason(reason: str) -> str:
+    """A whole decision's reason ("a; b; c") in Chinese."""
+    return "；".join(explain(part) for part in reason.split("; "))

@@ -24,26 +24,28 @@ from bot.wecom.oa import OAClient
 from models import OutboxMessage
 
 MEDIA_LIFETIME_S = 3 * 86400 - 3600  # temporary media live 3 days
-# A command's answer is checked for 10 minutes only: WeCom drops any identical message in
-# the window, and a member who asks the same thing twice, minutes apart, must get it twice.
-# A resend after a lost answer comes within a minute or two, well inside it.
-REPLY_DUPLICATE_CHECK_S = 600
-_MARGIN_S = 120  # clock skew between us and WeCom
+# A command's answer is checked for one minute only: WeCom drops any identical message in
+# the window, and a member who asks the same thing twice must get it twice. The resend after
+# a lost answer comes 10 s later (the outbox's first backoff), well inside it; an answer
+# left in doubt by a crash is reclaimed after its lease (a minute), so it is not resent.
+REPLY_DUPLICATE_CHECK_S = 60
+# (window, margin for clock skew between us and WeCom)
+_WINDOWS = {True: (REPLY_DUPLICATE_CHECK_S, 10), False: (DUPLICATE_CHECK_S, 300)}
 
 
 def duplicate_window_s(row: OutboxMessage) -> int:
-    return REPLY_DUPLICATE_CHECK_S if row.kind == "reply" else DUPLICATE_CHECK_S
+    return _WINDOWS[row.kind == "reply"][0]
 
 
 def _in_duplicate_window(clock: Clock, row: OutboxMessage) -> bool:
     started_ms = row.attempt_started_ms
-    return started_ms is not None and \
-        clock.timestamp() - started_ms / 1000 < duplicate_window_s(row) - _MARGIN_S
+    window, margin = _WINDOWS[row.kind == "reply"]
+    return started_ms is not None and clock.timestamp() - started_ms / 1000 < window - margin
 
 
 class AppMessageSender(BaseSender):
-    """`message/send` to one member, with WeCom's duplicate check (4 hours for notices, 10
-    minutes for replies): a resend of an attempt that may have gone out is dropped by WeCom,
+    """`message/send` to one member, with WeCom's duplicate check (4 hours for notices, one
+    minute for replies): a resend of an attempt that may have gone out is dropped by WeCom,
     so it is safe inside that window."""
 
     member_limited = True

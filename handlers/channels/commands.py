@@ -9,7 +9,7 @@ from typing import Any
 from bot.app.context import BotContext, Cmd, Router
 from bot.chat.commands import CommandError
 from bot.chat.parsing import Arg, Flag, Option
-from bot.chat.replies import Reply, TextCard
+from bot.chat.replies import Reply, TextCard, card_description
 from bot.wecom import WeComError
 from handlers.channels.service import channel_figures
 from handlers.channels.welcome import WelcomeTemplateError, check_welcome
@@ -49,11 +49,12 @@ def _region_for(cmd: Cmd, store: str | None, region: str | None) -> str | None:
 
 
 def _channel_card(channel: Channel, title: str) -> TextCard:
-    description = (f"<div class=\"gray\">state {channel.state}</div>"
-                   f"<div class=\"normal\">标签：{'、'.join(channel.tags) or '无'}</div>"
-                   f"<div class=\"normal\">接待：{'、'.join(channel.staff)}</div>"
-                   f"<div class=\"highlight\">{'临时活码' if channel.is_temp else '长期活码'}"
-                   f"{'，门店 ' + channel.store if channel.store else ''}</div>")
+    kind = "临时活码" if channel.is_temp else "长期活码"
+    description = card_description(
+        ("gray", f"state {channel.state}"),
+        ("normal", f"标签：{'、'.join(channel.tags) or '无'}"),
+        ("normal", f"接待：{'、'.join(channel.staff)}"),
+        ("highlight", kind + (f"，门店 {channel.store}" if channel.store else "")))
     return TextCard(title=title, description=description, url=channel.qr_code, button="二维码")
 
 

@@ -18,8 +18,8 @@ from handlers.customers.service import (
     mask_mobile,
     record_purchase,
 )
-from handlers.customers.tags import apply_tags, refresh_corp_tags, remove_tags
-from models import CorpTag, Customer, CustomerTag, FollowRelation, Staff
+from handlers.customers.tags import apply_tags, refresh_corp_tags, remove_tags, shown_tag
+from models import Channel, CorpTag, Customer, CustomerTag, FollowRelation, Staff
 from models.contacts import CustomerStatus
 
 commands = Router("customers")
@@ -36,8 +36,11 @@ async def customer_profile(cmd: Cmd) -> Reply:
     tags = await CustomerTag.filter(customer=customer).order_by("group_name", "name")
     owner = await Staff.get_or_none(userid=customer.owner_userid or "")
     relations = await FollowRelation.filter(customer=customer)
+    channel = await Channel.get_or_none(state=customer.source_state) \
+        if customer.source_state else None
     return Reply(template="customer/profile.txt.j2", data={
-        "c": customer, "tags": tags, "owner": owner, "relations": relations,
+        "c": customer, "tags": [(shown_tag(cmd.ctx, t.group_name, t.name), t) for t in tags],
+        "owner": owner, "relations": relations, "channel": channel,
         "mobile": mask_mobile(customer.mobile), "tz": cmd.ctx.settings.tz})
 
 
@@ -130,8 +133,8 @@ async def customer_set(cmd: Cmd) -> str:
                   aliases=("tag 添加", "tag 加"))
 async def tag_add(cmd: Cmd) -> str:
     customer = await find_one_customer(cmd.data, cmd["customer"])
-    rows = await apply_tags(cmd.ctx, customer, cmd["tag"], origin="command")
-    names = "、".join(r.name for r in rows)
+    rows = await apply_tags(cmd.ctx, customer, cmd["tag"], origin="command", fresh=True)
+    names = "、".join(shown_tag(cmd.ctx, r.group_name, r.name) for r in rows)
     note = "" if all(r.synced for r in rows) \
         else "（客户尚未通过好友验证，企业微信标签将在通过后同步）"
     return f"已给 {customer.name} 加上标签：{names}{note}"

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tortoise.exceptions import IntegrityError
-
+from bot.access.errors import Refusal
 from bot.app.context import BotContext
+from bot.store.db import atomic
 from bot.wecom import WeComError
 from bot.wecom.errors import NOT_EXTERNAL_CONTACT, TAG_NAME_EXISTS
 from models import CorpTag, Customer, CustomerTag, FollowRelation
@@ -27,33 +27,53 @@ class CorpTagCache(dict[tuple[str, str], CorpTag]):
     cleared whenever the mirror is refreshed from WeCom."""
 
 
-def split_tag(text: str, default_group: str = DEFAULT_GROUP) -> tuple[str, str]:
-    """'门店:朝阳大悦城' → ('门店', '朝阳大悦城'); 'VIP' → (default group, 'VIP')."""
-    group, sep, name = text.replace("：", ":").partition(":")
-    if sep and group.strip() and name.strip():
-        return group.strip(), name.strip()
-    return default_group, text.strip()
-
-
 def default_group(ctx: BotContext) -> str:
     org = ctx.rules.current.raw.get("organisation", {})
     return str(org.get("default_tag_group", DEFAULT_GROUP))
 
 
 async def refresh_corp_tags(ctx: BotContext) -> int:
-    """Mirror WeCom's corp tags into our database; returns how many there are."""
+    """Mirror WeCom's corp tags into our database; returns how many there are.
+
+    The mirror converges whatever WeCom did: a tag deleted and recreated with the same name
+    (a new id for the same group and name), a tag renamed onto a name an old, deleted tag
+    had, a tag moved: WeCom's view wins and customers' tags follow their tag's new id.
+    """
     data = await ctx.wecom.get_corp_tag_list()
     ctx.locals.get(CorpTagCache).clear()
     present: set[str] = set()
-    for group in data.get("tag_group", []):
-        for tag in group.get("tag", []):
-            await CorpTag.update_or_create(
-                tag_id=tag["id"],
-                defaults={"name": tag["name"], "group_id": group["group_id"],
-                          "group_name": group["group_name"], "deleted": bool(tag.get("deleted"))})
-            present.add(tag["id"])
-    await CorpTag.filter(deleted=False).exclude(tag_id__in=present).update(deleted=True)
+    async with atomic():
+        for group in data.get("tag_group", []):
+            for tag in group.get("tag", []):
+                await _mirror(tag["id"], group["group_id"], group["group_name"], tag["name"],
+                              deleted=bool(tag.get("deleted")))
+                present.add(tag["id"])
+        await CorpTag.filter(deleted=False).exclude(tag_id__in=present).update(deleted=True)
     return len(present)
+
+
+async def _mirror(tag_id: str, group_id: str, group_name: str, name: str, *,
+                  deleted: bool = False) -> CorpTag:
+    """Make our row for WeCom's tag `tag_id` say (group, name), whatever rows were there."""
+    by_id = await CorpTag.get_or_none(tag_id=tag_id)
+    by_name = await CorpTag.get_or_none(group_name=group_name, name=name)
+    if by_name is not None and by_name.tag_id != tag_id:
+        # The (group, name) belonged to another id: a tag WeCom deleted and recreated, or one
+        # renamed away. WeCom's current tag takes the name; customers' tags follow it.
+        await CustomerTag.filter(tag_id=by_name.tag_id, group_name=group_name, name=name) \
+            .update(tag_id=tag_id)
+        if by_id is None:
+            by_name.tag_id = tag_id
+            by_id = by_name
+        else:
+            await by_name.delete()
+    if by_id is None:
+        return await CorpTag.create(tag_id=tag_id, name=name, group_id=group_id,
+                                    group_name=group_name, deleted=deleted)
+    by_id.name, by_id.group_id, by_id.group_name, by_id.deleted = name, group_id, group_name, \
+        deleted
+    await by_id.save()
+    return by_id
 
 
 async def ensure_corp_tag(ctx: BotContext, group: str, name: str) -> CorpTag:
@@ -76,7 +96,7 @@ async def _ensure_corp_tag(ctx: BotContext, group: str, name: str) -> CorpTag:
         tag = await CorpTag.get_or_none(group_name=group, name=name, deleted=False)
         if tag is not None:
             return tag
-        existing_group = await CorpTag.filter(group_name=group).first()
+        existing_group = await CorpTag.filter(group_name=group, deleted=False).first()
         try:
             if existing_group is not None:
                 result = await ctx.wecom.add_corp_tag([name], group_id=existing_group.group_id)
@@ -89,12 +109,43 @@ async def _ensure_corp_tag(ctx: BotContext, group: str, name: str) -> CorpTag:
             return await CorpTag.get(group_name=group, name=name)
         created = result["tag_group"]
         new = next(t for t in created["tag"] if t["name"] == name)
-        try:
-            return await CorpTag.create(tag_id=new["id"], name=name,
-                                        group_id=created["group_id"],
-                                        group_name=created["group_name"])
-        except IntegrityError:
-            return await CorpTag.get(group_name=group, name=name)
+        return await _mirror(new["id"], created["group_id"], created["group_name"], name)
+
+
+class AmbiguousTag(Refusal):
+    """A tag written without its group exists in several groups."""
+
+
+async def resolve_tags(ctx: BotContext, texts: list[str], *, fresh: bool = False
+                       ) -> list[tuple[str, str]]:
+    """(group, name) for tags as staff write them: `组:名`, or a name, which means the one
+    corp tag of that name if there is one (in whatever group), else a new one in the default
+    group. With `fresh` the mirror is refreshed first when a name is unknown (commands: the
+    tag may have been created in the admin console since)."""
+    resolved = []
+    refreshed = not fresh
+    for text in texts:
+        group, sep, name = text.replace("：", ":").partition(":")
+        if sep and group.strip() and name.strip():
+            resolved.append((group.strip(), name.strip()))
+            continue
+        name = text.strip()
+        groups = await _groups_with(name)
+        if not groups and not refreshed:
+            await refresh_corp_tags(ctx)
+            refreshed = True
+            groups = await _groups_with(name)
+        if len(groups) > 1:
+            options = "、".join(f"{g}:{name}" for g in groups)
+            raise AmbiguousTag(f"标签「{name}」在多个标签组中，请写明是哪一个：{options}")
+        resolved.append((groups[0] if groups else default_group(ctx), name))
+    return resolved
+
+
+async def _groups_with(name: str) -> list[str]:
+    rows = await CorpTag.filter(name=name, deleted=False).order_by("group_name") \
+        .values_list("group_name", flat=True)
+    return [str(g) for g in rows]
 
 
 async def tagging_member(customer: Customer) -> FollowRelation | None:
@@ -107,11 +158,11 @@ async def tagging_member(customer: Customer) -> FollowRelation | None:
 
 
 async def apply_tags(ctx: BotContext, customer: Customer, names: list[str], *,
-                     origin: str) -> list[CustomerTag]:
+                     origin: str, fresh: bool = False) -> list[CustomerTag]:
     """Add tags in our database and in WeCom. An 84061 (half-added) leaves them unsynced,
     to be retried when the add completes; the database is written either way."""
-    group_default = default_group(ctx)
-    corp_tags = [await ensure_corp_tag(ctx, *split_tag(n, group_default)) for n in names]
+    corp_tags = [await ensure_corp_tag(ctx, group, name)
+                 for group, name in await resolve_tags(ctx, names, fresh=fresh)]
     relation = await tagging_member(customer)
     synced = False
     if relation is not None:
@@ -149,20 +200,35 @@ async def resync_unsynced_tags(ctx: BotContext, customer: Customer) -> int:
 
 
 async def remove_tags(ctx: BotContext, customer: Customer, names: list[str]) -> list[str]:
-    group_default = default_group(ctx)
+    """Remove tags (written `组:名`, or by name alone if the customer has only one tag of
+    that name) in our database and in WeCom; returns what was removed."""
     removed = []
     for text in names:
-        group, name = split_tag(text, group_default)
-        row = await CustomerTag.get_or_none(customer=customer, group_name=group, name=name)
-        if row is None:
+        group, sep, name = text.replace("：", ":").partition(":")
+        if sep and group.strip() and name.strip():
+            rows = await CustomerTag.filter(customer=customer, group_name=group.strip(),
+                                            name=name.strip())
+        else:
+            rows = await CustomerTag.filter(customer=customer, name=text.strip())
+        if len(rows) > 1:
+            options = "、".join(f"{r.group_name}:{r.name}" for r in rows)
+            raise AmbiguousTag(f"{customer.name} 有多个「{text.strip()}」标签，请写明是哪一个："
+                               f"{options}")
+        if not rows:
             continue
+        row = rows[0]
         relation = await tagging_member(customer)
         if relation is not None and row.tag_id:
             await ctx.wecom.mark_tag(relation.staff_userid, customer.external_userid or "",
                                      remove=[row.tag_id])
         await row.delete()
-        removed.append(f"{group}:{name}" if group != group_default else name)
+        removed.append(shown_tag(ctx, row.group_name, row.name))
     return removed
+
+
+def shown_tag(ctx: BotContext, group: str, name: str) -> str:
+    """How a tag is written to staff: `组:名`, or the name alone in the default group."""
+    return name if group == default_group(ctx) else f"{group}:{name}"
 
 
 async def sync_tags_from_wecom(customer: Customer, follow_users: list[dict[str, Any]]) -> None:
@@ -189,8 +255,6 @@ async def sync_tags_from_wecom(customer: Customer, follow_users: list[dict[str, 
 async def add_local_tags(ctx: BotContext, customer: Customer, names: list[str], *,
                          origin: str) -> None:
     """Tags kept in our database only (Official Account followers are not WeCom contacts)."""
-    group_default = default_group(ctx)
-    for text in names:
-        group, name = split_tag(text, group_default)
+    for group, name in await resolve_tags(ctx, names):
         await CustomerTag.get_or_create(customer=customer, group_name=group, name=name,
                                         defaults={"origin": origin, "synced": True})

@@ -93,27 +93,27 @@ async def approve(cmd: Cmd) -> str:
 
 @commands.command("payout reject", "驳回一笔结算", role="approver", changes_data=True,
                   customer_data=True,
-                  args=[Arg("ticket"), Arg("reason", nargs="+")],
+                  args=[Arg("ticket"), Arg("reason", nargs="+", free_text=True)],
                   examples=("/payout reject T-20261125-0042 金额与发票不符",),
                   aliases=("payout 驳回",))
 async def reject(cmd: Cmd) -> str:
     payout = await find_payout(cmd, cmd["ticket"])
-    if not await reverse(cmd.ctx, payout, cmd.staff.userid, " ".join(cmd["reason"]),
+    if not await reverse(cmd.ctx, payout, cmd.staff.userid, cmd["reason"],
                          reject=True):
         raise CommandError(f"这笔结算当前状态是「{STATUS_NAMES[payout.status]}」，不能驳回。")
     return f"已驳回工单 {cmd['ticket']} 的结算（已冲销）。"
 
 
 @commands.command("payout reverse", "冲销一笔结算（生成反向分录，原记录不变）", role="approver",
-                  customer_data=True,
-                  changes_data=True, args=[Arg("ticket"), Arg("reason", nargs="+")],
+                  customer_data=True, changes_data=True,
+                  args=[Arg("ticket"), Arg("reason", nargs="+", free_text=True)],
                   examples=("/payout reverse T-20261125-0042 工单金额录错",),
                   aliases=("payout 冲销",))
 async def reverse_payout(cmd: Cmd) -> str:
     payout = await find_payout(cmd, cmd["ticket"])
     if payout.status == PayoutStatus.PAID:
         raise CommandError("已支付的结算不能冲销，请走线下退款后由管理员处理。")
-    await reverse(cmd.ctx, payout, cmd.staff.userid, " ".join(cmd["reason"]))
+    await reverse(cmd.ctx, payout, cmd.staff.userid, cmd["reason"])
     return (f"已冲销工单 {cmd['ticket']} 的结算。重新打开并关闭工单（带正确金额）即可重新结算。")
 
 

@@ -27,10 +27,12 @@ from handlers.tickets.service import (
     next_stage,
     open_ticket,
     pause,
+    policy_of,
     record,
     reopen,
     resume,
     stages_of,
+    ticket_words,
 )
 from models import Customer, Freeze, Staff, Ticket, TicketEvent, TicketStatus
 
@@ -40,6 +42,8 @@ commands.alias("门店", "store")
 commands.alias("值班", "duty")
 
 TICKET_ARG = Arg("ticket", "工单号，如 T-20261125-0042")
+LIST_NAMES = {"mine": "我的", "team": "我的团队", "open": "全部未关闭", "overdue": "超时",
+              "queue": "待认领"}
 
 
 async def find_ticket(cmd: Cmd, ref: str) -> Ticket:
@@ -67,7 +71,7 @@ async def _respond(cmd: Cmd, ticket: Ticket) -> None:
     changes_data=True,
     args=[Arg("customer", "客户姓名、手机号或外部联系人 ID"),
           Arg("type", "工单类型，如 售后 安装 维修"),
-          Arg("summary", "问题描述", nargs="+")],
+          Arg("summary", "问题描述", nargs="+", free_text=True)],
     flags=[Flag("urgent", "紧急（等同 --priority urgent）"),
            Flag("priority", "优先级", takes_value=True, choices=PRIORITIES),
            Flag("product", "产品类别，如 3C 空调", takes_value=True),
@@ -79,7 +83,7 @@ async def ticket_open(cmd: Cmd) -> Reply:
     customer = await find_one_customer(cmd.data, cmd["customer"])
     priority = "urgent" if cmd["urgent"] else cmd.args.get("priority", "normal")
     ticket = await open_ticket(cmd.ctx, customer=customer, ticket_type=cmd["type"],
-                               summary=" ".join(cmd["summary"]), priority=priority,
+                               summary=cmd["summary"], priority=priority,
                                product=cmd.args.get("product"), store=cmd.args.get("store"),
                                actor=cmd.staff.userid)
     return Reply(template="ticket/opened.txt.j2", data=_view(cmd, ticket, customer))
@@ -87,9 +91,13 @@ async def ticket_open(cmd: Cmd) -> Reply:
 
 def _view(cmd: Cmd, ticket: Ticket, customer: Customer,
           events: list[TicketEvent] | None = None) -> dict[str, object]:
+    policy = policy_of(cmd.ctx, ticket)
     return {"t": ticket, "c": customer, "tz": cmd.ctx.settings.tz, "stages": stages_of(ticket),
             "priority": PRIORITY_NAMES.get(ticket.priority, ticket.priority),
-            "events": events or [], "now": cmd.ctx.clock.now(), "fmt": format_duration}
+            "events": events or [], "now": cmd.ctx.clock.now(), "fmt": format_duration,
+            "promise": f"首次响应 {format_duration(policy.first_response)}，"
+                       f"解决 {format_duration(policy.resolution)}",
+            **ticket_words()}
 
 
 @commands.command("ticket show", "查看工单：历史、阶段、时限、客户", role="viewer",
@@ -123,7 +131,7 @@ async def ticket_list(cmd: Cmd) -> Reply:
     tickets = await query.order_by("created_at").limit(50).prefetch_related("customer")
     tickets.sort(key=lambda t: queue_order(t.priority, t.id))
     return Reply(template="ticket/list.txt.j2", data={
-        "tickets": tickets, "which": which, "tz": cmd.ctx.settings.tz,
+        "tickets": tickets, "which": LIST_NAMES[which], "tz": cmd.ctx.settings.tz,
         "now": cmd.ctx.clock.now(), "priority": PRIORITY_NAMES})
 
 
@@ -174,25 +182,25 @@ async def ticket_assign(cmd: Cmd) -> str:
 
 
 @commands.command("ticket note", "给工单加备注", role="editor", customer_data=True,
-                  changes_data=True, args=[TICKET_ARG, Arg("text", nargs="+")],
+                  changes_data=True, args=[TICKET_ARG, Arg("text", nargs="+", free_text=True)],
                   examples=("/ticket note T-20261125-0042 已电话联系客户",),
                   aliases=("ticket 备注",))
 async def ticket_note(cmd: Cmd) -> str:
     ticket = await find_ticket(cmd, cmd["ticket"])
-    await record(ticket, cmd.ctx, cmd.staff.userid, "note", " ".join(cmd["text"]))
+    await record(ticket, cmd.ctx, cmd.staff.userid, "note", cmd["text"])
     await _respond(cmd, ticket)
     return f"已为工单 {ticket.number} 添加备注。"
 
 
 @commands.command("ticket wait", "等待客户回复（暂停时限计时）", role="editor", customer_data=True,
-                  changes_data=True, args=[TICKET_ARG, Arg("reason", nargs="*")],
+                  changes_data=True, args=[TICKET_ARG, Arg("reason", nargs="*", free_text=True)],
                   examples=("/ticket wait T-20261125-0042 等客户发照片",),
                   aliases=("ticket 等待",))
 async def ticket_wait(cmd: Cmd) -> str:
     ticket = await find_ticket(cmd, cmd["ticket"])
     await _respond(cmd, ticket)
     try:
-        await pause(cmd.ctx, ticket, cmd.staff.userid, " ".join(cmd["reason"]))
+        await pause(cmd.ctx, ticket, cmd.staff.userid, cmd["reason"])
     except TicketError as exc:
         raise _guard(exc) from None
     return (f"工单 {ticket.number} 等待客户回复，时限暂停计时。"
@@ -214,7 +222,7 @@ async def ticket_resume(cmd: Cmd) -> str:
 
 
 @commands.command("ticket next", "完成当前阶段，进入下一阶段", role="editor", customer_data=True,
-                  changes_data=True, args=[TICKET_ARG, Arg("note", nargs="*")],
+                  changes_data=True, args=[TICKET_ARG, Arg("note", nargs="*", free_text=True)],
                   examples=("/ticket next T-20261125-0042 已上门",), aliases=("ticket 下一步",))
 async def ticket_next(cmd: Cmd) -> str:
     ticket = await find_ticket(cmd, cmd["ticket"])
@@ -226,7 +234,7 @@ async def ticket_next(cmd: Cmd) -> str:
                                f"「{ROLE_NAMES[needed]}」权限完成。")
     await _respond(cmd, ticket)
     try:
-        move = await next_stage(cmd.ctx, ticket, cmd.staff.userid, " ".join(cmd["note"]))
+        move = await next_stage(cmd.ctx, ticket, cmd.staff.userid, cmd["note"])
     except TicketError as exc:
         raise _guard(exc) from None
     if move.next is None:
@@ -238,13 +246,13 @@ async def ticket_next(cmd: Cmd) -> str:
 
 @commands.command("ticket skip", "跳过当前阶段（需要审批人）", role="approver",
                   customer_data=True, changes_data=True,
-                  args=[TICKET_ARG, Arg("reason", nargs="+")],
+                  args=[TICKET_ARG, Arg("reason", nargs="+", free_text=True)],
                   examples=("/ticket skip T-20261125-0042 客户自行验收",),
                   aliases=("ticket 跳过",))
 async def ticket_skip(cmd: Cmd) -> str:
     ticket = await find_ticket(cmd, cmd["ticket"])
     try:
-        move = await next_stage(cmd.ctx, ticket, cmd.staff.userid, " ".join(cmd["reason"]),
+        move = await next_stage(cmd.ctx, ticket, cmd.staff.userid, cmd["reason"],
                                 skip=True)
     except TicketError as exc:
         raise _guard(exc) from None
@@ -275,7 +283,7 @@ async def ticket_insert(cmd: Cmd) -> str:
 
 @commands.command("ticket close", "关闭工单（验收后可带金额，用于结算）", role="editor",
                   customer_data=True, changes_data=True,
-                  args=[TICKET_ARG, Arg("note", nargs="*")],
+                  args=[TICKET_ARG, Arg("note", nargs="*", free_text=True)],
                   options=[Option("amount", "工单金额（元），如 3200"),
                            Option("parts", "配件费（元），按成本结算"),
                            Option("distance_km", "上门距离（公里）")],
@@ -294,7 +302,7 @@ async def ticket_close(cmd: Cmd) -> str:
         items["distance_km"] = int(cmd["distance_km"])
     await _respond(cmd, ticket)
     try:
-        await close_ticket(cmd.ctx, ticket, cmd.staff.userid, " ".join(cmd["note"]), amount)
+        await close_ticket(cmd.ctx, ticket, cmd.staff.userid, cmd["note"], amount)
     except TicketError as exc:
         raise _guard(exc) from None
     try:
@@ -309,13 +317,13 @@ async def ticket_close(cmd: Cmd) -> str:
 
 
 @commands.command("ticket reopen", "重新打开已关闭的工单", role="editor", customer_data=True,
-                  changes_data=True, args=[TICKET_ARG, Arg("reason", nargs="+")],
+                  changes_data=True, args=[TICKET_ARG, Arg("reason", nargs="+", free_text=True)],
                   examples=("/ticket reopen T-20261125-0042 客户反馈仍漏水",),
                   aliases=("ticket 重开",))
 async def ticket_reopen(cmd: Cmd) -> str:
     ticket = await find_ticket(cmd, cmd["ticket"])
     try:
-        await reopen(cmd.ctx, ticket, cmd.staff.userid, " ".join(cmd["reason"]))
+        await reopen(cmd.ctx, ticket, cmd.staff.userid, cmd["reason"])
     except TicketError as exc:
         raise _guard(exc) from None
     return f"工单 {ticket.number} 已重新打开。"
@@ -331,7 +339,7 @@ async def store_list(cmd: Cmd) -> Reply:
 
 
 @commands.command("store unfreeze", "解除门店的服务熔断", role="approver", changes_data=True,
-                  args=[Arg("store"), Arg("reason", "整改说明", nargs="+")],
+                  args=[Arg("store"), Arg("reason", "整改说明", nargs="+", free_text=True)],
                   examples=("/store unfreeze 北京朝阳店 已增派人手并清理积压工单",),
                   aliases=("store 解冻",))
 async def store_unfreeze(cmd: Cmd) -> str:
@@ -341,7 +349,7 @@ async def store_unfreeze(cmd: Cmd) -> str:
     freeze.frozen = False
     freeze.lifted_at = cmd.ctx.clock.now()
     freeze.lifted_by = cmd.staff.userid
-    freeze.reason = " ".join(cmd["reason"])
+    freeze.reason = cmd["reason"]
     await freeze.save()
     return f"已解除「{freeze.name}」的服务熔断，恢复接收新工单。"
 

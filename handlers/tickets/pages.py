@@ -12,7 +12,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from bot.app.keys import context_key
 from bot.chat.replies import TEMPLATES_DIR
 from bot.web.links import LinkState, check
-from handlers.tickets.service import PRIORITY_NAMES, stages_of
+from handlers.tickets.service import PRIORITY_NAMES, stages_of, ticket_words
 from models import Customer, Ticket, TicketEvent
 
 _pages = Environment(loader=FileSystemLoader(TEMPLATES_DIR / "pages"),
@@ -38,7 +38,7 @@ async def ticket_page(request: web.Request) -> web.Response:
     events = await TicketEvent.filter(ticket=ticket).order_by("id")
     html = _pages.get_template("ticket.html.j2").render(
         t=ticket, c=customer, events=events, stages=stages_of(ticket), tz=ctx.settings.tz,
-        priority=PRIORITY_NAMES.get(ticket.priority, ticket.priority))
+        priority=PRIORITY_NAMES.get(ticket.priority, ticket.priority), **ticket_words())
     return web.Response(text=html, content_type="text/html")
 
 

@@ -19,9 +19,17 @@ from tortoise.functions import Count, Max
 
 from bot.access.errors import Refusal
 from bot.app.context import BotContext
+from bot.chat.replies import card_description
 from bot.domain.calendar import WorkCalendar
 from bot.domain.durations import format_duration
-from bot.domain.routing import MemberState, Team, TeamState, TicketFacts, route
+from bot.domain.routing import (
+    MemberState,
+    Team,
+    TeamState,
+    TicketFacts,
+    explain_reason,
+    route,
+)
 from bot.domain.sla import (
     SlaPolicy,
     Timer,
@@ -48,6 +56,20 @@ from models import (
 logger = logging.getLogger(__name__)
 
 PRIORITY_NAMES = {"urgent": "紧急", "high": "高", "normal": "普通", "low": "低"}
+STATUS_NAMES = {"open": "处理中", "waiting": "等待客户", "closed": "已关闭"}
+RUNG_NAMES = {"assignee": "处理人", "team_lead": "组长", "region_manager": "区域经理"}
+EVENT_NAMES = {"opened": "开单", "routed": "路由", "assigned": "分派", "responded": "首次响应",
+               "note": "备注", "waiting": "等待客户", "resumed": "恢复计时",
+               "stage_done": "完成阶段", "stage_skipped": "跳过阶段",
+               "stage_inserted": "插入阶段", "stage_overdue": "阶段超时", "reminded": "提醒",
+               "breached": "超时", "escalated": "升级", "closed": "关闭", "reopened": "重新打开"}
+
+
+def ticket_words() -> dict[str, object]:
+    """What templates need to say a ticket's state, history and rules in Chinese."""
+    return {"status_names": STATUS_NAMES, "rung_names": RUNG_NAMES,
+            "event_names": EVENT_NAMES, "explain": explain_reason,
+            "actor": lambda userid: "系统" if userid == "system" else userid}
 OPEN_STATES = (TicketStatus.OPEN, TicketStatus.WAITING)
 
 
@@ -158,7 +180,7 @@ async def open_ticket(ctx: BotContext, *, customer: Customer, ticket_type: str, 
         stages=[s.to_json() for s in stages], stage_index=0,
         stage_started_at=now if stages else None)
     await record(ticket, ctx, actor, "opened", f"{ticket_type}：{summary}")
-    await record(ticket, ctx, "system", "routed", decision.reason)
+    await record(ticket, ctx, "system", "routed", decision.explanation)
     assert ticket.response_due and ticket.resolution_due
     await add_timers(ticket, sla_timers("response", now, ticket.response_due,
                                         policy.first_response, rules.reminders, policy,
@@ -170,9 +192,9 @@ async def open_ticket(ctx: BotContext, *, customer: Customer, ticket_type: str, 
         await assign(ctx, ticket, decision.assignee, actor="system", why="路由分配")
     else:
         lead = table.teams[decision.team].lead if decision.team in table.teams else None
+        why = explain_reason(decision.reason.split("; ")[-1])  # off duty, at capacity …
         await notify(ctx, [lead] if lead else [], f"工单排队：{ticket.number}",
-                     _card_body(ctx, ticket, customer, "团队成员均已满负荷，工单在队列中等待认领"),
-                     ticket, key="queued")
+                     _card_body(ctx, ticket, customer, why), ticket, key="queued")
     return ticket
 
 
@@ -203,19 +225,19 @@ def _card_body(ctx: BotContext, ticket: Ticket, customer: Customer, note: str = 
     tz = ctx.settings.tz
     due = ticket.response_due.astimezone(tz).strftime("%m-%d %H:%M") \
         if ticket.response_due else "-"
-    lines = [f'<div class="gray">{ticket.type} · {PRIORITY_NAMES.get(ticket.priority, "")}'
-             f"优先级 · {ticket.team}</div>",
-             f'<div class="normal">客户：{customer.name}　{ticket.summary[:60]}</div>',
-             f'<div class="highlight">首次响应截止 {due}</div>']
+    lines = [("gray", f"{ticket.type} · {PRIORITY_NAMES.get(ticket.priority, '')}优先级 · "
+                      f"{ticket.team}"),
+             ("normal", f"客户：{customer.name}　{ticket.summary[:60]}"),
+             ("highlight", f"首次响应截止 {due}")]
     if note:
-        lines.append(f'<div class="normal">{note}</div>')
-    return "".join(lines)
+        lines.append(("normal", note))
+    return card_description(*lines)
 
 
 async def notify(ctx: BotContext, userids: Iterable[str | None], title: str,
                  description: str, ticket: Ticket, *, key: str) -> None:
     """Queue a text card about a ticket for each member (once per `key` and member)."""
-    card = {"title": title[:128], "description": description[:512],
+    card = {"title": title[:128], "description": description,
             "url": ticket_url(ctx, ticket.number), "btntxt": "查看"}
     for userid in sorted({u for u in userids if u}):
         await ctx.outbox.app_message(f"ticket:{ticket.number}:{key}:{userid}", "ticket",

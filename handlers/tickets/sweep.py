@@ -21,12 +21,14 @@ from tortoise.functions import Count
 
 from bot.access import audit
 from bot.app.context import BotContext
+from bot.chat.replies import card_description
 from bot.domain.breaker import should_freeze
 from bot.domain.durations import format_duration
 from bot.domain.sla import escalation_timers
 from bot.store.db import atomic, dialect, sql_for
 from handlers.tickets.service import (
     OPEN_STATES,
+    RUNG_NAMES,
     add_timers,
     assign,
     is_overdue,
@@ -38,7 +40,6 @@ from models import Customer, Freeze, OverdueDay, Ticket, TicketTimer
 logger = logging.getLogger(__name__)
 
 TARGET_NAMES = {"response": "首次响应", "resolution": "解决"}
-RUNG_NAMES = {"assignee": "处理人", "team_lead": "组长", "region_manager": "区域经理"}
 
 
 @dataclass
@@ -135,8 +136,9 @@ async def _remind(ctx: BotContext, ticket: Ticket, target: str, fraction: float,
                  f"{TARGET_NAMES[target]}时限已过 {fraction:.0%}，剩余 {left}")
     customer = await Customer.get(id=ticket.customer_id)  # type: ignore[attr-defined]
     await notify(ctx, [who], f"工单提醒：{ticket.number}",
-                 f'<div class="normal">{customer.name}：{ticket.summary[:60]}</div>'
-                 f'<div class="highlight">距{TARGET_NAMES[target]}截止还剩 {left}</div>', ticket,
+                 card_description(("normal", f"{customer.name}：{ticket.summary[:60]}"),
+                                  ("highlight", f"距{TARGET_NAMES[target]}截止还剩 {left}")),
+                 ticket,
                  key=key)
 
 
@@ -166,9 +168,10 @@ async def _escalate(ctx: BotContext, ticket: Ticket, target: str, rung: str, key
                  f"{member or '（未配置）'}")
     customer = await Customer.get(id=ticket.customer_id)  # type: ignore[attr-defined]
     await notify(ctx, [member, ticket.assignee], f"工单超时升级：{ticket.number}",
-                 f'<div class="normal">{customer.name}：{ticket.summary[:60]}</div>'
-                 f'<div class="highlight">{TARGET_NAMES[target]}已超时，'
-                 f"已升级到{RUNG_NAMES.get(rung, rung)}</div>", ticket, key=key)
+                 card_description(("normal", f"{customer.name}：{ticket.summary[:60]}"),
+                                  ("highlight", f"{TARGET_NAMES[target]}已超时，已升级到"
+                                                f"{RUNG_NAMES.get(rung, rung)}")),
+                 ticket, key=key)
     reassign_at = ctx.rules.current.tickets.escalation.reassign_at
     if rung == reassign_at and member and member != ticket.assignee:
         await assign(ctx, ticket, member, actor="system", why=f"超时升级到{RUNG_NAMES[rung]}")
@@ -182,7 +185,7 @@ async def _stage_overdue(ctx: BotContext, ticket: Ticket, index: int, name: str,
     await record(ticket, ctx, "system", "stage_overdue", f"阶段「{name}」超时")
     await notify(ctx, [ticket.assignee, team.lead if team else None],
                  f"阶段超时：{ticket.number}",
-                 f'<div class="highlight">阶段「{name}」已超过时限</div>', ticket, key=key)
+                 card_description(("highlight", f"阶段「{name}」已超过时限")), ticket, key=key)
 
 
 async def run_breaker(ctx: BotContext, now: datetime) -> list[str]:
