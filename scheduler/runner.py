@@ -22,7 +22,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -74,11 +74,15 @@ class JobBook:
     def spec(self, job_id: str) -> JobSpec:
         return next(s for s in self.specs if s.id == job_id)
 
-    def next_run(self, job_id: str) -> datetime | None:
+    def next_run(self, job_id: str, now: datetime) -> datetime | None:
+        """When this instance next looks at the job, on the app's clock (`now`): APScheduler
+        ticks in wall-clock time, and the sandbox's clock may be ahead of it."""
         if self.scheduler is None:
             return None
         job = self.scheduler.get_job(job_id)
-        return job.next_run_time if job else None
+        if job is None or job.next_run_time is None:
+            return None
+        return job.next_run_time - datetime.now(UTC) + now
 
 
 def _ms(ctx: BotContext) -> int:

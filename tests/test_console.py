@@ -46,3 +46,19 @@ async def test_clock_runs_the_sweep(harness: Harness) -> None:
     text = out.getvalue()
     assert "job ticket-sweep: ok: SweepReport(fired={'remind'" in text
     assert "[bot → lisi] 工单提醒：T-20261125-0001" in text
+
+
+async def test_the_console_shows_what_customers_receive(harness: Harness) -> None:
+    """Group tasks waiting for the owner and the clock in the corp's time zone are printed;
+    a half add can be confirmed from the console (issue 11, items 12 and 14)."""
+    console, out = console_for(harness)
+    await console.execute("scan walkin as 王女士 staff=zhangsan half")
+    await console.execute("confirm 王女士")
+    await console.execute("as zhangsan: /customer set 王女士 birthday=1990-11-26")
+    await console.execute("clock +1d")
+    text = out.getvalue()
+    assert "zhangsan confirmed 王女士's add" in text
+    assert "clock is now 2026-11-26 09:00 (Asia/Shanghai)" in text
+    assert "[群发任务 zhangsan → 1 位客户，待员工确认] " in text and "生日" in text
+    await console.execute("confirm 王女士")
+    assert "王女士 has no half add to confirm" in out.getvalue()

@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.app.context import BotContext
 from bot.app.keys import context_key
@@ -109,3 +112,19 @@ async def test_a_run_whose_process_died_is_taken_over_after_its_lease(
     run = await JobRun.get(job="jobtest")
     assert (run.status, run.attempts) == ("done", 2) and run.instance == book.instance
     assert await OutboxMessage.filter(kind="jobtest").count() == NOTICES  # none twice
+
+
+async def test_the_next_run_is_told_on_the_apps_clock() -> None:
+    """The sandbox's clock runs ahead of the wall clock: `下次` must follow `上次` (issue 11,
+    item 9)."""
+    ahead = datetime.now(UTC) + timedelta(days=3)
+    book = JobBook.of([notices_job(hang_after=None)])
+    book.scheduler = AsyncIOScheduler(timezone="Asia/Shanghai")
+    book.scheduler.add_job(run_job, IntervalTrigger(seconds=60), args=[book, book.specs[0], None],
+                           id="jobtest")
+    book.scheduler.start(paused=True)
+    try:
+        shown = book.next_run("jobtest", ahead)
+    finally:
+        book.scheduler.shutdown(wait=False)
+    assert shown is not None and ahead < shown <= ahead + timedelta(seconds=61)

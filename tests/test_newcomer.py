@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -133,3 +135,120 @@ async def test_the_tag_mirror_converges_when_wecom_recreates_a_tag(harness: Harn
     assert "已给 李女士 加上标签：门店:朝阳" in await say(harness, "zhangsan",
                                                         "/tag add 李女士 门店:朝阳")
     assert harness.sim.calls_to("externalcontact/mark_tag")[-1].body["add_tag"] == [new.tag_id]
+
+
+async def test_digest_counts_unanswered_breaches_and_regionless_tickets(
+        oa_harness: tuple[Harness, OASimulator]) -> None:
+    """An unanswered breach is a late response, not a missing one; headquarters' digest
+    shows tickets with no region (item 6)."""
+    h, oa = oa_harness
+    await walk_in(h, "王女士")
+    await say(h, "zhangsan", "/ticket open 王女士 咨询 发票 --urgent")  # 华北, due in 30 min
+    await oa.follower_sends_text("oFAN0077", "我要投诉送货太慢")  # a keyword ticket, no region
+    await h.drain()
+    h.clock.advance(timedelta(hours=2))  # nobody answered the urgent one
+    h.clock.set(datetime(2026, 11, 26, 9, 1, tzinfo=SH))
+    await run_jobs(h)
+    digests = {tuple(m["touser"]): m["text"]["content"] for m in h.sim.sent_messages
+               if m["msgtype"] == "text" and "日报" in m["text"]["content"]}
+    north = digests[("zhaoliu",)]
+    assert "【华北】工单 未关闭 1 · 超时 1" in north and "按时响应率 0%" in north
+    headquarters = digests[("admin",)]
+    assert "【未分配区域】工单 未关闭 1" in headquarters and "未分配区域" not in north
+
+
+async def test_a_refused_close_is_not_a_first_response(harness: Harness) -> None:
+    """Only what was actually done to a ticket counts as its first response (item 10)."""
+    await walk_in(harness, "赵女士", store="成都高新店", region="西南")
+    await say(harness, "zhouba", "/ticket open 赵女士 安装 空调安装")
+    ticket = await Ticket.get()
+    refused = await say(harness, "wangwu", f"/ticket close {ticket.number}")
+    assert "请先用 /ticket next" in refused
+    await ticket.refresh_from_db()
+    assert ticket.responded_at is None and ticket.status == "open"
+    assert not await TicketEvent.filter(ticket=ticket, kind="responded").exists()
+
+
+async def test_role_names_in_chinese_and_subcommand_typos(harness: Harness) -> None:
+    """`/staff role wangwu 审批` and `/ticket lsit` (item 14)."""
+    await say(harness, "wangwu", "/help")
+    assert "改为「审批人」" in await say(harness, "admin", "/staff role wangwu 审批")
+    assert "改为「编辑者」" in await say(harness, "admin", "/staff role wangwu 编辑者")
+    assert "没有角色 老板" in await say(harness, "admin", "/staff role wangwu 老板")
+    typo = await say(harness, "zhangsan", "/ticket lsit")
+    assert typo.startswith("您是不是想输入：/ticket list") and "/ticket 需要一个子命令" in typo
+
+
+async def test_a_queued_ticket_says_why_it_waits(harness: Harness) -> None:
+    """The team lead's card says nobody is on duty, not that everyone is at capacity."""
+    await walk_in(harness, "王女士")
+    await say(harness, "lisi", "/duty off")
+    await say(harness, "zhangsan", "/duty off")  # the whole 客服中心 is off duty
+    await say(harness, "zhangsan", "/ticket open 王女士 咨询 发票")
+    ticket = await Ticket.get()
+    assert ticket.assignee is None and "nobody on duty" in ticket.routing_reason
+    [card] = [m["textcard"] for m in harness.sim.sent_messages if m["msgtype"] == "textcard"
+              and "工单排队" in m["textcard"]["title"]]
+    assert "无人在岗" in card["description"] and "满负荷" not in card["description"]
+
+
+async def test_an_official_account_customer_can_be_found_and_answered(
+        oa_harness: tuple[Harness, OASimulator]) -> None:
+    """The keyword ticket's assignee finds the follower and answers through the Official
+    Account within the 48 hours, and is told plainly when they are over (item 13)."""
+    h, oa = oa_harness
+    await oa.follower_sends_text("oFAN0123", "热水器坏了，要报修")
+    await h.drain()
+    ticket = await Ticket.get()
+    customer = await ticket.customer
+    assert customer.region is None and ticket.assignee == "lisi"
+    profile = await say(h, "lisi", f"/customer {customer.name}")
+    assert "找不到" not in profile and customer.name in profile
+    answer = await say(h, "lisi", f"/reply {customer.name} 您好，师傅明天上午 9 点上门")
+    assert "已通过公众号发送" in answer
+    assert oa.sent[-1]["text"]["content"] == "您好，师傅明天上午 9 点上门"
+    assert "找不到客户" in await say(h, "zhaoliu", f"/reply {customer.name} 你好")  # 华北
+    h.clock.advance(timedelta(hours=49))
+    late = await say(h, "lisi", f"/回复 {customer.name} 还在吗")
+    assert "超过 48 小时" in late and len(oa.sent) == 2
+
+
+def _file_rows(h: Harness, name_prefix: str) -> list[list[str]]:
+    """The rows of the last CSV file sent whose name starts with `name_prefix`."""
+    [media_id] = [m["file"]["media_id"] for m in h.sim.sent_messages
+                  if m["msgtype"] == "file"
+                  and h.sim.state.media[m["file"]["media_id"]][0].startswith(name_prefix)][-1:]
+    _, content = h.sim.state.media[media_id]
+    return list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
+
+
+async def test_customer_list_pages_and_filters_within_scope(harness: Harness) -> None:
+    """`/customer list` with filters and paging; exports of customers, tickets and channel
+    figures, region-scoped (item 15)."""
+    for i in range(23):
+        await walk_in(harness, f"北京客户{i:02d}", mobile=f"139000000{i:02d}")
+    await walk_in(harness, "上海客户", staff="lisi")  # 华东
+    await say(harness, "zhangsan", "/tag add 北京客户03 VIP")
+    first = await say(harness, "zhangsan", "/customer list")
+    assert "共 23 位，第 1/2 页" in first and "上海客户" not in first
+    assert "--page 2 查看下一页" in first
+    second = await say(harness, "zhangsan", "/customer list --page 2")
+    assert "第 2/2 页" in second and second.count("北京客户") == 3
+    vip = await say(harness, "zhangsan", "/customer list tag=VIP")
+    assert "共 1 位" in vip and "北京客户03" in vip
+    assert "没有符合条件的客户" in await say(harness, "zhangsan", "/customer list --dormant")
+
+    assert "已导出 23 位客户（华北）" in await say(harness, "zhangsan", "/customer export")
+    rows = _file_rows(harness, "customers-")
+    assert rows[0][:3] == ["姓名", "手机", "负责人"] and len(rows) == 24
+    assert all("上海" not in r[0] for r in rows)
+    assert all(r[1].startswith("139****") for r in rows[1:])  # an editor gets masked numbers
+
+    await say(harness, "zhangsan", "/ticket open 北京客户01 咨询 发票")
+    await say(harness, "zhangsan", "/duty off")  # so that 华东's ticket goes to lisi
+    await say(harness, "lisi", "/ticket open 上海客户 咨询 退款")
+    assert "已导出 1 张工单（华北）" in await say(harness, "zhangsan", "/ticket export")
+    tickets = _file_rows(harness, "tickets-")
+    assert [r[4] for r in tickets[1:]] == ["北京客户01"]
+    assert "已导出" in await say(harness, "lisi", "/channel export")
+    assert _file_rows(harness, "channels-")[-1][0] == "（无渠道/未知）"

@@ -97,7 +97,8 @@ async def test_an_oa_message_whose_answer_was_lost_is_never_resent(
     await h.drain()
     [row] = await rows("probe")
     assert row.status == OutboxStatus.UNKNOWN and "not resent" in (row.last_error or "")
-    assert [m["text"]["content"] for m in oa.sent] == ["您的会员积分已到账"]
+    sent = [m["text"]["content"] for m in oa.sent]
+    assert sent.count("您的会员积分已到账") == 1  # (besides the account's answer to 你好)
     assert "unknown" in await say(h, "admin", "/outbox")
 
 

@@ -34,5 +34,11 @@ async def test_messages_without_a_keyword_open_nothing(oa_harness: tuple[Harness
     h, oa = oa_harness
     await oa.follower_sends_text("oFAN0002", "请问周末营业吗")
     await h.drain()
-    assert not await Ticket.exists() and not oa.sent
+    assert not await Ticket.exists()
     assert await Customer.filter(openid="oFAN0002").exists()
+    # …but the follower is told what the account can do, once a day (issue 11, item 13)
+    [help_text] = [m["text"]["content"] for m in oa.sent]
+    assert "报修" in help_text and "例如“报修 空调不制冷”" in help_text
+    await oa.follower_sends_text("oFAN0002", "你好")
+    await h.drain()
+    assert len(oa.sent) == 1

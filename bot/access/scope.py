@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
 from bot.domain.scope import Scope
@@ -28,7 +28,9 @@ class ScopedData:
     scope: Scope
 
     def customer_filter(self) -> Q:
-        return _visible(self.scope, Q(owner_userid=self.scope.member))
+        me = self.scope.member
+        handled = Subquery(Ticket.filter(assignee=me).values("customer_id"))
+        return _visible(self.scope, Q(owner_userid=me), Q(id__in=handled))
 
     def ticket_filter(self) -> Q:
         me = self.scope.member

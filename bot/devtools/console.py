@@ -20,6 +20,7 @@ from typing import Any
 
 from bot.app.keys import context_key
 from bot.devtools.running import Sandbox
+from bot.devtools.simulator import FollowStatus
 from bot.pipeline.inbox_admin import status_counts
 from models import Channel, Customer
 from scheduler.runner import JobBook, run_due_jobs
@@ -28,6 +29,7 @@ _AS = re.compile(r"^as\s+(?P<who>[\w.-]+)\s*[:：]\s*(?P<text>.+)$", re.S)
 _AS_CUSTOMER = re.compile(r"^as\s+customer\s+(?P<name>\S+?)\s*[:：]\s*(?P<text>.+)$", re.S)
 _SCAN = re.compile(r"^scan\s+(?P<state>\S+)\s+as\s+(?P<name>\S+)(?P<rest>.*)$")
 _CLOCK = re.compile(r"^clock\s+\+(?P<n>\d+)(?P<unit>[smhd])$")
+_CONFIRM = re.compile(r"^confirm\s+(?P<name>\S+)(?:\s+by\s+(?P<who>[\w.-]+))?$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _TAGS = re.compile(r"\s*<[^>]+>\s*")
 
@@ -37,7 +39,10 @@ HELP = """commands:
   scan <channel|state> as <name> [mobile=138…] [staff=<userid>] [half]
                              a customer scans a channel QR code (staff= for a state
                              that belongs to no channel)
-  clock +<n><s|m|h|d>        move time forward and run the sweep (reminders, escalations)
+  confirm <customer> [by <userid>]
+                             the member confirms a customer's half add (a skip-verify
+                             scan with `half`), as they would in WeCom
+  clock +<n><s|m|h|d>        move time forward and run what fell due (sweep, care, digests)
   calls [n]                  the last n WeCom API calls scrmbot made (default 10)
   staff                      the simulated corp's members
   inbox                      inbox totals (pending, processing, done, dead)
@@ -62,6 +67,8 @@ class Console:
         self._seen_messages = len(sandbox.sim.sent_messages)
         self._seen_calls = len(sandbox.sim.calls)
         self._seen_welcome = len(sandbox.sim.welcome_messages)
+        self._seen_tasks = len(sandbox.sim.msg_templates)
+        self._seen_oa = len(sandbox.oa.sent) if sandbox.oa is not None else 0
 
     def say(self, text: str) -> None:
         print(text, file=self.out)
@@ -109,11 +116,14 @@ class Console:
             self.say(self.c(f"{m['name']} scanned {m['state']} and added {result.userid} "
                             f"(external id {result.external_userid})", "2"))
             await self.show_effects()
+        elif m := _CONFIRM.match(line):
+            await self._confirm_half(m["name"], m["who"])
         elif m := _CLOCK.match(line):
             delta = timedelta(**{_UNITS[m["unit"]]: int(m["n"])})
-            now = self.sandbox.clock.advance(delta)
-            self.say(self.c(f"clock is now {now:%Y-%m-%d %H:%M} UTC", "2"))
             ctx = self.sandbox.app[context_key]
+            now = self.sandbox.clock.advance(delta).astimezone(ctx.settings.tz)
+            self.say(self.c(f"clock is now {now:%Y-%m-%d %H:%M} ({ctx.settings.timezone})",
+                            "2"))
             for job, outcome in (await run_due_jobs(ctx, ctx.locals.get(JobBook))).items():
                 if outcome not in ("not due", "claimed"):
                     self.say(self.c(f"job {job}: {outcome}", "2"))
@@ -133,6 +143,19 @@ class Console:
         else:
             self.say(self.c("unknown console command; type help", "31"))
 
+    async def _confirm_half(self, name: str, who: str | None) -> None:
+        """A member confirms a half add (the customer added a skip-verify member)."""
+        customer = await Customer.filter(name=name).first()
+        half = [f for f in self.sandbox.sim.state.follows.values()
+                if customer is not None and f.external_userid == customer.external_userid
+                and f.status == FollowStatus.HALF and who in (None, f.userid)]
+        if not half:
+            self.say(self.c(f"{name} has no half add to confirm", "31"))
+            return
+        await self.sandbox.sim.confirm_half(half[0].userid, half[0].external_userid)
+        self.say(self.c(f"{half[0].userid} confirmed {name}'s add", "2"))
+        await self.show_effects()
+
     async def _customer_says(self, name: str, text: str) -> None:
         """A customer writes to the Official Account (followers are linked by name here)."""
         oa = self.sandbox.oa
@@ -145,11 +168,8 @@ class Console:
         if customer is not None and customer.openid is None:
             customer.openid = openid  # the same person follows the Official Account
             await customer.save(update_fields=["openid"])
-        seen = len(oa.sent)
         await oa.follower_sends_text(openid, text)
         await self.show_effects()
-        for message in oa.sent[seen:]:
-            self.say(self.c(f"[公众号 → {name}] ", "1;34") + message["text"]["content"])
 
     async def show_effects(self) -> None:
         """After an action: wait for the worker, then print new replies and API calls."""
@@ -163,9 +183,20 @@ class Console:
         for message in sim.sent_messages[self._seen_messages:]:
             self.say(self.c(f"[bot → {','.join(message['touser'])}] ", "1;32")
                      + self._fmt_message(message))
+        for task in sim.msg_templates[self._seen_tasks:]:
+            self.say(self.c(f"[群发任务 {task['sender']} → {len(task['external_userid'])} 位客户，"
+                            "待员工确认] ", "1;33") + task["text"]["content"])
+        oa = self.sandbox.oa
+        if oa is not None:
+            for message in oa.sent[self._seen_oa:]:
+                who = await Customer.filter(openid=message["touser"]).first()
+                self.say(self.c(f"[公众号 → {who.name if who else message['touser']}] ", "1;34")
+                         + message["text"]["content"])
+            self._seen_oa = len(oa.sent)
         self._seen_calls = len(sim.calls)
         self._seen_welcome = len(sim.welcome_messages)
         self._seen_messages = len(sim.sent_messages)
+        self._seen_tasks = len(sim.msg_templates)
 
     def _fmt_call(self, call: Any) -> str:
         status = "ok" if call.errcode == 0 else f"errcode {call.errcode}"

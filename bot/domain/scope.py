@@ -1,15 +1,18 @@
 """Region scope as a pure value: which region-scoped records a member may see.
 
 Admins and headquarters staff see every region. Everyone else sees their own region's
-records, plus the ones tied to them (customers they own, tickets assigned to or opened by
-them, their own payouts, channels they created). Aggregate figures are not scoped: a 华北
-manager may compare regions but never read 华南's customers. The ORM adapter in
-`bot/access/scope.py` turns these predicates into query filters; both are tested against
-each other, so a page, a command and an export can never disagree about what is visible.
+records, plus the ones tied to them: customers they own or handle a ticket of (an Official
+Account follower has no region, but whoever handles their ticket must find them), tickets
+assigned to or opened by them, their own payouts, channels they created. Aggregate figures
+are not scoped: a 华北 manager may compare regions but never read 华南's customers. The
+ORM adapter in `bot/access/scope.py` turns these predicates into query filters; both are
+tested against each other, so a page, a command and an export never disagree about what is
+visible.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 
@@ -26,8 +29,10 @@ class Scope:
     def sees_region(self, region: str | None) -> bool:
         return self.all_regions or (region is not None and region == self.region)
 
-    def sees_customer(self, *, region: str | None, owner: str | None) -> bool:
-        return self.sees_region(region) or owner == self.member
+    def sees_customer(self, *, region: str | None, owner: str | None,
+                      ticket_assignees: Collection[str | None] = ()) -> bool:
+        return self.sees_region(region) or owner == self.member or \
+            self.member in ticket_assignees
 
     def sees_ticket(self, *, region: str | None, assignee: str | None,
                     customer_owner: str | None, created_by: str | None) -> bool:

@@ -39,7 +39,8 @@ async def admin_jobs(cmd: Cmd) -> Reply:
     return Reply(template="admin/jobs.txt.j2", data={
         "records": book.records, "latest": latest, "retry_at": retry_at,
         "max_attempts": MAX_ATTEMPTS,
-        "next": {k: book.next_run(k) for k in book.records}, "tz": cmd.ctx.settings.tz})
+        "next": {k: book.next_run(k, cmd.ctx.clock.now()) for k in book.records},
+        "tz": cmd.ctx.settings.tz})
 
 
 @commands.command("outbox", "发送队列：待发、失败的通知", role="admin",

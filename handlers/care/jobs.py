@@ -18,12 +18,12 @@ from jinja2 import TemplateError
 from bot.app.context import BotContext
 from bot.rules.care import CareSchedule
 from bot.store.db import atomic
+from handlers.customers.service import oa_window_left
 from models import CareRecord, Customer, Staff, Ticket, TicketStatus
 from models.contacts import CustomerStatus
 
 logger = logging.getLogger(__name__)
 
-OA_WINDOW = timedelta(hours=48)
 SCHEDULE_NAMES = {"birthday": "生日祝福", "date": "关怀提醒", "after_ticket": "满意度回访",
                   "dormant": "沉睡唤醒"}
 
@@ -87,8 +87,7 @@ async def run_schedule(ctx: BotContext, schedule: CareSchedule) -> int:
     for customer, period, extra in due:
         if (customer.id, period) in done:
             continue
-        if customer.openid and customer.oa_last_seen_at and \
-                now - customer.oa_last_seen_at <= OA_WINDOW:
+        if customer.openid and oa_window_left(customer, now) is not None:
             text = _render(ctx, schedule, name=customer.name, **extra)
             if text is None:
                 continue

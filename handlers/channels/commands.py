@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.app.context import BotContext, Cmd, Router
 from bot.chat.commands import CommandError
+from bot.chat.files import csv_bytes, send_file
 from bot.chat.parsing import Arg, Flag, Option
 from bot.chat.replies import Reply, TextCard, card_description
 from bot.wecom import WeComError
@@ -202,3 +203,32 @@ async def channel_stats(cmd: Cmd) -> Reply:
     if not cmd.args.get("name"):
         rows.append(await channel_figures(None, "（无渠道/未知）", None, since))
     return Reply(template="channel/stats.txt.j2", data={"rows": rows, "days": days})
+
+
+@commands.command("channel export", "导出渠道统计（CSV 文件，汇总数字）", role="viewer",
+                  flags=[Flag("days", "统计最近多少天，默认 30", takes_value=True, convert=int,
+                              default=30)],
+                  examples=("/channel export", "/channel export --days 90"),
+                  aliases=("channel 导出",))
+async def channel_export(cmd: Cmd) -> str:
+    days: int = cmd["days"]
+    if not 1 <= days <= 3650:
+        raise CommandError("--days 应在 1 到 3650 之间。")
+    since = cmd.ctx.clock.now() - timedelta(days=days)
+    rows = []
+    for channel in await Channel.all().order_by("id"):  # aggregates: every region may compare
+        figures = await channel_figures(channel.id, channel.name, channel.state, since)
+        rows.append([channel.name, channel.region or "", channel.store or "",
+                     "、".join(channel.tags), "启用" if channel.active else "已停用",
+                     figures["scans"], figures["new"], figures["lost"], figures["bought"],
+                     figures["tickets"]])
+    figures = await channel_figures(None, "（无渠道/未知）", None, since)
+    rows.append([figures["name"], "", "", "", "", figures["scans"], figures["new"],
+                 figures["lost"], figures["bought"], figures["tickets"]])
+    data = csv_bytes(["渠道", "区域", "门店", "标签", "状态", f"扫码（近{days}天）", "新客户",
+                      "流失", "购买", "开工单"], rows)
+    day = cmd.ctx.clock.now().astimezone(cmd.ctx.settings.tz).strftime("%Y%m%d")
+    path = await send_file(cmd.ctx.outbox, cmd.staff.userid, f"channels-{day}.csv", data,
+                           kind="export", keep=cmd.ctx.settings.sandbox)
+    where = f"（已写入 {path}）" if path else ""
+    return f"已导出 {len(rows) - 1} 个渠道的统计，文件随后发送{where}。"

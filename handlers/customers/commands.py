@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from datetime import date, timedelta
 
+from tortoise.expressions import Subquery
 from tortoise.functions import Count
+from tortoise.queryset import QuerySet
 
 from bot.app.context import Cmd, Router
 from bot.chat.commands import CommandError
+from bot.chat.files import csv_bytes, send_file
 from bot.chat.parsing import Arg, Flag, Option, parse_amount
 from bot.chat.replies import Reply
+from bot.domain.roles import has_role
 from bot.domain.settlement import rebate
 from handlers.customers.service import (
     annual_spend_fen,
     find_one_customer,
     mask_mobile,
+    oa_window_left,
     record_purchase,
 )
 from handlers.customers.tags import apply_tags, refresh_corp_tags, remove_tags, shown_tag
@@ -26,6 +32,7 @@ commands = Router("customers")
 commands.alias("客户", "customer")
 commands.alias("标签", "tag")
 commands.alias("标签组", "tags")
+commands.alias("回复", "reply")
 
 
 @commands.command("customer", "查看客户资料：标签、来源、负责人、区域、消费", role="viewer",
@@ -160,3 +167,115 @@ async def tags_list(cmd: Cmd) -> Reply:
     for tag in await CorpTag.filter(deleted=False).order_by("group_name", "id"):
         groups[tag.group_name].append(tag.name)
     return Reply(template="customer/tags.txt.j2", data={"groups": groups})
+
+
+@commands.command(
+    "reply", "通过公众号客服消息回复客户（客户最后一次发消息后 48 小时内）", role="editor",
+    customer_data=True, changes_data=True,
+    args=[Arg("customer", "客户姓名、手机号"), Arg("text", "回复内容", nargs="+", free_text=True)],
+    examples=("/reply 公众号粉丝2ea9 您好，师傅明天上午上门", "/回复 王女士 已为您安排退货"),
+    aliases=("customer reply",))
+async def reply_to_customer(cmd: Cmd) -> str:
+    customer = await find_one_customer(cmd.data, cmd["customer"])
+    if not customer.openid:
+        raise CommandError(f"{customer.name} 没有关注公众号，无法发公众号消息。"
+                           "请在企业微信里直接联系客户。")
+    left = oa_window_left(customer, cmd.ctx.clock.now())
+    if left is None:
+        raise CommandError(f"{customer.name} 最后一次给公众号发消息已超过 48 小时，微信不允许再发"
+                           "客服消息。请等客户再次留言，或在企业微信里联系客户。")
+    text = cmd["text"]
+    if len(text.encode()) > 2048:
+        raise CommandError(f"回复过长：{len(text.encode())} 字节，上限 2048。")
+    await cmd.ctx.outbox.enqueue(f"oa-staff-reply:{customer.id}:{uuid.uuid4().hex}",
+                                 kind="oa_reply", channel="oa", recipient=customer.openid,
+                                 payload={"text": text})
+    hours = max(1, int(left.total_seconds() // 3600))
+    return f"已通过公众号发送给 {customer.name}（还可回复约 {hours} 小时）。"
+
+
+PAGE_SIZE = 20
+LIST_OPTIONS = [Option("tag", "标签，可写成 组:名"), Option("owner", "负责人的企业微信账号"),
+                Option("region", "区域"), Option("channel", "来源渠道名称")]
+
+
+async def _filtered(cmd: Cmd) -> QuerySet[Customer]:
+    """The customers this member may see, narrowed by the list's options."""
+    query = cmd.data.customers()
+    if cmd.args.get("tag"):
+        group, sep, name = str(cmd["tag"]).replace("：", ":").partition(":")
+        tagged = CustomerTag.filter(group_name=group, name=name) if sep and name \
+            else CustomerTag.filter(name=cmd["tag"])
+        query = query.filter(id__in=Subquery(tagged.values("customer_id")))
+    if cmd.args.get("owner"):
+        query = query.filter(owner_userid=cmd["owner"])
+    if cmd.args.get("region"):
+        query = query.filter(region=cmd["region"])
+    if cmd.args.get("channel"):
+        channel = await Channel.get_or_none(name=cmd["channel"])
+        if channel is None:
+            raise CommandError(f"没有渠道 {cmd['channel']}。")
+        query = query.filter(source_state=channel.state)
+    if cmd.args.get("dormant"):
+        query = query.filter(dormant_since__isnull=False)
+    return query
+
+
+@commands.command(
+    "customer list", "客户列表：可按标签、负责人、区域、渠道、沉睡筛选，分页", role="viewer",
+    customer_data=True, options=LIST_OPTIONS,
+    flags=[Flag("dormant", "只看沉睡客户"),
+           Flag("page", "第几页，默认 1", takes_value=True, convert=int, default=1)],
+    examples=("/customer list", "/customer list tag=VIP --page 2",
+              "/客户 列表 owner=zhangsan --dormant"),
+    aliases=("customer 列表",))
+async def customer_list(cmd: Cmd) -> Reply:
+    page: int = cmd["page"]
+    if not 1 <= page <= 10_000:
+        raise CommandError("--page 应为 1 到 10000 之间的页码。")
+    query = await _filtered(cmd)
+    total = await query.count()
+    customers = await query.order_by("-id").offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+    pages = max(1, -(-total // PAGE_SIZE))
+    shown = " ".join(f"{o.name}={cmd[o.name]}" for o in LIST_OPTIONS if cmd.args.get(o.name))
+    if cmd.args.get("dormant"):
+        shown = f"{shown} --dormant".strip()
+    return Reply(template="customer/list.txt.j2", data={
+        "customers": customers, "mask": mask_mobile, "page": page, "pages": pages,
+        "total": total, "filters": shown, "scope": cmd.scope.describe()})
+
+
+@commands.command(
+    "customer export", "导出客户（CSV 文件，仅您可见的客户）", role="editor",
+    customer_data=True, options=LIST_OPTIONS, flags=[Flag("dormant", "只导出沉睡客户")],
+    examples=("/customer export", "/customer export tag=VIP region=华北"),
+    aliases=("customer 导出",))
+async def customer_export(cmd: Cmd) -> str:
+    query = await _filtered(cmd)
+    customers = await query.order_by("id").limit(EXPORT_LIMIT + 1)
+    if len(customers) > EXPORT_LIMIT:
+        raise CommandError(f"超过 {EXPORT_LIMIT} 位客户，请用 tag= region= 等条件缩小范围。")
+    ids = [c.id for c in customers]
+    tags: dict[int, list[str]] = defaultdict(list)
+    for row in await CustomerTag.filter(customer_id__in=ids).order_by("group_name", "name"):
+        tags[row.customer_id].append(  # type: ignore[attr-defined]
+            shown_tag(cmd.ctx, row.group_name, row.name))
+    # Full numbers for managers (approvers and admins), masked for everyone else.
+    full = has_role(cmd.staff.role, "approver")
+    tz = cmd.ctx.settings.tz
+    rows = [[c.name, (c.mobile or "") if full else mask_mobile(c.mobile), c.owner_userid or "",
+             c.region or "", c.store or "", "、".join(tags[c.id]),
+             c.first_contact_at.astimezone(tz).strftime("%Y-%m-%d") if c.first_contact_at else "",
+             c.last_purchase_at.astimezone(tz).strftime("%Y-%m-%d") if c.last_purchase_at else "",
+             f"{c.lifetime_spend_fen / 100:.2f}", "是" if c.dormant_since else "",
+             "已流失" if c.status == CustomerStatus.ENDED else "正常"] for c in customers]
+    data = csv_bytes(["姓名", "手机", "负责人", "区域", "门店", "标签", "首次添加", "最近购买",
+                      "累计消费(元)", "沉睡", "状态"], rows)
+    day = cmd.ctx.clock.now().astimezone(tz).strftime("%Y%m%d")
+    path = await send_file(cmd.ctx.outbox, cmd.staff.userid, f"customers-{day}.csv", data,
+                           kind="export", keep=cmd.ctx.settings.sandbox)
+    where = f"（已写入 {path}）" if path else ""
+    return f"已导出 {len(rows)} 位客户（{cmd.scope.describe()}），文件随后发送{where}。"
+
+
+EXPORT_LIMIT = 50_000

@@ -4,7 +4,7 @@ how members find the customers they may see. What other features use is here."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.expressions import F, Q
@@ -26,9 +26,9 @@ from models.contacts import CustomerStatus, RelationStatus
 logger = logging.getLogger(__name__)
 
 # What other features use: customers, and tags kept the same here and in WeCom.
-__all__ = ["add_local_tags", "annual_spend_fen", "apply_tags", "find_one_customer", "follower",
-           "mask_mobile", "record_purchase", "remove_tags", "resync_unsynced_tags",
-           "search_customers", "sync_customer"]
+__all__ = ["OA_WINDOW", "add_local_tags", "annual_spend_fen", "apply_tags", "find_one_customer",
+           "follower", "mask_mobile", "oa_window_left", "record_purchase", "remove_tags",
+           "resync_unsynced_tags", "search_customers", "sync_customer"]
 
 
 def _from_ts(value: Any) -> datetime | None:
@@ -89,6 +89,17 @@ async def sync_customer(external_userid: str, ctx: BotContext, *, added_by: str 
     await customer.save(update_fields=SYNCED_FIELDS)
     await sync_tags_from_wecom(customer, follows)
     return customer
+
+
+OA_WINDOW = timedelta(hours=48)  # customer-service messages after a follower's last message
+
+
+def oa_window_left(customer: Customer, now: datetime) -> timedelta | None:
+    """How long the Official Account may still message this follower (None: not at all)."""
+    if not customer.openid or customer.oa_last_seen_at is None:
+        return None
+    left = customer.oa_last_seen_at + OA_WINDOW - now
+    return left if left > timedelta(0) else None
 
 
 async def follower(ctx: BotContext, openid: str) -> tuple[Customer, bool]:

@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.app.context import BotContext
-from handlers.tickets.service import is_overdue
+from handlers.tickets.service import is_overdue, response_compliance
 from models import ChannelScan, Customer, Payout, PayoutStatus, Staff, Ticket, TicketStatus
 
 OPEN = (TicketStatus.OPEN, TicketStatus.WAITING)
+
+
+UNASSIGNED = "未分配区域"  # tickets and customers with no region (e.g. Official Account fans)
 
 
 @dataclass
@@ -19,7 +22,7 @@ class RegionFigures:
     open: int = 0
     overdue: int = 0
     escalated: int = 0
-    responded: int = 0
+    responded: int = 0  # first responses counted (answered, or breached unanswered)
     responded_on_time: int = 0
     payouts_pending: int = 0
     payouts_pending_fen: int = 0
@@ -33,27 +36,25 @@ class RegionFigures:
         return f"{self.responded_on_time * 100 // self.responded}%"
 
 
-async def region_figures(region: str, now: datetime, since: datetime) -> RegionFigures:
-    figures = RegionFigures(region)
-    tickets = Ticket.filter(region=region)
+async def region_figures(region: str | None, now: datetime, since: datetime) -> RegionFigures:
+    """One region's figures (`None`: what has no region)."""
+    figures = RegionFigures(region or UNASSIGNED)
+    tickets = Ticket.filter(region=region) if region else Ticket.filter(region__isnull=True)
     figures.open = await tickets.filter(status__in=OPEN).count()
     figures.overdue = await tickets.filter(is_overdue(now)).count()
     figures.escalated = await tickets.filter(status__in=OPEN, escalation__isnull=False).count()
-    for ticket in await tickets.filter(responded_at__gte=since).only(
-            "id", "responded_at", "response_due"):
-        figures.responded += 1
-        if ticket.response_due is None or (ticket.responded_at is not None and
-                                           ticket.responded_at <= ticket.response_due):
-            figures.responded_on_time += 1
-    payouts = Payout.filter(region=region)
+    figures.responded_on_time, figures.responded = await response_compliance(tickets, since,
+                                                                              now)
+    payouts = Payout.filter(region=region) if region else Payout.filter(region__isnull=True)
     for payout in await payouts.filter(status__in=[PayoutStatus.AWAITING_APPROVAL,
                                                     PayoutStatus.APPROVED]):
         figures.payouts_pending += 1
         figures.payouts_pending_fen += payout.payout_fen
     figures.paid_fen = sum(p.payout_fen for p in await payouts.filter(
         status=PayoutStatus.PAID, paid_at__gte=since))
-    new_ids = await Customer.filter(region=region, created_at__gte=since).values_list(
-        "id", flat=True)
+    customers = Customer.filter(region=region) if region else \
+        Customer.filter(region__isnull=True)
+    new_ids = await customers.filter(created_at__gte=since).values_list("id", flat=True)
     for scan in await ChannelScan.filter(customer_id__in=new_ids, new_customer=True) \
             .prefetch_related("channel"):
         name = scan.channel.name if scan.channel else "无渠道"  # type: ignore[union-attr]
@@ -73,6 +74,10 @@ async def send_digests(ctx: BotContext, *, days: int, kind: str, period: str,
     since = now - timedelta(days=days)
     rules = ctx.rules.current
     figures = {name: await region_figures(name, now, since) for name in rules.regions}
+    unassigned = await region_figures(None, now, since)
+    if unassigned.open or unassigned.responded or unassigned.payouts_pending or \
+            unassigned.new_customers:
+        figures[UNASSIGNED] = unassigned  # headquarters' digest only
     sent = 0
     if regional:
         for region in rules.regions.values():

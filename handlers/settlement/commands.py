@@ -3,17 +3,11 @@ managers get statements for their region."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import csv
-import io
-import uuid
-from pathlib import Path
-
 from tortoise.expressions import Q
 
 from bot.app.context import Cmd, Router
 from bot.chat.commands import CommandError
+from bot.chat.files import csv_bytes, send_file
 from bot.chat.parsing import Arg
 from bot.chat.replies import Reply
 from handlers.settlement.service import PAYEE_NAMES, STATUS_NAMES, reverse
@@ -22,16 +16,6 @@ from models import LedgerEntry, Payout, PayoutStatus, Staff, Ticket
 commands = Router("settlement")
 commands.alias("结算", "payout")
 commands.alias("对账", "settle")
-
-STATEMENTS_DIR = Path("var/statements")
-
-
-def _write_statement(filename: str, data: bytes) -> str:
-    STATEMENTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = STATEMENTS_DIR / filename
-    path.write_bytes(data)
-    return str(path)
-
 
 def _period(text: str) -> str:
     cleaned = text.replace("/", "-").strip()
@@ -154,19 +138,17 @@ async def statement(cmd: Cmd) -> Reply:
         raise CommandError(f"{subject} 在 {period} 没有（您可见的）结算。")
     entries = await LedgerEntry.filter(payout_id__in=[p.id for p in payouts]).order_by("id")
     by_payout = {p.id: p for p in payouts}
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["账期", "工单", "类型", "师傅", "门店", "区域", "规则", "版本", "通道",
-                     "状态", "分录", "项目", "收款方", "金额(元)"])
+    rows = []
     for entry in entries:
         payout = by_payout[entry.payout_id]  # type: ignore[attr-defined]
         ticket: Ticket = payout.ticket  # type: ignore[assignment]
-        writer.writerow([payout.period, ticket.number, ticket.type, payout.installer,
-                         payout.store or "", payout.region or "", payout.rule_set,
-                         payout.rule_version, payout.channel, STATUS_NAMES[payout.status],
-                         entry.kind, entry.item, PAYEE_NAMES.get(entry.payee, entry.payee),
-                         f"{entry.amount_fen / 100:.2f}"])
-    data = buffer.getvalue().encode("utf-8-sig")  # Excel opens UTF-8 CSV with a BOM
+        rows.append([payout.period, ticket.number, ticket.type, payout.installer,
+                     payout.store or "", payout.region or "", payout.rule_set,
+                     payout.rule_version, payout.channel, STATUS_NAMES[payout.status],
+                     entry.kind, entry.item, PAYEE_NAMES.get(entry.payee, entry.payee),
+                     f"{entry.amount_fen / 100:.2f}"])
+    data = csv_bytes(["账期", "工单", "类型", "师傅", "门店", "区域", "规则", "版本", "通道",
+                      "状态", "分录", "项目", "收款方", "金额(元)"], rows)
     filename = f"statement-{who}-{period}.csv"
     live = [p for p in payouts if p.status != PayoutStatus.REVERSED]
     summary = {"subject": subject, "period": period, "count": len(live),
@@ -174,12 +156,8 @@ async def statement(cmd: Cmd) -> Reply:
                "payout": sum(p.payout_fen for p in live),
                "paid": sum(p.payout_fen for p in live if p.status == PayoutStatus.PAID),
                "awaiting": sum(1 for p in live if p.status == PayoutStatus.AWAITING_APPROVAL),
-               "filename": filename, "path": None}
-    if cmd.ctx.settings.sandbox:
-        summary["path"] = await asyncio.to_thread(_write_statement, filename, data)
+               "filename": filename}
     # The file goes out through the outbox with the reply (once, however the reply fares).
-    await cmd.ctx.outbox.enqueue(
-        f"statement:{cmd.staff.userid}:{who}:{period}:{uuid.uuid4().hex}",
-        kind="statement", channel="file", recipient=cmd.staff.userid,
-        payload={"filename": filename, "content_b64": base64.b64encode(data).decode()})
+    summary["path"] = await send_file(cmd.ctx.outbox, cmd.staff.userid, filename, data,
+                                      kind="statement", keep=cmd.ctx.settings.sandbox)
     return Reply(template="payout/statement.txt.j2", data=summary)

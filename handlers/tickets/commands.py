@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.app.context import Cmd, Router
 from bot.chat.commands import CommandError
+from bot.chat.files import csv_bytes, send_file
 from bot.chat.parsing import Arg, Flag, Option, parse_amount
 from bot.chat.replies import Reply
 from bot.domain.durations import format_duration, parse_duration
 from bot.domain.roles import ROLE_NAMES, has_role
-from bot.domain.routing import PRIORITIES, queue_order
+from bot.domain.routing import PRIORITIES, explain_reason, queue_order
 from bot.domain.settlement import SettlementError
 from bot.domain.stages import Stage
 from handlers.customers.service import find_one_customer
@@ -18,6 +19,7 @@ from handlers.settlement.service import settle_ticket
 from handlers.tickets.service import (
     OPEN_STATES,
     PRIORITY_NAMES,
+    STATUS_NAMES,
     TicketError,
     assign,
     close_ticket,
@@ -26,6 +28,7 @@ from handlers.tickets.service import (
     mark_responded,
     next_stage,
     open_ticket,
+    overdue,
     pause,
     policy_of,
     record,
@@ -364,3 +367,51 @@ async def duty(cmd: Cmd) -> str:
     cmd.staff.on_duty = state
     await cmd.staff.save(update_fields=["on_duty"])
     return "已设为在岗，会接收新工单。" if state else "已设为离岗，不会再分派新工单给您。"
+
+
+EXPORT_LIMIT = 50_000
+
+
+@commands.command(
+    "ticket export", "导出工单（CSV 文件，仅您可见的工单）", role="viewer", customer_data=True,
+    options=[Option("status", "open|waiting|closed", choices=("open", "waiting", "closed")),
+             Option("team", "团队"), Option("region", "区域")],
+    flags=[Flag("overdue", "只导出超时的"),
+           Flag("days", "最近多少天开的工单，默认 30", takes_value=True, convert=int,
+                default=30)],
+    examples=("/ticket export", "/ticket export status=open --overdue",
+              "/工单 导出 region=西南 --days 90"),
+    aliases=("ticket 导出",))
+async def ticket_export(cmd: Cmd) -> str:
+    days: int = cmd["days"]
+    if not 1 <= days <= 3650:
+        raise CommandError("--days 应在 1 到 3650 之间。")
+    now = cmd.ctx.clock.now()
+    query = cmd.data.tickets().filter(created_at__gte=now - timedelta(days=days))
+    for name in ("status", "team", "region"):
+        if cmd.args.get(name):
+            query = query.filter(**{name: cmd[name]})
+    if cmd["overdue"]:
+        query = query.filter(is_overdue(now))
+    tickets = await query.order_by("id").limit(EXPORT_LIMIT + 1).prefetch_related("customer")
+    if len(tickets) > EXPORT_LIMIT:
+        raise CommandError(f"超过 {EXPORT_LIMIT} 张工单，请缩小范围（--days、status=、region=）。")
+    tz = cmd.ctx.settings.tz
+
+    def when(moment: datetime | None) -> str:
+        return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+    rows = [[t.number, t.type, PRIORITY_NAMES.get(t.priority, t.priority),
+             STATUS_NAMES.get(t.status, t.status), t.customer.name,  # type: ignore[attr-defined]
+             t.region or "", t.team, t.assignee or "", t.summary, when(t.created_at),
+             when(t.response_due), when(t.responded_at), when(t.resolution_due),
+             when(t.closed_at), "是" if overdue(t, now) else "", explain_reason(t.routing_reason)]
+            for t in tickets]
+    data = csv_bytes(["工单号", "类型", "优先级", "状态", "客户", "区域", "团队", "处理人",
+                      "问题", "开单时间", "首次响应截止", "首次响应", "解决截止", "关闭时间",
+                      "超时", "分派说明"], rows)
+    day = now.astimezone(tz).strftime("%Y%m%d")
+    path = await send_file(cmd.ctx.outbox, cmd.staff.userid, f"tickets-{day}.csv", data,
+                           kind="export", keep=cmd.ctx.settings.sandbox)
+    where = f"（已写入 {path}）" if path else ""
+    return f"已导出 {len(rows)} 张工单（{cmd.scope.describe()}），文件随后发送{where}。"

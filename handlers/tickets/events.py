@@ -28,8 +28,17 @@ def keyword_in(text: str, keywords: dict[str, str]) -> tuple[str, str] | None:
 @events.on(TextMessage, Source("wechat"), HasField("from_user"), name="keyword")
 async def on_customer_message(event: TextMessage, ctx: BotContext) -> None:
     customer, _ = await follower(ctx, event.from_user)
-    match = keyword_in(event.content, ctx.rules.current.tickets.keywords)
+    keywords = ctx.rules.current.tickets.keywords
+    match = keyword_in(event.content, keywords)
     if match is None:
+        if not await Ticket.filter(customer=customer, status__in=[
+                TicketStatus.OPEN, TicketStatus.WAITING]).exists():
+            # Say what the account can do, once a day: an unanswered "你好" is a dead end.
+            day = ctx.clock.now().astimezone(ctx.settings.tz).date().isoformat()
+            await ctx.outbox.enqueue(
+                f"oa-help:{event.from_user}:{day}", kind="oa_help", channel="oa",
+                recipient=event.from_user, payload={"text": ctx.renderer.render(
+                    "ticket/customer_help.txt.j2", keywords=list(keywords))})
         return
     word, ticket_type = match
     already = await Ticket.filter(customer=customer, type=ticket_type, source="keyword",

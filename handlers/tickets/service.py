@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from tortoise.connection import get_connection
 from tortoise.expressions import Q
 from tortoise.functions import Count, Max
+from tortoise.queryset import QuerySet
 
 from bot.access.errors import Refusal
 from bot.app.context import BotContext
@@ -271,6 +272,30 @@ def is_overdue(now: datetime) -> Q:
     """Open (not waiting) tickets past a deadline they have not met."""
     return Q(status=TicketStatus.OPEN) & (
         Q(resolution_due__lt=now) | (Q(responded_at__isnull=True) & Q(response_due__lt=now)))
+
+
+def overdue(ticket: Ticket, now: datetime) -> bool:
+    """`is_overdue`, for one ticket in hand."""
+    if ticket.status != TicketStatus.OPEN:
+        return False
+    return bool((ticket.resolution_due and ticket.resolution_due < now) or
+                (ticket.responded_at is None and ticket.response_due and
+                 ticket.response_due < now))
+
+
+async def response_compliance(tickets: QuerySet[Ticket], since: datetime, now: datetime
+                              ) -> tuple[int, int]:
+    """First responses kept since `since`: (on time, counted). Counted are tickets answered
+    since then and open tickets whose deadline passed since then without an answer (a
+    breach nobody answered is late, not left out); waiting tickets' clocks are paused."""
+    on_time = counted = 0
+    for responded_at, due in await tickets.filter(responded_at__gte=since).values_list(
+            "responded_at", "response_due"):
+        counted += 1
+        on_time += due is None or responded_at <= due
+    counted += await tickets.filter(responded_at__isnull=True, status=TicketStatus.OPEN,
+                                    response_due__gte=since, response_due__lt=now).count()
+    return on_time, counted
 
 
 def require_open(ticket: Ticket) -> None:
