@@ -50,7 +50,8 @@ async def outbox(cmd: Cmd) -> Reply:
     which = cmd.args.get("which", "failed")
     if which not in ("failed", "pending"):
         raise CommandError("可选：failed 或 pending。")
-    rows = await OutboxMessage.filter(status=which).order_by("-id").limit(20)
+    statuses = [which] if which == "pending" else [OutboxStatus.FAILED, OutboxStatus.UNKNOWN]
+    rows = await OutboxMessage.filter(status__in=statuses).order_by("-id").limit(20)
     counts = {s.value: await OutboxMessage.filter(status=s).count() for s in OutboxStatus}
     return Reply(template="admin/outbox.txt.j2", data={"rows": rows, "counts": counts,
                                                         "which": which})
