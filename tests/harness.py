@@ -10,11 +10,13 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web_runner import BaseRunner
 from tortoise import Tortoise
 from tortoise.connection import get_connection
 
 from bot.app.factory import create_app
 from bot.app.keys import outbox_key, redis_key, worker_key
+from bot.app.serving import make_runner
 from bot.app.settings import Settings
 from bot.devtools.simulator import WeComSimulator, load_demo_corp
 from bot.domain.clock import ManualClock
@@ -30,6 +32,13 @@ CONTACT_SECRET = "test-contact-secret"
 TOKEN = "QDG6eK"
 AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 SECRET_KEY = "test-secret-key-for-signed-links-0123456789"
+
+
+class ServedTestServer(TestServer):
+    """The test server, serving the app the way `scrmbot serve` does (bot/app/serving.py)."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return make_runner(self.app)  # not aiohttp's test options: production's
 
 
 def test_settings(api_base: str, **overrides: Any) -> Settings:
@@ -123,7 +132,7 @@ async def start_harness(aiohttp_client: Any, *, run_worker: bool = True,
 
     app.cleanup_ctx.insert(2, clean_state)  # after database and redis, before the worker
     app.on_cleanup.append(close_simulator)
-    client: TestClient = await aiohttp_client(TestServer(app, host="127.0.0.1"))
+    client: TestClient = await aiohttp_client(ServedTestServer(app, host="127.0.0.1"))
     sim.callback_url = str(client.make_url("/wecom/callback"))
     harness = Harness(sim=sim, client=client, clock=clock, settings=settings)
     return harness

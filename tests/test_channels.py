@@ -257,7 +257,10 @@ async def test_official_account_follow_through_a_channel(aiohttp_client: Any,
     resp = await h.client.post("/wechat/callback", params=params, data=xml)
     assert resp.status == 200 and await resp.text() == "success"
     scan_xml = xml.replace("subscribe", "SCAN").replace("qrscene_choaposter", "choaposter")
-    assert (await h.client.post("/wechat/callback", params=params, data=scan_xml)).status == 200
+    # another body needs its own (timestamp, nonce): plain mode accepts each pair once
+    scan_params = {**params, "signature": sign("oatoken", ts, "n2"), "nonce": "n2"}
+    assert (await h.client.post("/wechat/callback", params=scan_params,
+                                data=scan_xml)).status == 200
     await h.drain()
     follower = await Customer.get(openid="oOPENID1")
     assert follower.source == "oa" and follower.source_state == "choaposter"

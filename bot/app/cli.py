@@ -10,8 +10,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiohttp import web
-
 from bot.app.settings import ConfigError, Settings, load_settings
 from bot.rules.checker import RulesError
 from bot.rules.loader import load_rules
@@ -50,6 +48,7 @@ def _run_db_command(settings: Settings, work: Callable[[], Awaitable[int]]) -> i
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.app.factory import create_app  # the whole app: loaded only to serve
+    from bot.app.serving import serve
 
     settings = _settings()
     try:
@@ -57,8 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except RulesError as exc:
         print(f"scrmbot: rules error: {exc}", file=sys.stderr)
         return 2
-    web.run_app(app, host=args.host or settings.host, port=args.port or settings.port,
-                access_log=None, print=lambda s: logger.info(s.strip()))
+    serve(app, args.host or settings.host, args.port or settings.port)
     return 0
 
 
@@ -135,7 +133,7 @@ def cmd_inbox(args: argparse.Namespace) -> int:
 
 
 def cmd_settle(args: argparse.Namespace) -> int:
-    from handlers.settlement.reconcile import load_and_check
+    from handlers.settlement.reconcile import ledger_report
     from models import LedgerEntry, Payout
 
     settings = _settings()
@@ -146,8 +144,11 @@ def cmd_settle(args: argparse.Namespace) -> int:
         return 2
 
     async def check() -> int:
-        problems = await load_and_check(rules)
+        report = await ledger_report(rules)
+        problems = report.problems
         payouts, entries = await Payout.all().count(), await LedgerEntry.all().count()
+        for note in report.notes:
+            print(f"NOTE {note}")
         if problems:
             for problem in problems:
                 print(f"PROBLEM {problem}")

@@ -109,6 +109,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_worker: bo
             lanes = [make(ctx) for feature in features for make in feature.lanes]
             for lane in lanes:
                 writer.subscribe(lane)
+                lane.start()
             worker.start()
             outbox.start()
         try:
@@ -126,11 +127,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_worker: bo
 
     app.cleanup_ctx.extend([stores, services, pipeline, *([scheduler] if run_scheduler
                                                           else [])])
+    oa = settings.oa
     endpoints = CallbackEndpoints(
         CallbackCrypto(settings.token, settings.aes_key, settings.corp_id,
                        settings.max_clock_skew_s), clock, lambda a: _accept(app, a),
-        CallbackCrypto(settings.oa.token, settings.oa.aes_key or "A" * 43, settings.oa.app_id,
-                       settings.max_clock_skew_s) if settings.oa else None)
+        CallbackCrypto(oa.token, oa.aes_key or "A" * 43, oa.app_id,
+                       settings.max_clock_skew_s) if oa else None,
+        oa_safe_mode=bool(oa and oa.aes_key),
+        claim_nonce=lambda key, digest, ttl_s: _claim_nonce(app, key, digest, ttl_s),
+        body_timeout_s=settings.body_timeout_s)
     app.router.add_routes(endpoints.routes())
     app.router.add_get("/healthz", healthz)
     for feature in features:
@@ -141,6 +146,18 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_worker: bo
 
 async def _accept(app: web.Application, accepted: Accepted) -> bool:
     return await app[writer_key].accept(accepted)
+
+
+async def _claim_nonce(app: web.Application, key: str, digest: str, ttl_s: int) -> str:
+    """The endpoints' replay memory for plain-mode OA callbacks, shared by every process."""
+    redis = app[redis_key]
+    name = f"scrmbot:oa-nonce:{key}"
+    if await redis.set(name, digest, nx=True, ex=ttl_s):
+        return digest
+    kept = await redis.get(name)
+    if kept is None:  # expired in between: the pair is ours now
+        return digest
+    return kept.decode() if isinstance(kept, bytes) else str(kept)
 
 
 def _context(settings: Settings, clock: Clock, rules: RulesHolder,

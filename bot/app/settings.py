@@ -66,6 +66,11 @@ class Settings:
     # WeCom credential. Generated into var/ in the sandbox, required in production.
     secret_key: str = ""
     link_ttl_days: int = 7
+    # Serving limits (bot/app/serving.py). WeCom sends a whole request at once and gives up
+    # after 5 s, so a client slower than this is broken or hostile.
+    header_timeout_s: float = 5
+    body_timeout_s: float = 5
+    max_connections: int = 512
 
     @property
     def tz(self) -> ZoneInfo:
@@ -173,6 +178,12 @@ def load_settings(environ: Mapping[str, str] | None = None,
         public_url=public_url,
         secret_key=secret_key,
         link_ttl_days=get.integer("SCRM_LINK_TTL_DAYS", "7", default=7, minimum=1, maximum=90),
+        header_timeout_s=get.integer("SCRM_HEADER_TIMEOUT_S", "5", default=5, minimum=1,
+                                     maximum=300),
+        body_timeout_s=get.integer("SCRM_BODY_TIMEOUT_S", "5", default=5, minimum=1,
+                                   maximum=300),
+        max_connections=get.integer("SCRM_MAX_CONNECTIONS", "512", default=512, minimum=1,
+                                    maximum=100_000),
     )
 
 

@@ -26,6 +26,18 @@ class UsageError(Exception):
     """The arguments do not fit the command's spec; the message says what is wrong."""
 
 
+# Every argument is bounded, so a pasted novel gets a message, not an error id.
+MAX_WORD = 128
+MAX_FREE_TEXT = 2000
+MAX_WORDS = 100
+
+
+def _bounded(label: str, value: str, limit: int) -> str:
+    if len(value) > limit:
+        raise UsageError(f"{label} 最长 {limit} 个字，收到 {len(value)} 个字")
+    return value
+
+
 def normalise(text: str) -> str:
     """Fold full-width ASCII (／ ＝ letters, digits, U+3000 spaces) and curly quotes."""
     return normalise_mapped(text)[0]
@@ -114,6 +126,11 @@ class Arg:
     help: str = ""
     nargs: Literal["1", "?", "+", "*"] = "1"
     free_text: bool = False
+    max_len: int | None = None  # characters per word (the whole text if free); see `limit`
+
+    @property
+    def limit(self) -> int:
+        return self.max_len or (MAX_FREE_TEXT if self.free_text else MAX_WORD)
 
     def usage(self) -> str:
         label = {"1": f"<{self.name}>", "?": f"[{self.name}]", "+": f"<{self.name}…>",
@@ -130,6 +147,7 @@ class Option:
     required: bool = False
     many: bool = False
     choices: tuple[str, ...] = ()
+    max_len: int = 128  # characters of the value (of each item, with `many`)
 
     def usage(self) -> str:
         value = f"<{self.name}>,…" if self.many else f"<{self.name}>"
@@ -147,6 +165,7 @@ class Flag:
     convert: Callable[[str], Any] = str
     choices: tuple[str, ...] = ()
     default: Any = None
+    max_len: int = 64
 
     def usage(self) -> str:
         if self.choices:
@@ -180,6 +199,8 @@ class ParsedArgs:
 
 def parse_args(spec: ArgSpec, tokens: list[str]) -> ParsedArgs:
     """Fit tokens to the spec or raise UsageError saying exactly what is wrong."""
+    if len(tokens) > MAX_WORDS:
+        raise UsageError(f"参数太多：最多 {MAX_WORDS} 个，收到 {len(tokens)} 个")
     values: dict[str, Any] = {f.name: f.default if f.takes_value else False for f in spec.flags}
     values.update({o.name: None for o in spec.options})
     flags = {f.name: f for f in spec.flags}
@@ -200,7 +221,7 @@ def parse_args(spec: ArgSpec, tokens: list[str]) -> ParsedArgs:
                     if i >= len(tokens):
                         raise UsageError(f"--{name} 后面需要一个值")
                     inline = tokens[i]
-                values[name] = _convert_flag(flag, inline)
+                values[name] = _convert_flag(flag, _bounded(f"--{name}", inline, flag.max_len))
             else:
                 values[name] = True
         elif "=" in token and options and not token.startswith("="):
@@ -212,7 +233,8 @@ def parse_args(spec: ArgSpec, tokens: list[str]) -> ParsedArgs:
             items = split_list(value) if option.many else value.strip()
             if not items:
                 raise UsageError(f"{key}= 后面需要一个值")
-            for item in items if option.many else [items]:
+            for item in items if isinstance(items, list) else [items]:
+                _bounded(f"{key}=", item, option.max_len)
                 if option.choices and item not in option.choices:
                     raise UsageError(f"{key} 只能是 {'|'.join(option.choices)}，收到 {item}")
             values[key] = items
@@ -267,6 +289,7 @@ def parse_command(spec: ArgSpec, tokens: list[Token], cut: Callable[[int, int], 
         else:
             break
     text = cut(body[0].start, body[-1].end).strip() if body else ""
+    _bounded(f"<{free.name}>", text, free.limit)
     if not text and free.nargs == "+":
         raise UsageError(f"缺少参数 <{free.name}…>")
     parsed = parse_args(ArgSpec(spec.args[:-1], spec.options, spec.flags),
@@ -298,14 +321,17 @@ def _assign_positional(args: tuple[Arg, ...], tokens: list[str], values: dict[st
         if arg.nargs == "1":
             if not remaining:
                 raise UsageError(f"缺少参数 <{arg.name}>")
-            values[arg.name] = remaining.pop(0)
+            values[arg.name] = _bounded(f"<{arg.name}>", remaining.pop(0), arg.limit)
         elif arg.nargs == "?":
-            values[arg.name] = remaining.pop(0) if len(remaining) > later_required else None
+            values[arg.name] = _bounded(f"<{arg.name}>", remaining.pop(0), arg.limit) \
+                if len(remaining) > later_required else None
         else:
             take = max(0, len(remaining) - later_required)
             if arg.nargs == "+" and take == 0:
                 raise UsageError(f"缺少参数 <{arg.name}…>")
             values[arg.name], remaining = remaining[:take], remaining[take:]
+            for word in values[arg.name]:
+                _bounded(f"<{arg.name}>", word, arg.limit)
     if remaining:
         raise UsageError(f"多余的参数：{' '.join(remaining)}")
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.app.factory import create_app
+from bot.app.serving import start_site
 from bot.app.settings import Settings, WeChatOAConfig
 from bot.devtools.console import Console
 from bot.devtools.running import Sandbox
@@ -74,9 +75,7 @@ async def start_sandbox(port: int = 8080) -> tuple[Sandbox, web.AppRunner]:
     oa_base = await oa.start("127.0.0.1", port + 2)
     app = create_app(sandbox_settings(api_base, port, oa_base), clock=clock, migrate=True,
                      worker_poll_s=0.2)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner = await start_site(app, "127.0.0.1", port)
     server_url = f"http://127.0.0.1:{port}"
     sim.callback_url = f"{server_url}/wecom/callback"
     oa.callback_url = f"{server_url}/wechat/callback"

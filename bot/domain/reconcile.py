@@ -41,7 +41,7 @@ def check_ledger(settleable_tickets: Iterable[str], payouts: Iterable[PayoutRow]
         by_ticket[payout.ticket].append(payout)
     for ticket in sorted(set(settleable_tickets)):
         live = [p for p in by_ticket.get(ticket, []) if p.status != "reversed"]
-        if not live:
+        if not live and not by_ticket.get(ticket):
             problems.append(f"ticket {ticket}: completed but not settled")
         elif len(live) > 1:
             keys = ", ".join(p.key for p in live)
@@ -77,3 +77,15 @@ def check_ledger(settleable_tickets: Iterable[str], payouts: Iterable[PayoutRow]
         if net != expected:
             problems.append(f"period {period}: ledger nets {net} fen, payouts say {expected}")
     return problems
+
+
+def reversed_not_resettled(settleable_tickets: Iterable[str], payouts: Iterable[PayoutRow]
+                           ) -> list[str]:
+    """Completed tickets whose every payout was reversed: a state the product allows (a
+    reversal waits for the ticket to be reopened and closed again), listed, not a fault."""
+    by_ticket: dict[str, list[PayoutRow]] = defaultdict(list)
+    for payout in payouts:
+        by_ticket[payout.ticket].append(payout)
+    return [f"ticket {ticket}: reversed ({len(by_ticket[ticket])}×), not settled again yet"
+            for ticket in sorted(set(settleable_tickets))
+            if by_ticket.get(ticket) and all(p.status == "reversed" for p in by_ticket[ticket])]

@@ -6,13 +6,19 @@ starts, so nothing is lost if the process dies: the worker reaches the row and d
 itself, which is why the lane's function must be safe to run twice (the welcome records its
 send in the database). The lane is bounded: under a burst it skips what it cannot start and
 the callback path never piles up tasks.
+
+A lane may also `recover`: every second it asks the feature for work that is still worth
+doing and that nobody is doing (the welcome of an add stored a few seconds ago whose
+process died, or that the lane skipped), so a crash or a restart does not wait for the
+worker's lease; a restarted instance does this first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from bot.wecom.events import Event
@@ -22,10 +28,14 @@ logger = logging.getLogger(__name__)
 E = TypeVar("E", bound=Event)
 
 
+Recover = Callable[[], Awaitable[Sequence[E]]]
+
+
 class FastLane(Generic[E]):
     def __init__(self, name: str, event_type: type[E], accepts: Callable[[E], bool],
                  run: Callable[[E], Awaitable[None]], *, concurrency: int = 16,
-                 max_pending: int = 200) -> None:
+                 max_pending: int = 200, recover: Recover[E] | None = None,
+                 recover_every_s: float = 1.0) -> None:
         self.name = name
         self._event_type = event_type
         self._accepts = accepts
@@ -33,31 +43,65 @@ class FastLane(Generic[E]):
         self._slots = asyncio.Semaphore(concurrency)
         self._max_pending = max_pending
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[int] = set()  # inbox ids under way here
+        self._recover = recover
+        self._recover_every_s = recover_every_s
+        self._recovery: asyncio.Task[None] | None = None
         self.skipped = 0
         self.started = 0
+        self.recovered = 0
+
+    def start(self) -> None:
+        """Start recovering (if the lane can): at once, then every `recover_every_s`."""
+        if self._recover is not None:
+            self._recovery = asyncio.create_task(self._recovering(), name=f"{self.name}-recover")
+
+    async def _recovering(self) -> None:
+        assert self._recover is not None
+        while True:
+            try:
+                for event in await self._recover():
+                    if event.inbox_id not in self._running and self._submit(event):
+                        self.recovered += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("fast lane %s: recovery failed; trying again", self.name)
+            await asyncio.sleep(self._recover_every_s)
 
     def __call__(self, event: Event) -> None:
         """The intake's hook: start the work, unless the lane is full (the worker then does
         it when it reaches the row)."""
-        if not isinstance(event, self._event_type) or not self._accepts(event):
-            return
+        if isinstance(event, self._event_type) and self._accepts(event):
+            self._submit(event)
+
+    def _submit(self, event: E) -> bool:
         if len(self._tasks) >= self._max_pending:
             self.skipped += 1
-            return
+            return False
         self.started += 1
+        self._running.add(event.inbox_id)
         task = asyncio.create_task(self._guarded(event), name=f"{self.name}-{event.inbox_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return True
 
     async def _guarded(self, event: E) -> None:
-        async with self._slots:
-            try:
+        try:
+            async with self._slots:
                 await self._run(event)
-            except Exception:  # the worker does it when it reaches the row
-                logger.exception("fast lane %s failed for inbox row %s", self.name,
-                                 event.inbox_id)
+        except Exception:  # the worker (or the recovery) does it again
+            logger.exception("fast lane %s failed for inbox row %s", self.name,
+                             event.inbox_id)
+        finally:
+            self._running.discard(event.inbox_id)
 
     async def stop(self) -> None:
-        """Let work under way finish (each piece is at most a few seconds)."""
+        """Stop recovering; let work under way finish (each piece is a few seconds)."""
+        if self._recovery is not None:
+            self._recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recovery
+            self._recovery = None
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=10)

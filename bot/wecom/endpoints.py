@@ -1,12 +1,15 @@
 """Callback endpoints: verify, decrypt, parse, hand to the inbox, and answer within milliseconds.
 
 Nothing here acts on an event: `accept` (the pipeline's intake, bound at composition) commits
-it to the inbox and the worker handles it. Every rejection is logged with its reason and
-leaves no trace in the database.
+it to the inbox and the worker handles it. Every rejection is logged with its reason (one line,
+no traceback) and leaves no trace in the database.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import hmac
 import logging
 import re
@@ -14,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.http import HttpProcessingError
 
 from bot.domain.clock import Clock
 from bot.wecom.crypto import CallbackCrypto, CryptoError, StaleTimestampError, sign
@@ -23,21 +27,38 @@ from bot.wecom.xmlparse import XmlError, parse_xml, text_field
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+# WeCom sends a whole request at once and gives up after 5 s; settings.body_timeout_s.
+BODY_TIMEOUT_S = 5.0
+# How long a plain-mode (timestamp, nonce) pair is remembered when the freshness check is off
+# (SCRM_MAX_CLOCK_SKEW_S=0) and so gives no window of its own.
+UNBOUNDED_REPLAY_MEMORY_S = 24 * 3600
 
 
 class Rejected(Exception):
-    """A callback we refuse: `status` is the HTTP answer, `reason` goes to the log."""
+    """A callback we refuse: `status` is the HTTP answer, `reason` goes to the log.
+    `hang_up` closes the connection after the answer (the client is not sending the rest)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, *, hang_up: bool = False) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.hang_up = hang_up
 
 
-def _reject(request: web.Request, exc: Rejected) -> web.Response:
+async def _reject(request: web.Request, exc: Rejected) -> web.Response:
     logger.warning("rejected %s %s from %s: %d %s", request.method, request.path,
                    request.remote, exc.status, exc.reason)
-    return web.Response(status=exc.status, text="")
+    response = web.Response(status=exc.status, text="")
+    if exc.hang_up:
+        # Answer and close now, instead of aiohttp waiting out lingering_time for a body
+        # that is not coming.
+        response.force_close()
+        with contextlib.suppress(ConnectionError):  # it may be gone already
+            await response.prepare(request)
+            await response.write_eof()
+        if request.transport is not None:
+            request.transport.close()
+    return response
 
 
 def _params(request: web.Request, *names: str) -> list[str]:
@@ -48,15 +69,28 @@ def _params(request: web.Request, *names: str) -> list[str]:
     return values
 
 
-async def _read_body(request: web.Request) -> bytes:
+async def _read_body(request: web.Request, timeout_s: float) -> bytes:
+    """The whole body, however it arrives (several TCP segments, chunked), within `timeout_s`
+    and MAX_BODY_BYTES: what happens to be buffered is not the body."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise Rejected(413, f"body of {request.content_length} bytes exceeds {MAX_BODY_BYTES}")
-    body = await request.content.read(MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:
-        raise Rejected(413, f"body exceeds {MAX_BODY_BYTES} bytes")
+    body = bytearray()
+    try:
+        async with asyncio.timeout(timeout_s):
+            while chunk := await request.content.readany():
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    raise Rejected(413, f"body exceeds {MAX_BODY_BYTES} bytes")
+    except TimeoutError:
+        raise Rejected(408, f"body not complete after {timeout_s:g}s ({len(body)} bytes read)",
+                       hang_up=True) from None
+    except ConnectionError as exc:
+        raise Rejected(400, f"connection lost while reading the body: {exc!r}") from None
+    except (web.RequestPayloadError, HttpProcessingError) as exc:
+        raise Rejected(400, f"malformed body framing: {exc!r}") from None
     if not body:
         raise Rejected(400, "empty body")
-    return body
+    return bytes(body)
 
 
 # WeCom's envelope, exactly: the ciphertext is base64 of at most 64 KiB. Matching it directly
@@ -104,6 +138,10 @@ class Accepted:
 
 Accept = Callable[[Accepted], Awaitable[bool]]
 
+ClaimNonce = Callable[[str, str, int], Awaitable[str]]
+"""`(key, digest, ttl_s)`: keep `digest` under `key` for `ttl_s` seconds unless a digest is
+already kept there; return the digest on record (`digest` itself when the key was new)."""
+
 
 def _rejecting(handler: Callable[[web.Request], Awaitable[web.Response]]
                ) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -111,21 +149,34 @@ def _rejecting(handler: Callable[[web.Request], Awaitable[web.Response]]
         try:
             return await handler(request)
         except Rejected as exc:
-            return _reject(request, exc)
+            return await _reject(request, exc)
 
     return guarded
 
 
 class CallbackEndpoints:
     """`/wecom/callback` and `/wechat/callback`. `accept` stores a callback and returns True if
-    it was new; it raises to make the answer a 503 (WeCom then retries)."""
+    it was new; it raises to make the answer a 503 (WeCom then retries).
+
+    The Official Account is in safe mode when `oa_safe_mode` (an EncodingAESKey is configured):
+    then only encrypted callbacks are accepted. In plain mode the signature covers the timestamp
+    and nonce but not the body, so `claim_nonce` (required then) lets each pair carry one body.
+    """
 
     def __init__(self, crypto: CallbackCrypto, clock: Clock, accept: Accept,
-                 oa_crypto: CallbackCrypto | None = None) -> None:
+                 oa_crypto: CallbackCrypto | None = None, *, oa_safe_mode: bool = False,
+                 claim_nonce: ClaimNonce | None = None,
+                 body_timeout_s: float = BODY_TIMEOUT_S) -> None:
+        if oa_crypto is not None and not oa_safe_mode and claim_nonce is None:
+            msg = "a plain-mode Official Account needs claim_nonce to refuse replays"
+            raise ValueError(msg)
         self.crypto = crypto
         self.oa_crypto = oa_crypto
+        self.oa_safe_mode = oa_safe_mode
+        self.claim_nonce = claim_nonce
         self.clock = clock
         self.accept = accept
+        self.body_timeout_s = body_timeout_s
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/wecom/callback", _rejecting(self.wecom_verify_url)),
@@ -161,7 +212,7 @@ class CallbackEndpoints:
 
     async def wecom_callback(self, request: web.Request) -> web.Response:
         signature, timestamp, nonce = _params(request, "msg_signature", "timestamp", "nonce")
-        body = await _read_body(request)
+        body = await _read_body(request, self.body_timeout_s)
         encrypted = envelope_ciphertext(body)
         plain = _decrypt(self.crypto, signature, timestamp, nonce, encrypted,
                          self.clock.timestamp())
@@ -181,24 +232,52 @@ class CallbackEndpoints:
         return web.Response(text=echostr, content_type="text/plain")
 
     async def wechat_callback(self, request: web.Request) -> web.Response:
-        """Official Account messages, in plain mode or safe mode (encrypt_type=aes)."""
+        """Official Account messages: encrypted only in safe mode (a plain body there would be
+        a downgrade: its `signature` can be copied from any request URL), plain otherwise."""
         crypto = self._oa()
         now = self.clock.timestamp()
-        body = await _read_body(request)
-        if request.query.get("encrypt_type", "raw") == "aes":
+        encrypted_mode = request.query.get("encrypt_type", "raw") == "aes"
+        if self.oa_safe_mode and not encrypted_mode:
+            raise Rejected(401, "plain callback refused: the Official Account is in safe mode "
+                                "(WECHAT_AES_KEY is set), only encrypt_type=aes is accepted")
+        if encrypted_mode and not self.oa_safe_mode:
+            raise Rejected(401, "encrypt_type=aes refused: no WECHAT_AES_KEY is configured")
+        body = await _read_body(request, self.body_timeout_s)
+        if encrypted_mode:
             signature, timestamp, nonce = _params(request, "msg_signature", "timestamp",
                                                   "nonce")
             encrypted = envelope_ciphertext(body)
             plain = _decrypt(crypto, signature, timestamp, nonce, encrypted, now)
         else:
-            _oa_check_plain_signature(crypto, request, now)
+            timestamp, nonce = _oa_check_plain_signature(crypto, request, now)
+            await self._claim_once(crypto, timestamp, nonce, body, now)
             plain = body
         await self._store("wechat", plain)
         return web.Response(text="success")
 
+    async def _claim_once(self, crypto: CallbackCrypto, timestamp: str, nonce: str,
+                          body: bytes, now: float) -> None:
+        """Let a signed (timestamp, nonce) carry one body for as long as the timestamp is
+        fresh: WeChat's retries (same query, same body) pass, a replay with another does not."""
+        assert self.claim_nonce is not None
+        skew = crypto.max_clock_skew_s
+        # check_fresh passed, so with a window the timestamp is a number within it
+        ttl_s = max(1, int(timestamp) + skew - int(now) + 1) if skew \
+            else UNBOUNDED_REPLAY_MEMORY_S
+        digest = hashlib.sha256(body).hexdigest()
+        try:
+            kept = await self.claim_nonce(f"{crypto.receive_id}:{timestamp}:{nonce}", digest,
+                                          ttl_s)
+        except Exception as exc:
+            raise Rejected(503, f"replay check failed: {exc!r}") from None
+        if kept != digest:  # nothing secret in a body's hash
+            raise Rejected(401, f"replayed timestamp {timestamp} and nonce {nonce[:32]!r} "
+                                "with a different body")
+
 
 def _oa_check_plain_signature(crypto: CallbackCrypto, request: web.Request,
-                              now: float) -> None:
+                              now: float) -> tuple[str, str]:
+    """The verified (timestamp, nonce) of a plain-signed request, or Rejected(401)."""
     signature, timestamp, nonce = _params(request, "signature", "timestamp", "nonce")
     if not hmac.compare_digest(sign(crypto.token, timestamp, nonce), signature.lower()):
         raise Rejected(401, "signature mismatch")
@@ -206,3 +285,4 @@ def _oa_check_plain_signature(crypto: CallbackCrypto, request: web.Request,
         crypto.check_fresh(timestamp, now)
     except StaleTimestampError as exc:
         raise Rejected(401, str(exc)) from None
+    return timestamp, nonce

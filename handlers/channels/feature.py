@@ -8,7 +8,7 @@ from bot.wecom.events import ExternalContactChange
 from handlers import Feature
 from handlers.channels.commands import commands
 from handlers.channels.events import events
-from handlers.channels.welcome import is_add_with_welcome, welcome_once
+from handlers.channels.welcome import is_add_with_welcome, pending_welcomes, welcome_once
 
 
 def welcome_lane(ctx: BotContext) -> FastLane[ExternalContactChange]:
@@ -18,7 +18,11 @@ def welcome_lane(ctx: BotContext) -> FastLane[ExternalContactChange]:
     async def send(event: ExternalContactChange) -> None:
         await welcome_once(ctx, event)
 
-    return FastLane("welcome", ExternalContactChange, is_add_with_welcome, send)
+    async def recover() -> list[ExternalContactChange]:
+        return await pending_welcomes(ctx)
+
+    return FastLane("welcome", ExternalContactChange, is_add_with_welcome, send,
+                    recover=recover)
 
 
 feature = Feature("channels", commands=commands, events=events, lanes=(welcome_lane,))

@@ -1,7 +1,8 @@
 """Welcome messages: staff-written templates, and sending each welcome code once.
 
-Staff-written templates are untrusted input, so they are rendered by jinja2's
-SandboxedEnvironment and checked when the channel is created, not when a customer scans.
+Staff-written templates are untrusted input: they are a bounded language (variables, a few
+filters, simple conditions; see `bot/chat/staff_templates.py`), checked when the channel is
+created or edited, so rendering one at a customer's scan is cheap and cannot fail.
 
 WeCom honours a welcome code for 20 s after the event, once. The fast lane (the moment the
 add is stored) and the worker (when it reaches the row) both call `welcome_once`; the first
@@ -14,51 +15,43 @@ database, not Redis, records who sent it.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
 from bot.app.context import BotContext
+from bot.chat import staff_templates
+from bot.chat.staff_templates import StaffTemplateError
 from bot.wecom import WeComError
 from bot.wecom.errors import WELCOME_CODE_EXPIRED, WELCOME_CODE_USED
-from bot.wecom.events import ExternalContactChange
-from models import Channel, Staff, WelcomeSend
+from bot.wecom.events import ExternalContactChange, parse_event
+from bot.wecom.xmlparse import parse_xml
+from models import Channel, InboxEntry, InboxStatus, Staff, WelcomeSend
 
 logger = logging.getLogger(__name__)
 
 WELCOME_VARIABLES = ("name", "store", "staff", "channel")
 MAX_WELCOME_BYTES = 4000  # send_welcome_msg's text limit
 
-_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
-
-class WelcomeTemplateError(ValueError):
+class WelcomeTemplateError(StaffTemplateError):
     pass
-
-
-@functools.lru_cache(maxsize=256)
-def _compiled(template: str) -> Template:
-    """Channels' welcome texts compile once, not on every scan."""
-    return _env.from_string(template)
 
 
 def render_welcome(template: str, *, name: str, store: str | None, staff: str,
                    channel: str) -> str:
-    """Render a welcome text; raises WelcomeTemplateError on any template problem."""
+    """Render a channel's welcome text (a bounded staff template, see
+    `bot/chat/staff_templates.py`); raises WelcomeTemplateError with the reason."""
     try:
-        text = _compiled(template).render(name=name, store=store or "", staff=staff,
-                                          channel=channel).strip()
-    except TemplateError as exc:
-        msg = f"欢迎语模板有误：{exc}（可用变量：{'、'.join(WELCOME_VARIABLES)}）"
-        raise WelcomeTemplateError(msg) from None
+        text = staff_templates.render(template, {"name": name, "store": store or "",
+                                                 "staff": staff, "channel": channel})
+    except StaffTemplateError as exc:
+        raise WelcomeTemplateError(str(exc).replace("模板", "欢迎语模板", 1)) from None
     if len(text.encode()) > MAX_WELCOME_BYTES:
         msg = f"欢迎语过长：{len(text.encode())} 字节，上限 {MAX_WELCOME_BYTES}"
         raise WelcomeTemplateError(msg)
@@ -73,6 +66,7 @@ def check_welcome(template: str) -> None:
 DEFAULT_WELCOME_TEMPLATE = "welcome/default.txt.j2"
 WELCOME_FETCH_TIMEOUT_S = 3.0
 CLAIM_LEASE_S = 8.0  # a welcome takes a second or two; its code lives 20 s
+WELCOME_CODE_LIFE_S = 20
 CONTACT_CACHE_S = 120  # the profile fetched for the welcome, reused by the scan
 
 
@@ -107,13 +101,19 @@ async def _contact_for_welcome(event: ExternalContactChange,
 
 async def welcome_text(ctx: BotContext, event: ExternalContactChange, channel: Channel | None,
                        contact: dict[str, Any] | None) -> str:
+    """The channel's welcome, or the default one (also when a channel's stored text no
+    longer passes the template check: a welcome is never lost to a template)."""
     name = (contact or {}).get("external_contact", {}).get("name") or "您"
     staff = await Staff.get_or_none(userid=event.user_id)
     staff_name = staff.name if staff else event.user_id
     store = channel.store if channel else None
     if channel is not None and channel.welcome:
-        return render_welcome(channel.welcome, name=name, store=store, staff=staff_name,
-                              channel=channel.name)
+        try:
+            return render_welcome(channel.welcome, name=name, store=store, staff=staff_name,
+                                  channel=channel.name)
+        except WelcomeTemplateError as exc:
+            logger.error("channel %s: its welcome template fails (%s); the default one is "
+                         "sent", channel.name, exc)
     return ctx.renderer.render(DEFAULT_WELCOME_TEMPLATE, name=name, store=store,
                                staff=staff_name, channel=channel.name if channel else "")
 
@@ -163,11 +163,7 @@ async def welcome_once(ctx: BotContext, event: ExternalContactChange) -> str:
     earlier_attempt = row.attempted
     channel = await Channel.get_or_none(state=event.state) if event.state else None
     contact = await _contact_for_welcome(event, ctx)
-    try:
-        text = await welcome_text(ctx, event, channel, contact)
-    except WelcomeTemplateError as exc:
-        logger.error("channel %s welcome template failed: %s", channel and channel.name, exc)
-        return await _finish(ctx, key, "failed", str(exc))
+    text = await welcome_text(ctx, event, channel, contact)
     await WelcomeSend.filter(code_hash=key, claimed_by=ctx.instance).update(attempted=True)
     try:
         await ctx.wecom.send_welcome_msg(event.welcome_code, text)
@@ -201,3 +197,27 @@ def is_add_with_welcome(event: ExternalContactChange) -> bool:
 
 
 ADD_CHANGES = ("add_external_contact", "add_half_external_contact")
+
+
+async def pending_welcomes(ctx: BotContext) -> list[ExternalContactChange]:
+    """Adds stored in the last 20 s whose welcome nobody has sent or is sending (its process
+    died, or the fast lane was full): the lane recovers them while the code is alive, so a
+    crash does not wait for the worker's lease. The inbox holds the code; only rows not yet
+    done are looked at (the status index keeps this cheap)."""
+    now_ms = _now_ms(ctx)
+    rows = await InboxEntry.filter(
+        status__in=[InboxStatus.PENDING, InboxStatus.PROCESSING],
+        kind__in=[f"ExternalContactChange:{change}" for change in ADD_CHANGES],
+        received_ms__gte=now_ms - WELCOME_CODE_LIFE_S * 1000).values("id", "source", "payload")
+    events: dict[str, ExternalContactChange] = {}
+    for row in rows:
+        event = parse_event(parse_xml(row["payload"]), row["source"], inbox_id=row["id"])
+        alive = not event.create_time or now_ms / 1000 - event.create_time < WELCOME_CODE_LIFE_S
+        if isinstance(event, ExternalContactChange) and event.welcome_code and alive:
+            events[code_hash(event.welcome_code)] = event
+    if not events:
+        return []
+    taken = set(await WelcomeSend.filter(code_hash__in=list(events)).filter(
+        Q(status__not="sending") | Q(lease_until_ms__gte=now_ms)).values_list(
+        "code_hash", flat=True))
+    return [event for key, event in events.items() if key not in taken]

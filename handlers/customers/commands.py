@@ -81,8 +81,8 @@ async def customer_stats(cmd: Cmd) -> Reply:
                   examples=("/customer buy 王女士 268", "/客户 消费 13800001234 1999.50"),
                   aliases=("customer 消费",))
 async def customer_buy(cmd: Cmd) -> str:
-    customer = await find_one_customer(cmd.data, cmd["customer"])
     amount = parse_amount(cmd["amount"], "金额")
+    customer = await find_one_customer(cmd.data, cmd["customer"])
     if amount <= 0:
         raise CommandError("金额须大于 0。")
     was_dormant = await record_purchase(cmd.ctx, customer, amount, cmd.staff.userid)

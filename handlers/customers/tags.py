@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from tortoise.exceptions import IntegrityError
+
 from bot.access.errors import Refusal
 from bot.app.context import BotContext
 from bot.store.db import atomic
@@ -20,6 +22,7 @@ from models.contacts import RelationStatus
 logger = logging.getLogger(__name__)
 
 DEFAULT_GROUP = "客户标签"
+MAX_TAG_CHARS = 30  # WeCom's limit for a tag's (and a group's) name
 
 
 class CorpTagCache(dict[tuple[str, str], CorpTag]):
@@ -54,7 +57,23 @@ async def refresh_corp_tags(ctx: BotContext) -> int:
 
 async def _mirror(tag_id: str, group_id: str, group_name: str, name: str, *,
                   deleted: bool = False) -> CorpTag:
-    """Make our row for WeCom's tag `tag_id` say (group, name), whatever rows were there."""
+    """Make our row for WeCom's tag `tag_id` say (group, name), whatever rows were there.
+
+    Concurrent scans mirror the same new tag at once: a row another transaction inserted
+    meanwhile makes ours conflict; the savepoint is rolled back and the row read again.
+    """
+    for attempt in range(2):
+        try:
+            async with atomic():
+                return await _mirror_once(tag_id, group_id, group_name, name, deleted)
+        except IntegrityError:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _mirror_once(tag_id: str, group_id: str, group_name: str, name: str,
+                       deleted: bool) -> CorpTag:
     by_id = await CorpTag.get_or_none(tag_id=tag_id)
     by_name = await CorpTag.get_or_none(group_name=group_name, name=name)
     if by_name is not None and by_name.tag_id != tag_id:
@@ -126,6 +145,10 @@ async def resolve_tags(ctx: BotContext, texts: list[str], *, fresh: bool = False
     refreshed = not fresh
     for text in texts:
         group, sep, name = text.replace("：", ":").partition(":")
+        for part in (group, name) if sep else (text,):
+            if len(part.strip()) > MAX_TAG_CHARS:
+                raise Refusal(f"标签名和标签组名最长 {MAX_TAG_CHARS} 个字（企业微信规定），"
+                              f"「{part.strip()[:10]}…」有 {len(part.strip())} 个字")
         if sep and group.strip() and name.strip():
             resolved.append((group.strip(), name.strip()))
             continue

@@ -1,0 +1,161 @@
+"""How the app is served: one configuration for `scrmbot serve`, the sandbox and the tests.
+
+WeCom sends a whole request at once and gives up after 5 s, so a client that is slow to send
+its request is broken or hostile, and holding its connection open only helps it. From
+aiohttp 3.14 we use:
+
+* `keepalive_timeout`: a timer armed when a connection opens and after each answer, closing
+  the connection if no complete request head has arrived by then. Set to the header timeout,
+  it cuts off a silent client and one trickling its head alike (and idle keep-alives).
+* `lingering_time`: how long a body nobody read is drained after the answer. Set to the body
+  timeout, it bounds a withheld body on a route that never reads it.
+
+aiohttp has no timeout for a body a handler is reading (the callback endpoints read theirs
+under `asyncio.timeout`, bot/wecom/endpoints.py) and no cap on connections: `GuardedServer`
+counts them and answers 503 beyond the cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from bot.app.keys import settings_key
+from bot.app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Refusals are logged once per interval with a count, so a flood is not a flood of log lines.
+REFUSAL_LOG_INTERVAL_S = 10.0
+_REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+            b"Connection: close\r\n\r\n")
+
+_Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class ServingLimits:
+    """Timeouts and the connection cap (SCRM_HEADER_TIMEOUT_S, SCRM_BODY_TIMEOUT_S,
+    SCRM_MAX_CONNECTIONS)."""
+
+    header_timeout_s: float
+    body_timeout_s: float
+    max_connections: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> ServingLimits:
+        return cls(settings.header_timeout_s, settings.body_timeout_s,
+                   settings.max_connections)
+
+    def handler_args(self) -> dict[str, Any]:
+        """aiohttp RequestHandler options; access logs off (the endpoints log what matters)."""
+        return {"keepalive_timeout": self.header_timeout_s,
+                "lingering_time": self.body_timeout_s, "access_log": None}
+
+
+class GuardedServer(web.Server):
+    """aiohttp's server, answering 503 and closing connections beyond `max_connections`:
+    the process keeps its file descriptors for the database, Redis and the requests it has."""
+
+    def __init__(self, handler: _Handler, *, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.max_connections = max_connections
+        self._open: set[RequestHandler] = set()
+        self._refused_unreported = 0
+        self._reported_at = -math.inf
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._open)
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        if len(self._open) >= self.max_connections:
+            handler.close()  # parse nothing it sends
+            transport.write(_REFUSAL)
+            # Closed on the next turn of the loop, once aiohttp's handler task has started:
+            # losing the connection inside connection_made fails that task's first step.
+            asyncio.get_running_loop().call_soon(transport.close)
+            self._report_refusal(transport)
+            return
+        self._open.add(handler)
+        super().connection_made(handler, transport)
+
+    def connection_lost(self, handler: RequestHandler,
+                        exc: BaseException | None = None) -> None:
+        self._open.discard(handler)
+        super().connection_lost(handler, exc)
+
+    def _report_refusal(self, transport: asyncio.Transport) -> None:
+        self._refused_unreported += 1
+        now = time.monotonic()
+        if now - self._reported_at < REFUSAL_LOG_INTERVAL_S:
+            return
+        logger.warning("connection limit of %d reached: refused %d connection(s) since the "
+                       "last report, the latest from %s", self.max_connections,
+                       self._refused_unreported, transport.get_extra_info("peername"))
+        self._refused_unreported, self._reported_at = 0, now
+
+
+class GuardedRunner(web.AppRunner):
+    """An AppRunner serving through a GuardedServer with `limits` applied."""
+
+    def __init__(self, app: web.Application, limits: ServingLimits) -> None:
+        super().__init__(app, **limits.handler_args())
+        self.limits = limits
+
+    async def _make_server(self) -> web.Server:
+        plain = await super()._make_server()  # starts the app up and freezes it
+        return GuardedServer(plain.request_handler, request_factory=plain.request_factory,
+                             max_connections=self.limits.max_connections,
+                             **self.limits.handler_args())
+
+
+def make_runner(app: web.Application) -> GuardedRunner:
+    """The runner for an app from create_app, with the limits from its settings."""
+    return GuardedRunner(app, ServingLimits.of(app[settings_key]))
+
+
+async def start_site(app: web.Application, host: str, port: int) -> GuardedRunner:
+    """Start the app and listen on `host`:`port`; `runner.cleanup()` stops both."""
+    runner = make_runner(app)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
+
+
+def serve(app: web.Application, host: str, port: int) -> None:
+    """Serve until SIGINT or SIGTERM, then close connections and the app's resources."""
+    async def main() -> None:
+        runner = await start_site(app, host, port)
+        limits = runner.limits
+        logger.info("serving on http://%s:%d (header timeout %gs, body timeout %gs, at most "
+                    "%d connections)", host, port, limits.header_timeout_s,
+                    limits.body_timeout_s, limits.max_connections)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await stop.wait()
+            logger.info("stopping")
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+            await runner.cleanup()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
