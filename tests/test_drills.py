@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from tests.harness import (
     Harness,
     installed_ticket,
     say,
+    start_harness,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,3 +131,44 @@ async def test_settle_check_after_a_reversal_and_on_a_broken_ledger(harness: Har
     assert broken.returncode == 1
     assert f"PROBLEM payout {number}#0: reversal leaves" in broken.stdout
     assert "ledger check failed: 1 problem(s)" in broken.stdout
+
+
+async def test_who_sent_a_welcome_is_recorded_in_the_database_not_redis(
+        harness: Harness) -> None:
+    """Redis losing everything between the fast lane's send and the worker's turn does not
+    turn our welcome into "used by another app" (item 9)."""
+    from bot.app.keys import redis_key
+    from models import ChannelScan, WelcomeSend
+
+    harness.sim.add_contact_way(["zhangsan"], state="chredis")
+    await Channel.create(name="直播间", state="chredis", tags=[], staff=["zhangsan"],
+                         created_at=harness.clock.now())
+    await harness.sim.customer_scans("chredis", "观众")
+    await harness.app[redis_key].flushdb()  # a Redis restart
+    await harness.drain()
+    assert len(harness.sim.welcome_messages) == 1
+    assert (await WelcomeSend.get()).status == "sent"
+    assert (await ChannelScan.get()).welcome == "sent"
+    assert [c.errcode for c in harness.sim.calls_to("externalcontact/send_welcome_msg")] == [0]
+
+
+async def test_a_takeover_after_our_own_attempt_records_the_welcome_as_sent(
+        aiohttp_client: Any, database_url: str) -> None:
+    """The instance that sent it died before recording it: the one taking over gets 41051,
+    and knows the attempt on record was ours."""
+    from bot.app.keys import context_key, worker_key
+    from handlers.channels.welcome import code_hash
+    from models import ChannelScan, WelcomeSend
+
+    harness = await start_harness(aiohttp_client, database_url=database_url, run_worker=False)
+    harness.sim.add_contact_way(["zhangsan"], state="chdead")
+    scan = await harness.sim.customer_scans("chdead", "观众")
+    assert scan.welcome_code
+    await harness.app[context_key].wecom.send_welcome_msg(scan.welcome_code, "欢迎")  # ours
+    await WelcomeSend.create(code_hash=code_hash(scan.welcome_code), event_at=harness.clock.now(),
+                             claimed_by="dead-instance", lease_until_ms=0, attempted=True)
+    harness.app[worker_key].start()
+    await harness.drain()
+    row = await WelcomeSend.get()
+    assert row.status == "sent" and "41051 after an earlier attempt" in row.detail
+    assert (await ChannelScan.get()).welcome == "sent"
