@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -203,7 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=cmd_simulator)
 
     sandbox = sub.add_parser("sandbox", help="server + simulator + console, no WeCom needed")
-    sandbox.add_argument("--port", type=int, default=8080)
+    sandbox.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8080),
+                         help="scrmbot's port (default $PORT or 8080); the WeCom simulator "
+                              "uses the next one, the Official Account the one after")
     sandbox.add_argument("--no-console", action="store_true")
     sandbox.set_defaults(func=cmd_sandbox)
 

@@ -122,6 +122,7 @@ class Console:
             delta = timedelta(**{_UNITS[m["unit"]]: int(m["n"])})
             ctx = self.sandbox.app[context_key]
             now = self.sandbox.clock.advance(delta).astimezone(ctx.settings.tz)
+            self.sandbox.clock_moved()
             self.say(self.c(f"clock is now {now:%Y-%m-%d %H:%M} ({ctx.settings.timezone})",
                             "2"))
             for job, outcome in (await run_due_jobs(ctx, ctx.locals.get(JobBook))).items():

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import secrets
+import socket
 import sys
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from bot.app.factory import create_app
 from bot.app.serving import start_site
 from bot.app.settings import Settings, WeChatOAConfig
 from bot.devtools.console import Console
-from bot.devtools.running import Sandbox
+from bot.devtools.restore import restore_corp
+from bot.devtools.running import Sandbox, saved_offset
 from bot.devtools.simulator import WeComSimulator, load_demo_corp
 from bot.devtools.simulator.__main__ import (
     DEMO_AES_KEY,
@@ -64,8 +66,27 @@ def sandbox_settings(api_base: str, port: int, oa_api_base: str) -> Settings:
     )
 
 
+class PortTaken(Exception):
+    """A port the sandbox needs is in use; the message says which and what to do."""
+
+
+def check_ports(port: int) -> None:
+    """The sandbox listens on `port` (scrmbot), +1 (the WeCom simulator), +2 (the Official
+    Account): say clearly if one is taken, rather than a traceback half-way through start."""
+    for number, what in ((port, "scrmbot"), (port + 1, "the WeCom simulator"),
+                         (port + 2, "the Official Account simulator")):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", number))
+            except OSError:
+                msg = (f"port {number} ({what}) is already in use — is another sandbox "
+                       f"running? Start on other ports with: PORT={port + 1000} make run")
+                raise PortTaken(msg) from None
+
+
 async def start_sandbox(port: int = 8080) -> tuple[Sandbox, web.AppRunner]:
     clock = OffsetClock()
+    clock.offset = saved_offset(SANDBOX_DIR)
     sim = WeComSimulator(DEMO_CORP_ID, 1000002,
                          {DEMO_SECRET: "app", DEMO_CONTACT_SECRET: "contact"},
                          DEMO_TOKEN, DEMO_AES_KEY, clock=clock)
@@ -76,10 +97,14 @@ async def start_sandbox(port: int = 8080) -> tuple[Sandbox, web.AppRunner]:
     app = create_app(sandbox_settings(api_base, port, oa_base), clock=clock, migrate=True,
                      worker_poll_s=0.2)
     runner = await start_site(app, "127.0.0.1", port)
+    restored = await restore_corp(sim, oa)  # the database outlives the in-memory simulator
     server_url = f"http://127.0.0.1:{port}"
     sim.callback_url = f"{server_url}/wecom/callback"
     oa.callback_url = f"{server_url}/wechat/callback"
-    return Sandbox(sim=sim, app=app, clock=clock, server_url=server_url, oa=oa), runner
+    sandbox = Sandbox(sim=sim, app=app, clock=clock, server_url=server_url, oa=oa,
+                      restored=str(restored) if any(vars(restored).values()) else None,
+                      state_dir=SANDBOX_DIR)
+    return sandbox, runner
 
 
 def _log_to_file(path: Path) -> None:
@@ -96,6 +121,12 @@ def _log_to_file(path: Path) -> None:
 
 
 def run_sandbox(port: int = 8080, console: bool = True) -> int:
+    try:
+        check_ports(port)
+    except PortTaken as exc:
+        print(f"scrmbot sandbox: {exc}", file=sys.stderr)
+        return 2
+
     async def main() -> None:
         interactive = console and sys.stdin.isatty()
         if interactive:
@@ -104,6 +135,9 @@ def run_sandbox(port: int = 8080, console: bool = True) -> int:
         control = sandbox.sim.base_url.removesuffix("/cgi-bin")
         logs = f", logs in {SANDBOX_DIR / 'sandbox.log'}" if interactive else ""
         print(f"scrmbot sandbox on {sandbox.server_url} (WeCom simulator on {control}{logs}).")
+        if sandbox.restored:
+            print(f"Restored from {SANDBOX_DIR / 'sandbox.db'}: {sandbox.restored}. "
+                  f"To start afresh: quit, delete {SANDBOX_DIR}/, make run.")
         print("Try:  as zhangsan: /help    as zhangsan: /channel new 抖音直播 tags=直播高意向用户 "
               "staff=zhangsan    scan 抖音直播 as 王女士    help")
         print(f"Or from another shell: curl -XPOST {control}/sim/text "
