@@ -50,7 +50,7 @@ def test_everything_set() -> None:
     ({"SCRM_TIMEZONE": "Mars/Olympus"}, "SCRM_TIMEZONE", "unknown time zone"),
     ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL", "sqlite:// or postgres://"),
     ({"REDIS_URL": "localhost:6379"}, "REDIS_URL", "redis://"),
-    ({"WECHAT_APP_ID": "wx1"}, "WECHAT_SECRET", "is required"),
+    ({"WECHAT_APP_ID": "wx1"}, "WECHAT_SECRET", "is required"),  # and WECHAT_TOKEN
     ({"WECHAT_APP_ID": "wx1", "WECHAT_SECRET": "s", "WECHAT_TOKEN": "t",
       "WECHAT_AES_KEY": "short"}, "WECHAT_AES_KEY", "43 characters"),
 ])
@@ -58,11 +58,10 @@ def test_bad_values_name_the_variable_and_an_example(change: dict[str, str], var
                                                      fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings({**GOOD, **change})
-    message = str(info.value)
+    message = str(info.value).splitlines()[0]  # the first problem, one line
     assert info.value.variable == variable
     assert message.startswith(f"{variable}: ") and fragment in message
     assert f"(example: {variable}=" in message
-    assert "\n" not in message
 
 
 def test_dotenv_is_read_and_environment_wins(tmp_path: pytest.TempPathFactory) -> None:

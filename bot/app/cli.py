@@ -14,7 +14,7 @@ from pathlib import Path
 from bot.app.settings import ConfigError, Settings, load_settings
 from bot.rules.checker import RulesError
 from bot.rules.loader import load_rules
-from bot.store.db import apply_migrations, close_db, open_db
+from bot.store.db import DatabaseUnavailable, apply_migrations, close_db, open_db
 
 logger = logging.getLogger("scrmbot")
 
@@ -27,11 +27,12 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 def _settings() -> Settings:
-    """Settings from the environment and ./.env; a bad value ends the process with one line."""
+    """Settings from the environment and ./.env; bad values end the process, one line each."""
     try:
         return load_settings(dotenv=Path(".env"))
     except ConfigError as exc:
-        print(f"scrmbot: configuration error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"scrmbot: configuration error: {line}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -49,7 +50,7 @@ def _run_db_command(settings: Settings, work: Callable[[], Awaitable[int]]) -> i
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.app.factory import create_app  # the whole app: loaded only to serve
-    from bot.app.serving import serve
+    from bot.app.serving import report_port_taken, serve
 
     settings = _settings()
     try:
@@ -57,7 +58,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except RulesError as exc:
         print(f"scrmbot: rules error: {exc}", file=sys.stderr)
         return 2
-    serve(app, args.host or settings.host, args.port or settings.port)
+    host, port = args.host or settings.host, args.port or settings.port
+    try:
+        serve(app, host, port)
+    except OSError as exc:
+        return report_port_taken(exc, "scrmbot", host, port,
+                                 "stop what listens there or choose another with --port or PORT")
     return 0
 
 
@@ -77,7 +83,15 @@ def cmd_simulator(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from bot.devtools.sandbox import run_sandbox
 
-    return run_sandbox(port=args.port, console=not args.no_console)
+    port = args.port
+    if port is None:
+        raw = os.environ.get("PORT") or "8080"
+        if not raw.isdigit() or not 0 < int(raw) < 65534:
+            print(f"scrmbot sandbox: PORT must be a port number like 8080, got {raw!r}",
+                  file=sys.stderr)
+            return 2
+        port = int(raw)
+    return run_sandbox(port=port, console=not args.no_console)
 
 
 def _fmt_ms(ms: int | None) -> str:
@@ -198,13 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply pending database migrations").set_defaults(
         func=cmd_migrate)
 
-    sim = sub.add_parser("simulator", help="run the WeCom simulator standalone",
-                         add_help=False)
-    sim.add_argument("rest", nargs=argparse.REMAINDER)
-    sim.set_defaults(func=cmd_simulator)
+    sim = sub.add_parser("simulator", add_help=False,
+                         help="run the WeCom simulator standalone (scrmbot simulator --help)")
+    sim.set_defaults(func=cmd_simulator, rest=[])
 
     sandbox = sub.add_parser("sandbox", help="server + simulator + console, no WeCom needed")
-    sandbox.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8080),
+    sandbox.add_argument("--port", type=int, default=None,
                          help="scrmbot's port (default $PORT or 8080); the WeCom simulator "
                               "uses the next one, the Official Account the one after")
     sandbox.add_argument("--no-console", action="store_true")
@@ -237,12 +250,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # The simulator has its own parser (and --help): its options pass through untouched.
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "simulator":
+        args.rest = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     setup_logging(args.log_level)
     if args.command == "inbox" and args.inbox_cmd == "replay" and not (args.ids or args.all_dead):
         print("scrmbot inbox replay: give row ids or --all-dead", file=sys.stderr)
         return 2
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except DatabaseUnavailable as exc:
+        print(f"scrmbot: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import math
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -118,6 +120,15 @@ class GuardedRunner(web.AppRunner):
         return GuardedServer(plain.request_handler, request_factory=plain.request_factory,
                              max_connections=self.limits.max_connections,
                              **self.limits.handler_args())
+
+
+def report_port_taken(exc: OSError, prog: str, host: str, port: int, hint: str) -> int:
+    """Say plainly that something else holds the port (exit status 2); any other failure to
+    listen is not ours to explain and is raised again."""
+    if exc.errno != errno.EADDRINUSE:
+        raise exc
+    print(f"{prog}: port {port} on {host} is already in use; {hint}", file=sys.stderr)
+    return 2
 
 
 def make_runner(app: web.Application) -> GuardedRunner:

@@ -52,7 +52,6 @@ class Settings:
     oa_api_base: str = DEFAULT_OA_API_BASE
     database_url: str = "sqlite://scrmbot.db"
     redis_url: str | None = None
-    admin_token: str | None = None
     timezone: str = "Asia/Shanghai"
     max_clock_skew_s: int = 600
     host: str = "0.0.0.0"
@@ -78,7 +77,8 @@ class Settings:
 
 
 MIN_SECRET_KEY = 32
-_AES_KEY_RE = re.compile(r"^[A-Za-z0-9+/]{43}$")
+AES_KEY_LENGTH = 43
+_AES_KEY_CHAR_RE = re.compile(r"[A-Za-z0-9+/]")
 _CORP_ID_RE = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _DB_SCHEMES = ("sqlite://", "postgres://", "postgresql://", "asyncpg://", "psql://")
@@ -93,7 +93,8 @@ def read_dotenv(path: Path) -> dict[str, str]:
 
 def load_settings(environ: Mapping[str, str] | None = None,
                   dotenv: Path | None = None) -> Settings:
-    """Build and validate `Settings`; raises `ConfigError` on the first bad value."""
+    """Build and validate `Settings`; raises `ConfigErrors` listing every bad value at once,
+    so an operator fixes the environment in one round instead of one restart per variable."""
     env: dict[str, str] = {}
     if dotenv is not None and dotenv.is_file():
         env.update(read_dotenv(dotenv))
@@ -101,16 +102,16 @@ def load_settings(environ: Mapping[str, str] | None = None,
     get = _Reader(env)
 
     corp_id = get.required("WECOM_CORP_ID", "ww1234567890abcdef")
-    if not _CORP_ID_RE.match(corp_id):
-        raise ConfigError("WECOM_CORP_ID", "must be the corp id from 我的企业 → 企业信息",
-                          "ww1234567890abcdef")
+    if corp_id and not _CORP_ID_RE.match(corp_id):
+        get.problem("WECOM_CORP_ID", "must be the corp id from 我的企业 → 企业信息",
+                    "ww1234567890abcdef")
     secret = get.required("WECOM_SECRET", "<the app's Secret>")
     token = get.required("WECOM_TOKEN", "QDG6eK")
-    if not _TOKEN_RE.match(token):
-        raise ConfigError("WECOM_TOKEN", "must be 1-32 letters or digits, as WeCom generates it",
-                          "QDG6eK")
-    aes_key = _aes_key(get, "WECOM_AES_KEY", required=True)
-    assert aes_key is not None
+    if token and not _TOKEN_RE.match(token):
+        get.problem("WECOM_TOKEN", "must be 1-32 letters or digits, as WeCom generates it",
+                    "QDG6eK")
+    aes_key = _aes_key(get, "WECOM_AES_KEY", required=True) or ""
+    agent_id = get.integer("WECOM_AGENT_ID", "1000002", required=True, minimum=1)
 
     oa: WeChatOAConfig | None = None
     if env.get("WECHAT_APP_ID"):
@@ -125,38 +126,39 @@ def load_settings(environ: Mapping[str, str] | None = None,
     try:
         ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError("SCRM_TIMEZONE", f"unknown time zone {tz_name!r}",
-                          "Asia/Shanghai") from None
+        get.problem("SCRM_TIMEZONE", f"unknown time zone {tz_name!r}", "Asia/Shanghai")
 
     database_url = env.get("DATABASE_URL") or "sqlite://scrmbot.db"
     if not database_url.startswith(_DB_SCHEMES):
-        raise ConfigError("DATABASE_URL", "must start with sqlite:// or postgres://",
-                          "postgres://scrm:secret@db:5432/scrm")
+        get.problem("DATABASE_URL", "must start with sqlite:// or postgres://",
+                    "postgres://scrm:secret@db:5432/scrm")
     redis_url = env.get("REDIS_URL") or None
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("REDIS_URL", "must start with redis://, rediss:// or unix://",
-                          "redis://127.0.0.1:6379/0")
+        get.problem("REDIS_URL", "must start with redis://, rediss:// or unix://",
+                    "redis://127.0.0.1:6379/0")
     api_base = (env.get("WECOM_API_BASE") or DEFAULT_API_BASE).rstrip("/")
     if not api_base.startswith(("http://", "https://")):
-        raise ConfigError("WECOM_API_BASE", "must be an http(s) URL", DEFAULT_API_BASE)
+        get.problem("WECOM_API_BASE", "must be an http(s) URL", DEFAULT_API_BASE)
     oa_api_base = (env.get("WECHAT_API_BASE") or DEFAULT_OA_API_BASE).rstrip("/")
+    if not oa_api_base.startswith(("http://", "https://")):
+        get.problem("WECHAT_API_BASE", "must be an http(s) URL", DEFAULT_OA_API_BASE)
 
     sandbox = get.flag("SCRM_SANDBOX")
     secret_key = (env.get("SCRM_SECRET_KEY") or "").strip()
     if len(secret_key) < MIN_SECRET_KEY:  # `scrmbot sandbox` makes its own, in var/
         problem = "is required but not set" if not secret_key else \
             f"must be at least {MIN_SECRET_KEY} characters, got {len(secret_key)}"
-        raise ConfigError("SCRM_SECRET_KEY", f"{problem}; generate one with "
-                          "python -c 'import secrets; print(secrets.token_urlsafe(32))'",
-                          "kq3-…43 random characters…")
+        get.problem("SCRM_SECRET_KEY", f"{problem}; generate one with "
+                    "python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+                    "kq3-…43 random characters…")
     admins = tuple(a.strip() for a in (env.get("SCRM_ADMINS") or "").split(",") if a.strip())
     public_url = (env.get("SCRM_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/")
     if not public_url.startswith(("http://", "https://")):
-        raise ConfigError("SCRM_PUBLIC_URL", "must be the http(s) address staff open links at",
-                          "https://scrm.example.com")
-    return Settings(
+        get.problem("SCRM_PUBLIC_URL", "must be the http(s) address staff open links at",
+                    "https://scrm.example.com")
+    settings = Settings(
         corp_id=corp_id,
-        agent_id=get.integer("WECOM_AGENT_ID", "1000002", required=True, minimum=1),
+        agent_id=agent_id,
         secret=secret,
         contact_secret=env.get("WECOM_CONTACT_SECRET") or secret,
         token=token,
@@ -166,7 +168,6 @@ def load_settings(environ: Mapping[str, str] | None = None,
         oa_api_base=oa_api_base,
         database_url=database_url,
         redis_url=redis_url,
-        admin_token=env.get("SCRM_ADMIN_TOKEN") or None,
         timezone=tz_name,
         max_clock_skew_s=get.integer("SCRM_MAX_CLOCK_SKEW_S", "600", default=600, minimum=0),
         host=env.get("HOST") or "0.0.0.0",
@@ -185,46 +186,74 @@ def load_settings(environ: Mapping[str, str] | None = None,
         max_connections=get.integer("SCRM_MAX_CONNECTIONS", "512", default=512, minimum=1,
                                     maximum=100_000),
     )
+    if get.problems:
+        raise ConfigErrors(get.problems)
+    return settings
 
 
 def _aes_key(get: _Reader, name: str, *, required: bool) -> str | None:
-    value = get.required(name, "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C") if required \
-        else get.env.get(name) or None
-    if value is not None and not _AES_KEY_RE.match(value):
-        raise ConfigError(
-            name,
-            f"an EncodingAESKey must be 43 characters of [A-Za-z0-9+/], got {len(value)}",
-            "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
-        )
+    example = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+    value = get.required(name, example) if required else get.env.get(name) or None
+    if not value:
+        return value
+    bad = sorted({ch for ch in value if not _AES_KEY_CHAR_RE.match(ch)})
+    if bad:
+        shown = " ".join(repr(ch) for ch in bad[:5])
+        get.problem(name, f"contains {shown}, which an EncodingAESKey never has: it is 43 "
+                    "characters of A-Z, a-z, 0-9, + and / (copy it again from the WeCom "
+                    "admin console)", example)
+    elif len(value) != AES_KEY_LENGTH:
+        get.problem(name, f"an EncodingAESKey is {AES_KEY_LENGTH} characters, got "
+                    f"{len(value)} (copy it again from the WeCom admin console)", example)
     return value
 
 
+class ConfigErrors(ConfigError):
+    """Every problem found in one configuration, one line each; `variable` is the first's."""
+
+    def __init__(self, problems: list[ConfigError]) -> None:
+        first = problems[0]
+        super().__init__(first.variable, first.problem, first.example)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return "\n".join(str(problem) for problem in self.problems)
+
+
 class _Reader:
+    """Reads variables and collects what is wrong with them instead of stopping at the first."""
+
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
+        self.problems: list[ConfigError] = []
+
+    def problem(self, name: str, problem: str, example: str) -> None:
+        self.problems.append(ConfigError(name, problem, example))
 
     def required(self, name: str, example: str) -> str:
         value = (self.env.get(name) or "").strip()
         if not value:
-            raise ConfigError(name, "is required but not set", example)
+            self.problem(name, "is required but not set", example)
         return value
 
     def integer(self, name: str, example: str, *, default: int | None = None,
                 required: bool = False, minimum: int | None = None,
                 maximum: int | None = None) -> int:
+        fallback = default if default is not None else 0
         raw = (self.env.get(name) or "").strip()
         if not raw:
             if required or default is None:
-                raise ConfigError(name, "is required but not set", example)
-            return default
+                self.problem(name, "is required but not set", example)
+            return fallback
         try:
             value = int(raw)
         except ValueError:
-            raise ConfigError(name, f"must be a whole number, got {raw!r}", example) from None
+            self.problem(name, f"must be a whole number, got {raw!r}", example)
+            return fallback
         if minimum is not None and value < minimum:
-            raise ConfigError(name, f"must be at least {minimum}, got {value}", example)
-        if maximum is not None and value > maximum:
-            raise ConfigError(name, f"must be at most {maximum}, got {value}", example)
+            self.problem(name, f"must be at least {minimum}, got {value}", example)
+        elif maximum is not None and value > maximum:
+            self.problem(name, f"must be at most {maximum}, got {value}", example)
         return value
 
     def flag(self, name: str) -> bool:
@@ -233,4 +262,5 @@ class _Reader:
             return False
         if raw in ("1", "true", "yes", "on"):
             return True
-        raise ConfigError(name, f"must be 1 or 0, got {raw!r}", "1")
+        self.problem(name, f"must be 1 or 0, got {raw!r}", "1")
+        return False

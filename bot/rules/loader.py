@@ -152,8 +152,9 @@ def load_rules(path: str, tz: str = "Asia/Shanghai") -> Rules:
     """Read and validate the rules file; a missing file is an error naming the path."""
     file = Path(path)
     if not file.is_file():
-        raise RulesError(path, "file", "not found; copy rules.example.toml to start, or set "
-                                       "SCRM_RULES_FILE")
+        raise RulesError(path, "file", f"not found (looked for {file.absolute()}); start from "
+                                       "a copy of the rules.toml that ships with scrmbot, or "
+                                       "set SCRM_RULES_FILE to your rules file's path")
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

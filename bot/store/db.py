@@ -6,12 +6,17 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import os
+import re
+import sqlite3
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from tortoise import Tortoise
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.connection import get_connection
+from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api import migrate as run_migrations
 from tortoise.transactions import in_transaction
 
@@ -61,11 +66,54 @@ def sql_for(pg_sql: str) -> str:
     return out
 
 
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or opened; the message names it (without its password)
+    and what to check, because an operator reads it, not a traceback."""
+
+
+def safe_url(database_url: str) -> str:
+    """The URL with any password replaced by ***, for messages and logs."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", database_url)
+
+
+def _check_sqlite_file(database_url: str) -> None:
+    """Tortoise's SQLite client waits forever when it cannot open the file, so look first."""
+    path = database_url.removeprefix("sqlite://").split("?", 1)[0]
+    if not path or path == ":memory:":
+        return
+    folder = Path(path).absolute().parent
+    if not folder.is_dir():
+        raise DatabaseUnavailable(f"cannot open the database {database_url}: the directory "
+                                  f"{folder} does not exist; create it or fix DATABASE_URL")
+    if not os.access(folder, os.W_OK):
+        raise DatabaseUnavailable(f"cannot open the database {database_url}: this user cannot "
+                                  f"write in {folder}; fix its permissions or DATABASE_URL")
+
+
+@contextlib.asynccontextmanager
+async def _reporting_unavailable(database_url: str) -> AsyncIterator[None]:
+    if database_url.startswith("sqlite://"):
+        _check_sqlite_file(database_url)
+    try:
+        yield
+    except (DBConnectionError, OSError, sqlite3.OperationalError) as exc:
+        cause = exc.__cause__ or exc
+        hint = ("does the directory exist and can this user write there?"
+                if database_url.startswith("sqlite") else
+                "is PostgreSQL running there, does the database exist (createdb), and do "
+                "the user and password match?")
+        raise DatabaseUnavailable(f"cannot open the database {safe_url(database_url)}: "
+                                  f"{cause}; {hint}") from exc
+
+
 async def apply_migrations(database_url: str) -> None:
     """Apply pending migrations (idempotent; fast when there are none)."""
     EXECUTOR_CACHE.clear()
-    await run_migrations(config=tortoise_config(database_url))
-    await Tortoise.close_connections()
+    async with _reporting_unavailable(database_url):
+        try:
+            await run_migrations(config=tortoise_config(database_url))
+        finally:
+            await Tortoise.close_connections()
 
 
 async def open_db(database_url: str, *, migrate: bool = True) -> None:
@@ -75,8 +123,9 @@ async def open_db(database_url: str, *, migrate: bool = True) -> None:
     # The insert-SQL cache is keyed by connection name only: clear it in case this process
     # used another dialect before (tests, tools).
     EXECUTOR_CACHE.clear()
-    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
-    await get_connection("default").execute_query("SELECT 1")
+    async with _reporting_unavailable(database_url):
+        await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+        await get_connection("default").execute_query("SELECT 1")
     logger.info("database ready (%s)", dialect())
 
 

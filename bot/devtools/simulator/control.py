@@ -74,6 +74,8 @@ def _field(body: dict[str, Any], key: str) -> Any:
 
 
 async def scan(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
+    """A customer scans a channel QR: {"state", "name", "mobile"?, "half"?, "staff"?,
+    "unionid"?}."""
     result = await sim.customer_scans(
         str(_field(body, "state")), str(_field(body, "name")), mobile=body.get("mobile"),
         half=bool(body.get("half", False)), staff=body.get("staff"),
@@ -83,39 +85,46 @@ async def scan(sim: Scriptable, body: dict[str, Any], request: web.Request) -> A
 
 
 async def text(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
+    """A staff member writes to the app: {"userid", "content"}."""
     delivery = await sim.staff_sends_text(str(_field(body, "userid")),
                                           str(_field(body, "content")))
     return _delivery(delivery)
 
 
 async def enter(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
+    """A staff member opens the app's chat: {"userid"}."""
     return _delivery(await sim.staff_enters_agent(str(_field(body, "userid"))))
 
 
 async def confirm_half(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
+    """A half-added customer is confirmed: {"userid", "external_userid"}."""
     delivery = await sim.confirm_half(str(_field(body, "userid")),
                                       str(_field(body, "external_userid")))
     return _delivery(delivery)
 
 
 async def callback_url(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
+    """Where callbacks go: {"url"} (null stops them)."""
     url = _field(body, "url")
     sim.callback_url = str(url) if url else None
     return {"callback_url": sim.callback_url}
 
 
 async def revoke_tokens(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
+    """Expire every access_token, as WeCom does without notice."""
     sim.revoke_tokens()
     return {"revoked": True}
 
 
 async def fail_next(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
+    """The next call(s) to an endpoint fail: {"endpoint", "errcode", "times"?, "errmsg"?}."""
     sim.fail_next(str(_field(body, "endpoint")), int(_field(body, "errcode")),
                   int(body.get("times", 1)), body.get("errmsg"))
     return {"ok": True}
 
 
 async def advance_clock(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
+    """Move a manual clock (--manual-clock): {"seconds"}."""
     if not isinstance(sim.clock, ManualClock):
         msg = "the simulator runs on the system clock; start it with a ManualClock to advance"
         raise ValueError(msg)
@@ -124,6 +133,7 @@ async def advance_clock(sim: Scriptable, body: dict[str, Any], request: web.Requ
 
 
 async def calls(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
+    """The API calls received (?endpoint= to filter), secrets masked."""
     endpoint = request.query.get("endpoint")
     chosen = sim.calls_to(endpoint) if endpoint else sim.calls
     rows = [asdict(c) for c in chosen]
@@ -134,18 +144,28 @@ async def calls(sim: Scriptable, body: dict[str, Any], request: web.Request) -> 
 
 
 async def messages(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
+    """The app messages sent to staff."""
     return sim.sent_messages
 
 
 async def welcome(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
+    """The welcome messages sent to customers."""
     return sim.welcome_messages
 
 
 async def templates(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
+    """The group tasks (add_msg_template) created."""
     return sim.msg_templates
 
 
+async def index(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
+    """This list."""
+    return [{"method": method, "path": path, "what": " ".join((handler.__doc__ or "").split())}
+            for method, path, handler in ROUTES]
+
+
 ROUTES: list[tuple[str, str, SimHandler]] = [
+    ("GET", "/sim/", index),
     ("POST", "/sim/scan", scan),
     ("POST", "/sim/text", text),
     ("POST", "/sim/enter", enter),
