@@ -82,5 +82,21 @@ def test_a_taken_port_is_said_plainly() -> None:
     port = free_port_block()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", port + 1))
+        busy.listen()
         with pytest.raises(PortTaken, match=rf"port {port + 1} \(the WeCom simulator\).*PORT="):
             check_ports(port)
+
+
+def test_a_sandbox_that_just_quit_leaves_its_ports_free() -> None:
+    """Quit and `make run` at once: the old server's closed connections linger in TIME_WAIT
+    on its port, which must not count as taken (it did: "port 8081 is already in use")."""
+    port = free_port_block()
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port + 1))
+        listener.listen()
+        client = socket.create_connection(("127.0.0.1", port + 1))
+        served, _ = listener.accept()
+        served.close()  # the server closes first: its side of the connection is in TIME_WAIT
+        client.close()
+    check_ports(port)

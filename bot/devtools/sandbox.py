@@ -76,6 +76,9 @@ def check_ports(port: int) -> None:
     for number, what in ((port, "scrmbot"), (port + 1, "the WeCom simulator"),
                          (port + 2, "the Official Account simulator")):
         with socket.socket() as probe:
+            # As the servers will: connections of a sandbox that just quit linger in
+            # TIME_WAIT, and only a listener should count as taken.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", number))
             except OSError:
