@@ -22,7 +22,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 DEFAULT_LEASE_S = 120.0
+NEXT_DUE_HORIZON = timedelta(days=8)  # a weekly job's next slot always falls within it
 
 
 def retry_delay_s(attempts: int) -> float:
@@ -83,6 +84,23 @@ class JobBook:
         if job is None or job.next_run_time is None:
             return None
         return job.next_run_time - datetime.now(UTC) + now
+
+    def next_due(self, job_id: str, now: datetime, ctx: BotContext,
+                 finished_slot: str | None) -> datetime | None:
+        """When the job next has something to do: the first of this instance's ticks whose
+        slot is new. A daily job done today is next due tomorrow at its hour, not at the
+        next minute's tick that will only find its slot done."""
+        tick = self.next_run(job_id, now)
+        if tick is None:
+            return None
+        spec = self.spec(job_id)
+        step = timedelta(seconds=spec.every_s)
+        for _ in range(int(NEXT_DUE_HORIZON / step) + 1):
+            slot = spec.slot(tick.astimezone(ctx.settings.tz), ctx)
+            if slot is not None and slot != finished_slot:
+                return tick
+            tick += step
+        return None
 
 
 def _ms(ctx: BotContext) -> int:
@@ -142,12 +160,14 @@ async def run_job(book: JobBook, spec: JobSpec, ctx: BotContext) -> str:
         logger.exception("job %s (slot %s, attempt %d) failed", spec.id, slot, run.attempts)
         outcome = f"failed: {exc!r}"
         await JobRun.filter(id=run.id, instance=book.instance).update(
-            status="failed", outcome=outcome[:2000],
+            status="failed", outcome=repr(exc)[:2000],
             next_attempt_ms=_ms(ctx) + int(retry_delay_s(run.attempts) * 1000))
     else:
-        outcome = f"ok: {result}" if result is not None else "ok"
+        # The job's own summary, in Chinese: /admin jobs shows it to admins as it is.
+        summary = str(result) if result is not None else ""
+        outcome = f"ok: {summary}" if summary else "ok"
         await JobRun.filter(id=run.id, instance=book.instance).update(
-            status="done", finished_at=ctx.clock.now(), outcome=outcome[:2000])
+            status="done", finished_at=ctx.clock.now(), outcome=summary[:2000])
     finally:
         renewal.cancel()
         with contextlib.suppress(asyncio.CancelledError):

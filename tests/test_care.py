@@ -43,7 +43,7 @@ async def test_birthday_at_nine_is_sent_once_as_an_owner_task(harness: Harness) 
     await walk_in(harness, "赵先生", staff="lisi",
                        birthday=date(1980, today.month, today.day))
     await walk_in(harness, "无关客户", birthday=date(1990, 1, 1))
-    assert (await run_jobs(harness))["care"] == "ok: nothing due yet"
+    assert (await run_jobs(harness))["care"] == "ok: 今日关怀尚未到时"
     assert not harness.sim.msg_templates  # 08:00: not yet
     harness.clock.set(local(harness, 9, 0))
     await run_jobs(harness)
@@ -177,7 +177,8 @@ async def test_a_broken_template_stops_that_notice_not_the_job(
     with caplog.at_level(logging.ERROR, logger="handlers.care.jobs"):
         outcome = await run_jobs(harness)
     assert "care/does-not-exist.txt.j2" in caplog.text
-    assert outcome["care"].startswith("ok: broken 0, birthday 1")
+    # the broken schedule included nobody, birthday one customer
+    assert outcome["care"] == "ok: 到时的关怀计划 2 个，共 1 位客户"
     assert len(harness.sim.msg_templates) == 1
 
 
@@ -194,4 +195,5 @@ async def test_digest_for_managers_by_region(harness: Harness) -> None:
     hq = digests[("admin",)]
     assert "【华北】" in hq and "【华东】" in hq and "【西南】" in hq
     jobs = await say(harness, "admin", "/admin jobs")
-    assert "digest（管理者日报）" in jobs and "ok: " in jobs
+    assert "digest（管理者日报）" in jobs and "完成：日报 4 份已排入发送队列" in jobs
+    assert "ok" not in jobs and "queued" not in jobs

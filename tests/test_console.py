@@ -44,7 +44,7 @@ async def test_clock_runs_the_sweep(harness: Harness) -> None:
     await console.execute("as zhangsan: /ticket open 王女士 咨询 发票")
     await console.execute("clock +1h")
     text = out.getvalue()
-    assert "job ticket-sweep: ok: SweepReport(fired={'remind'" in text
+    assert "job ticket-sweep: ok: 提醒 1" in text
     assert "[bot → lisi] 工单提醒：T-20261125-0001" in text
 
 

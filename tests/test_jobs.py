@@ -5,6 +5,7 @@ defect 3), and /admin jobs says so."""
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sys
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from bot.app.context import BotContext
 from bot.app.keys import context_key
 from models import JobRun, OutboxMessage
 from scheduler.jobs import JobSpec
-from scheduler.runner import MAX_ATTEMPTS, JobBook, run_job
+from scheduler.runner import MAX_ATTEMPTS, JobBook, run_due_jobs, run_job
 from tests.harness import Harness, say
 from tests.job_instance import LEASE_S, NOTICES, notices_job
 
@@ -77,12 +78,12 @@ async def test_admin_jobs_shows_failures_and_retries(harness: Harness) -> None:
     harness.clock.set(harness.clock.now().replace(hour=2))  # 10:00 in Shanghai
     book = harness.app[context_key].locals.get(JobBook)
     await JobRun.create(job="digest", slot="2026-11-25", instance="host-1", status="failed",
-                        attempts=2, outcome="failed: WeComError('-1 busy')",
+                        attempts=2, outcome="WeComError('-1 busy')",
                         next_attempt_ms=int(harness.clock.timestamp() * 1000) + 240_000,
                         started_at=harness.clock.now())
     assert "digest" in book.records
     text = await say(harness, "admin", "/admin jobs")
-    assert "失败（第 2 次）：failed: WeComError('-1 busy')" in text
+    assert "失败（第 2 次）：WeComError('-1 busy')" in text
     assert "11-25 10:04 起由下一次调度重试" in text
 
 
@@ -128,3 +129,28 @@ async def test_the_next_run_is_told_on_the_apps_clock() -> None:
     finally:
         book.scheduler.shutdown(wait=False)
     assert shown is not None and ahead < shown <= ahead + timedelta(seconds=61)
+
+
+async def test_a_job_done_for_its_slot_is_next_due_at_its_next_slot(harness: Harness) -> None:
+    """`下次` is when a job next has work: a daily digest done today is due tomorrow at its
+    hour and the weekly one next Monday, not all at the next minute's tick."""
+    ctx = harness.app[context_key]
+    book = ctx.locals.get(JobBook)
+    tz = ctx.settings.tz
+    harness.clock.set(datetime(2026, 11, 25, 9, 1, tzinfo=tz))  # a Wednesday, after 09:00
+    book.scheduler = AsyncIOScheduler(timezone=str(tz))
+    for spec in book.specs:
+        book.scheduler.add_job(run_job, IntervalTrigger(seconds=spec.every_s),
+                               args=[book, spec, ctx], id=spec.id)
+    book.scheduler.start(paused=True)
+    try:
+        await run_due_jobs(ctx, book)
+        text = await say(harness, "admin", "/admin jobs")
+    finally:
+        book.scheduler.shutdown(wait=False)
+        book.scheduler = None
+    shown = dict(re.findall(r"^([a-z-]+)（.*?）\n(?:.*\n)*?  下次：(.+)$", text, re.M))
+    assert shown["digest"] == "11-26 09:00"  # tomorrow at the digest hour
+    assert shown["weekly"] == "11-30 09:00"  # the weekly summary: next Monday
+    assert shown["ticket-sweep"] in ("11-25 09:01", "11-25 09:02")  # every minute
+    assert shown["dormant"] == "11-26 08:00"

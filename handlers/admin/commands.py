@@ -36,10 +36,16 @@ async def admin_jobs(cmd: Cmd) -> Reply:
               for spec_id in book.records}
     retry_at = {spec_id: datetime.fromtimestamp(run.next_attempt_ms / 1000, UTC)
                 for spec_id, run in latest.items() if run is not None}
+    now = cmd.ctx.clock.now()
+    # A slot that finished, is running, or was given up is not due again; a failed slot
+    # still has retries (shown on its own line) and is due at the next tick.
+    settled = {spec_id: run.slot if run is not None and (
+        run.status != "failed" or run.attempts >= MAX_ATTEMPTS) else None
+        for spec_id, run in latest.items()}
     return Reply(template="admin/jobs.txt.j2", data={
         "records": book.records, "latest": latest, "retry_at": retry_at,
         "max_attempts": MAX_ATTEMPTS,
-        "next": {k: book.next_run(k, cmd.ctx.clock.now()) for k in book.records},
+        "next": {k: book.next_due(k, now, cmd.ctx, settled[k]) for k in book.records},
         "tz": cmd.ctx.settings.tz})
 
 

@@ -51,4 +51,4 @@ async def dormant_job(ctx: BotContext) -> str:
         await ctx.outbox.app_message(f"dormant:{owner}:{today}", "dormant", owner, "text", {
             "content": ctx.renderer.render("care/dormant_list.txt.j2", customers=customers,
                                            days=care.dormant_days, tag=care.dormant_tag)})
-    return f"{len(newly)} newly dormant"
+    return f"新标记沉睡客户 {len(newly)} 位"

@@ -152,4 +152,8 @@ async def care_job(ctx: BotContext) -> str:
     for schedule in ctx.rules.current.care.schedules:
         if local.hour >= schedule.hour:
             counts[schedule.name] = await run_schedule(ctx, schedule)
-    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing due yet"
+            logger.info("care schedule %s: %d customer(s)", schedule.name,
+                        counts[schedule.name])
+    if not counts:
+        return "今日关怀尚未到时"
+    return f"到时的关怀计划 {len(counts)} 个，共 {sum(counts.values())} 位客户"

@@ -98,11 +98,12 @@ async def send_digests(ctx: BotContext, *, days: int, kind: str, period: str,
 
 async def digest_job(ctx: BotContext) -> str:
     today = ctx.clock.now().astimezone(ctx.settings.tz).date().isoformat()
-    return f"{await send_digests(ctx, days=1, kind='digest', period=today, regional=True)} queued"
+    sent = await send_digests(ctx, days=1, kind="digest", period=today, regional=True)
+    return f"日报 {sent} 份已排入发送队列"
 
 
 async def weekly_job(ctx: BotContext) -> str:
     year, week, _ = ctx.clock.now().astimezone(ctx.settings.tz).isocalendar()
     period = f"{year}-W{week:02d}"
-    return f"{await send_digests(ctx, days=7, kind='weekly', period=period, regional=False)} " \
-        "queued"
+    sent = await send_digests(ctx, days=7, kind="weekly", period=period, regional=False)
+    return f"周报 {sent} 份已排入发送队列"

@@ -51,6 +51,17 @@ class SweepReport:
         family = kind.split(":", 1)[0]
         self.fired[family] = self.fired.get(family, 0) + 1
 
+    def __str__(self) -> str:
+        """The summary /admin jobs shows, e.g. 提醒 1 · 超时 1；冻结门店：朝阳店."""
+        done = " · ".join(f"{TIMER_FAMILY_NAMES.get(family, family)} {count}"
+                          for family, count in self.fired.items())
+        frozen = f"冻结门店：{'、'.join(self.frozen)}" if self.frozen else ""
+        return "；".join(part for part in (done, frozen) if part) or "无到期事项"
+
+
+TIMER_FAMILY_NAMES = {"remind": "提醒", "breach": "超时", "escalate": "升级",
+                      "stage": "阶段超时"}
+
 
 async def claim_timers(ids: list[int], now: datetime) -> set[int]:
     """Mark timers fired; returns the ones this call got (others went to another instance)."""
