@@ -252,3 +252,36 @@ async def test_customer_list_pages_and_filters_within_scope(harness: Harness) ->
     assert [r[4] for r in tickets[1:]] == ["北京客户01"]
     assert "已导出" in await say(harness, "lisi", "/channel export")
     assert _file_rows(harness, "channels-")[-1][0] == "（无渠道/未知）"
+
+
+async def test_an_official_account_follow_up_reaches_the_ticket(
+        oa_harness: tuple[Harness, OASimulator]) -> None:
+    """A customer with an open ticket writes again: the assignee is told, the history has
+    it, and a ticket waiting for the customer resumes its clock (it used to vanish)."""
+    h, oa = oa_harness
+    await oa.follower_sends_text("oFAN0456", "洗衣机漏水，要报修")
+    await h.drain()
+    ticket = await Ticket.get()
+    customer = await ticket.customer
+    assert "等待客户" in await say(h, "lisi", f"/ticket wait {ticket.number} 等客户发照片")
+    h.clock.advance(timedelta(hours=2))
+    await oa.follower_sends_text("oFAN0456", "照片发给您了，<b>下午</b>在家")
+    await h.drain()
+    await ticket.refresh_from_db()
+    assert ticket.status == "open"  # the reply it waited for
+    [(to, card)] = [(m["touser"], m["textcard"]) for m in h.sim.sent_messages
+                    if m["msgtype"] == "textcard"
+                    and m["textcard"]["title"] == f"客户留言：{ticket.number}"]
+    assert to == ["lisi"]
+    assert "照片发给您了，&lt;b&gt;下午&lt;/b&gt;在家" in card["description"]
+    assert f"/reply {customer.name}" in card["description"]
+    kinds = [e.kind for e in await TicketEvent.filter(ticket=ticket).order_by("id")]
+    assert kinds[-2:] == ["customer_message", "resumed"]
+    shown = await say(h, "lisi", f"/ticket show {ticket.number}")
+    assert "客户留言" in shown and "customer_message" not in shown
+    await oa.follower_sends_text("oFAN0456", "洗衣机漏水，要报修")  # the keyword again
+    await h.drain()
+    assert await Ticket.all().count() == 1
+    assert len([m for m in h.sim.sent_messages if m["msgtype"] == "textcard"
+                and m["textcard"]["title"] == f"客户留言：{ticket.number}"]) == 2
+

@@ -14,8 +14,8 @@ from bot.domain.durations import format_duration
 from bot.pipeline.dispatcher import HasField, Source
 from bot.wecom.events import TextMessage
 from handlers.customers.service import follower
-from handlers.tickets.service import open_ticket, policy_of
-from models import Ticket, TicketStatus
+from handlers.tickets.service import OPEN_STATES, customer_wrote, open_ticket, policy_of
+from models import Ticket
 
 events = Events("tickets")
 
@@ -30,21 +30,27 @@ async def on_customer_message(event: TextMessage, ctx: BotContext) -> None:
     customer, _ = await follower(ctx, event.from_user)
     keywords = ctx.rules.current.tickets.keywords
     match = keyword_in(event.content, keywords)
+    latest_open = await Ticket.filter(customer=customer, status__in=OPEN_STATES
+                                      ).order_by("-id").first()
     if match is None:
-        if not await Ticket.filter(customer=customer, status__in=[
-                TicketStatus.OPEN, TicketStatus.WAITING]).exists():
-            # Say what the account can do, once a day: an unanswered "你好" is a dead end.
-            day = ctx.clock.now().astimezone(ctx.settings.tz).date().isoformat()
-            await ctx.outbox.enqueue(
-                f"oa-help:{event.from_user}:{day}", kind="oa_help", channel="oa",
-                recipient=event.from_user, payload={"text": ctx.renderer.render(
-                    "ticket/customer_help.txt.j2", keywords=list(keywords))})
+        if latest_open is not None:  # a follow-up: to whoever handles the ticket
+            await customer_wrote(ctx, latest_open, event.from_user, event.content,
+                                 key=str(event.inbox_id))
+            return
+        # Say what the account can do, once a day: an unanswered "你好" is a dead end.
+        day = ctx.clock.now().astimezone(ctx.settings.tz).date().isoformat()
+        await ctx.outbox.enqueue(
+            f"oa-help:{event.from_user}:{day}", kind="oa_help", channel="oa",
+            recipient=event.from_user, payload={"text": ctx.renderer.render(
+                "ticket/customer_help.txt.j2", keywords=list(keywords))})
         return
     word, ticket_type = match
     already = await Ticket.filter(customer=customer, type=ticket_type, source="keyword",
-                                  status__in=[TicketStatus.OPEN, TicketStatus.WAITING]).first()
+                                  status__in=OPEN_STATES).first()
     if already is not None:
         ticket = already
+        await customer_wrote(ctx, ticket, event.from_user, event.content,
+                             key=str(event.inbox_id))
         text = ctx.renderer.render("ticket/customer_already_open.txt.j2", t=ticket)
     else:
         ticket = await open_ticket(ctx, customer=customer, ticket_type=ticket_type,

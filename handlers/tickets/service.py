@@ -63,7 +63,8 @@ EVENT_NAMES = {"opened": "开单", "routed": "路由", "assigned": "分派", "re
                "note": "备注", "waiting": "等待客户", "resumed": "恢复计时",
                "stage_done": "完成阶段", "stage_skipped": "跳过阶段",
                "stage_inserted": "插入阶段", "stage_overdue": "阶段超时", "reminded": "提醒",
-               "breached": "超时", "escalated": "升级", "closed": "关闭", "reopened": "重新打开"}
+               "breached": "超时", "escalated": "升级", "closed": "关闭", "reopened": "重新打开",
+               "customer_message": "客户留言"}
 
 
 def ticket_words() -> dict[str, object]:
@@ -342,6 +343,25 @@ async def resume(ctx: BotContext, ticket: Ticket, actor: str) -> None:
     ticket.response_left_s = ticket.resolution_left_s = None
     await ticket.save()
     await record(ticket, ctx, actor, "resumed", "客户已回复，时限恢复计时")
+
+
+async def customer_wrote(ctx: BotContext, ticket: Ticket, author: str, text: str, *,
+                         key: str) -> None:
+    """A customer with an open ticket wrote again: the message goes into the ticket's history
+    and to whoever handles it (the team lead while it is queued), and a ticket waiting for
+    the customer resumes its clock, because this is the reply it waited for."""
+    await record(ticket, ctx, author, "customer_message", text[:500])
+    if ticket.status == TicketStatus.WAITING:
+        await resume(ctx, ticket, author)
+    customer = await ticket.customer
+    team = ctx.rules.current.tickets.routing.teams.get(ticket.team)
+    handler = ticket.assignee or (team.lead if team else None)
+    description = card_description(
+        ("gray", f"{ticket.number} · {ticket.type} · {STATUS_NAMES.get(ticket.status, '')}"),
+        ("normal", f"{customer.name}：{text[:300]}"),
+        ("highlight", f"回复客户：/reply {customer.name} <内容>"))
+    await notify(ctx, [handler], f"客户留言：{ticket.number}", description, ticket,
+                 key=f"customer-message:{key}")
 
 
 def stages_of(ticket: Ticket) -> tuple[Stage, ...]:
