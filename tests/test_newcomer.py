@@ -285,3 +285,17 @@ async def test_an_official_account_follow_up_reaches_the_ticket(
     assert len([m for m in h.sim.sent_messages if m["msgtype"] == "textcard"
                 and m["textcard"]["title"] == f"客户留言：{ticket.number}"]) == 2
 
+
+
+async def test_the_same_command_twice_in_a_minute_is_answered_twice(harness: Harness) -> None:
+    """WeCom's duplicate check drops an identical message within its window: the second
+    identical answer came to nothing (a silent `/ticket close` tried twice)."""
+    await walk_in(harness, "王女士")
+    first = await say(harness, "zhangsan", "/customer 王女士")
+    second = await say(harness, "zhangsan", "/customer 王女士")
+    assert first.startswith("客户：王女士")
+    assert second.startswith(first) and second.endswith("再次回复）")
+    third = await say(harness, "zhangsan", "/customer 王女士")
+    assert third.startswith(first) and third.endswith("第 3 次回复）")
+    harness.clock.advance(timedelta(minutes=2))
+    assert await say(harness, "zhangsan", "/customer 王女士") == first  # the window is over

@@ -177,7 +177,7 @@ def _context(settings: Settings, clock: Clock, rules: RulesHolder,
     outbox = Outbox(clock)
     chat: ChatRunner[BotContext] = ChatRunner(
         registry, renderer, clock, outbox,
-        lambda member: rules.current.is_headquarters(member.department_ids))
+        lambda member: rules.current.is_headquarters(member.department_ids), settings.tz)
     return BotContext(settings=settings, wecom=wecom, redis=redis, clock=clock, rules=rules,
                       renderer=renderer, outbox=outbox, chat=chat, oa=oa, instance=name)
 

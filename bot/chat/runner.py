@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, tzinfo
 from typing import Generic, TypeVar
 
 from bot.chat.commands import Command, CommandRegistry, CommandResult, CommandSpec
@@ -28,6 +29,7 @@ from bot.chat.parsing import Token, lex, normalise_mapped, parse_command
 from bot.chat.replies import Renderer, reply_messages
 from bot.domain.clock import Clock
 from bot.pipeline.outbox import Outbox
+from bot.pipeline.senders import distinct_reply
 from bot.store.db import atomic
 from models import Staff
 
@@ -70,10 +72,13 @@ class Typed:
 
 class ChatRunner(Generic[C]):
     def __init__(self, registry: CommandRegistry[C], renderer: Renderer, clock: Clock,
-                 outbox: Outbox, headquarters: Callable[[Staff], bool]) -> None:
+                 outbox: Outbox, headquarters: Callable[[Staff], bool],
+                 tz: tzinfo = UTC) -> None:
         self.registry = registry
         self.renderer = renderer
         self.outbox = outbox
+        self.clock = clock
+        self.tz = tz
         middlewares: list[Middleware[C]] = [AuditTrail(clock), ErrorIds(renderer),
                                             RoleCheck(renderer), DataScope(headquarters)]
         self.chain: Chain[C] = Chain(middlewares, self._execute)
@@ -120,6 +125,7 @@ class ChatRunner(Generic[C]):
     async def write_reply(self, userid: str, reply: CommandResult, key: str) -> None:
         """The answer as app messages to `userid`, keyed `<key>:<n>` (idempotent)."""
         for n, (msgtype, content) in enumerate(reply_messages(self.renderer, reply)):
+            payload = await distinct_reply(userid, {"msgtype": msgtype, msgtype: content},
+                                           self.clock, self.tz)
             await self.outbox.enqueue(f"{key}:{n}", kind="reply", channel="app",
-                                      recipient=userid,
-                                      payload={"msgtype": msgtype, msgtype: content})
+                                      recipient=userid, payload=payload)

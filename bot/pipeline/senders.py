@@ -8,6 +8,7 @@ arrive twice, so each says how an attempt that left no result is settled.
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from bot.domain.clock import Clock
@@ -25,12 +26,36 @@ from models import OutboxMessage
 
 MEDIA_LIFETIME_S = 3 * 86400 - 3600  # temporary media live 3 days
 # A command's answer is checked for one minute only: WeCom drops any identical message in
-# the window, and a member who asks the same thing twice must get it twice. The resend after
+# the window, and a member who asks the same thing twice must get it twice (inside the
+# minute, `distinct_reply` marks the repeat so that it differs). The resend after
 # a lost answer comes 10 s later (the outbox's first backoff), well inside it; an answer
 # left in doubt by a crash is reclaimed after its lease (a minute), so it is not resent.
 REPLY_DUPLICATE_CHECK_S = 60
 # (window, margin for clock skew between us and WeCom)
 _WINDOWS = {True: (REPLY_DUPLICATE_CHECK_S, 10), False: (DUPLICATE_CHECK_S, 300)}
+
+
+async def distinct_reply(recipient: str, payload: dict[str, Any], clock: Clock,
+                         tz: tzinfo) -> dict[str, Any]:
+    """`payload`, marked with the time when the member got the very same answer within the
+    reply window: WeCom's duplicate check would drop it, and the member who asks twice would
+    get silence the second time."""
+    since = datetime.fromtimestamp(clock.timestamp() - REPLY_DUPLICATE_CHECK_S - 10, UTC)
+    recent = [row.payload for row in await OutboxMessage.filter(
+        kind="reply", channel="app", recipient=recipient, created_at__gte=since)]
+    msgtype = str(payload["msgtype"])
+    field = {"text": "content", "markdown": "content", "textcard": "description"}.get(msgtype)
+    if field is None or payload not in recent:
+        return payload
+    stamp = clock.now().astimezone(tz).strftime("%H:%M:%S")
+    candidate, times = payload, 1
+    while candidate in recent:
+        times += 1
+        content = dict(payload[msgtype])
+        label = "再次回复" if times == 2 else f"第 {times} 次回复"
+        content[field] = f"{content[field]}\n（{stamp} {label}）"
+        candidate = {**payload, msgtype: content}
+    return candidate
 
 
 def duplicate_window_s(row: OutboxMessage) -> int:
