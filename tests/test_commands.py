@@ -65,6 +65,8 @@ async def test_unknown_command_suggests_the_nearest(harness: Harness) -> None:
     assert "未知命令 /tga" in reply and "/tag add" in reply
     reply = await say(harness, "zhangsan", "/custmer 王女士")
     assert "/customer" in reply
+    reply = await say(harness, "zhouba", "/settle check")  # one command, not it and its alias
+    assert "您是不是想输入：/settle statement？" in reply and "/settle 对账单" not in reply
 
 
 async def test_wrong_arguments_get_usage_and_the_problem(harness: Harness) -> None:

@@ -156,11 +156,17 @@ class CommandRegistry(Generic[C]):
     def suggest(self, words: list[str]) -> list[str]:
         if not words:
             return []
-        names = {" ".join(p) for p in self.by_path} | set(self.group_aliases)
+        # Every name a command or group answers to, and what it names: a command's alias
+        # and its own name are one suggestion, not two.
+        targets = {" ".join(p): spec.name for p, spec in self.by_path.items()}
+        targets.update(self.group_aliases)
         typed = " ".join(words[:2]).lower()
-        close = difflib.get_close_matches(typed, names, n=3, cutoff=0.5) or \
-            difflib.get_close_matches(words[0].lower(), names, n=3, cutoff=0.5)
-        return [f"/{name}" for name in close]
+        close = difflib.get_close_matches(typed, list(targets), n=6, cutoff=0.5) or \
+            difflib.get_close_matches(words[0].lower(), list(targets), n=6, cutoff=0.5)
+        unique: dict[str, str] = {}
+        for name in close:  # typed in Latin letters: the command's own name
+            unique.setdefault(targets[name], targets[name] if typed.isascii() else name)
+        return [f"/{name}" for name in list(unique.values())[:3]]
 
 
 def looks_like_command(text: str) -> bool:
