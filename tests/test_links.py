@@ -97,3 +97,16 @@ def test_the_sandbox_makes_its_key_once_and_keeps_it(tmp_path: Path,
     first = sandbox.sandbox_secret_key()
     assert len(first) >= 32 and sandbox.sandbox_secret_key() == first
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0  # readable by its owner only
+
+
+async def test_the_page_says_what_chat_says_about_the_deadlines(harness: Harness) -> None:
+    """After the first response the page said 首次响应截止 as if it were still due."""
+    path = await opened_ticket_link(harness)
+    page = await (await harness.client.get(path)).text()
+    assert "首次响应：截止 2026-11-25 11:00" in page
+    harness.clock.advance(timedelta(minutes=20))
+    await say(harness, "lisi", "/ticket note T-20261125-0001 已联系客户")
+    page = await (await harness.client.get(path)).text()
+    assert "首次响应：已响应 2026-11-25 09:20" in page and "首次响应截止" not in page
+    await say(harness, "lisi", "/ticket wait T-20261125-0001 等客户寄回")
+    assert "（暂停计时）" in await (await harness.client.get(path)).text()

@@ -38,6 +38,7 @@ async def ticket_page(request: web.Request) -> web.Response:
     events = await TicketEvent.filter(ticket=ticket).order_by("id")
     html = _pages.get_template("ticket.html.j2").render(
         t=ticket, c=customer, events=events, stages=stages_of(ticket), tz=ctx.settings.tz,
+        now=ctx.clock.now(),
         priority=PRIORITY_NAMES.get(ticket.priority, ticket.priority), **ticket_words())
     return web.Response(text=html, content_type="text/html")
 
