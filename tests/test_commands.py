@@ -144,7 +144,7 @@ async def test_staff_admin_commands(harness: Harness) -> None:
     assert "没有区域 火星" in await say(harness, "admin", "/staff region lisi 火星")
     assert "没有角色" in await say(harness, "admin", "/staff role lisi boss")
     audit = await say(harness, "admin", "/audit")
-    assert "/staff role → ok" in audit and "/staff region → refused" in audit
+    assert "/staff role → 成功" in audit and "/staff region → 未执行" in audit
 
 
 async def test_non_command_text_gets_a_hint(harness: Harness) -> None:

@@ -99,7 +99,7 @@ async def test_an_oa_message_whose_answer_was_lost_is_never_resent(
     assert row.status == OutboxStatus.UNKNOWN and "not resent" in (row.last_error or "")
     sent = [m["text"]["content"] for m in oa.sent]
     assert sent.count("您的会员积分已到账") == 1  # (besides the account's answer to 你好)
-    assert "unknown" in await say(h, "admin", "/outbox")
+    assert "（公众号，结果不明）" in await say(h, "admin", "/outbox")
 
 
 async def test_an_oa_message_outside_the_window_fails_for_good(

@@ -12,6 +12,19 @@ from bot.rules.checker import RulesError
 from models import AuditEntry, JobRun, OutboxMessage, OutboxStatus
 from scheduler.runner import MAX_ATTEMPTS, JobBook
 
+# What admins read in /outbox and /audit: the stored values stay English, like the logs.
+OUTBOX_STATUS_NAMES = {"pending": "待发", "sending": "发送中", "sent": "已发",
+                       "failed": "失败", "unknown": "结果不明"}
+OUTBOX_KIND_NAMES = {"reply": "命令回复", "ticket": "工单通知", "digest": "日报", "weekly": "周报",
+                     "dormant": "沉睡提醒", "breaker": "熔断通知", "payout": "结算通知",
+                     "reversal": "冲销通知", "care": "关怀", "confirmation": "受理回复",
+                     "oa_help": "公众号说明", "oa_reply": "公众号回复", "export": "导出文件",
+                     "statement": "对账单"}
+CHANNEL_NAMES = {"app": "应用消息", "oa": "公众号", "group_task": "群发任务", "file": "文件"}
+AUDIT_OUTCOME_NAMES = {"ok": "成功", "refused": "未执行", "usage": "用法有误", "error": "出错",
+                       "denied": "无权限"}
+OUTBOX_CHOICES = {"failed": "failed", "失败": "failed", "pending": "pending", "待发": "pending"}
+
 commands = Router("admin")
 commands.alias("管理", "admin")
 commands.alias("审计", "audit")
@@ -50,17 +63,18 @@ async def admin_jobs(cmd: Cmd) -> Reply:
 
 
 @commands.command("outbox", "发送队列：待发、失败的通知", role="admin",
-                  args=[Arg("which", "failed（默认）或 pending", nargs="?")],
-                  examples=("/outbox", "/outbox pending"))
+                  args=[Arg("which", "失败（默认，含结果不明）或 待发", nargs="?")],
+                  examples=("/outbox", "/outbox 待发"))
 async def outbox(cmd: Cmd) -> Reply:
-    which = cmd.args.get("which", "failed")
-    if which not in ("failed", "pending"):
-        raise CommandError("可选：failed 或 pending。")
+    which = OUTBOX_CHOICES.get(str(cmd.args.get("which", "failed")).lower())
+    if which is None:
+        raise CommandError("可选：失败（failed）或 待发（pending），例如 /outbox 待发。")
     statuses = [which] if which == "pending" else [OutboxStatus.FAILED, OutboxStatus.UNKNOWN]
     rows = await OutboxMessage.filter(status__in=statuses).order_by("-id").limit(20)
     counts = {s.value: await OutboxMessage.filter(status=s).count() for s in OutboxStatus}
-    return Reply(template="admin/outbox.txt.j2", data={"rows": rows, "counts": counts,
-                                                        "which": which})
+    return Reply(template="admin/outbox.txt.j2", data={
+        "rows": rows, "counts": counts, "which": which, "status_names": OUTBOX_STATUS_NAMES,
+        "kind_names": OUTBOX_KIND_NAMES, "channel_names": CHANNEL_NAMES})
 
 
 @commands.command("audit", "查看最近的操作记录", role="admin",
@@ -71,5 +85,5 @@ async def audit_log(cmd: Cmd) -> Reply:
     if not str(raw).isdigit() or not 1 <= int(raw) <= 200:
         raise CommandError("条数应为 1 到 200 之间的数字，例如 /audit 50。")
     entries = await AuditEntry.all().order_by("-id").limit(int(raw))
-    return Reply(template="admin/audit.txt.j2", data={"entries": entries,
-                                                       "tz": cmd.ctx.settings.tz})
+    return Reply(template="admin/audit.txt.j2", data={
+        "entries": entries, "tz": cmd.ctx.settings.tz, "outcome_names": AUDIT_OUTCOME_NAMES})
