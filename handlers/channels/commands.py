@@ -52,7 +52,7 @@ def _region_for(cmd: Cmd, store: str | None, region: str | None) -> str | None:
 def _channel_card(channel: Channel, title: str) -> TextCard:
     kind = "临时活码" if channel.is_temp else "长期活码"
     description = card_description(
-        ("gray", f"state {channel.state}"),
+        ("gray", f"渠道参数 {channel.state}"),
         ("normal", f"标签：{'、'.join(channel.tags) or '无'}"),
         ("normal", f"接待：{'、'.join(channel.staff)}"),
         ("highlight", kind + (f"，门店 {channel.store}" if channel.store else "")))
