@@ -483,19 +483,31 @@ def run_generator(port: int, request_file: Path, procs: Processes, *, mode: str,
 # --- the generator itself (runs in its own process) -------------------------------------------
 
 class ConnectionPool:
-    """Keep-alive connections to one server; callers wait when `limit` are busy."""
+    """Keep-alive connections to one server; callers wait when `limit` are busy.
+
+    scrmbot closes a keep-alive connection that has been idle for its header timeout (5 s,
+    `SCRM_HEADER_TIMEOUT_S`). Like an HTTP client that honours that, the pool does not reuse a
+    connection idle for longer than `IDLE_LIMIT_S`: writing to one the server is closing is
+    the keep-alive race every client must avoid, not a server fault."""
+
+    IDLE_LIMIT_S = 4.0
 
     def __init__(self, port: int, limit: int) -> None:
         self._port = port
         self._limit = limit
         self._open = 0
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._idle: list[tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], float]] = []
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     async def acquire(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         while True:
+            stale = time.perf_counter() - self.IDLE_LIMIT_S
+            while self._idle and self._idle[0][1] < stale:  # the oldest idle come first
+                conn, _ = self._idle.pop(0)
+                conn[1].close()
+                self._open -= 1
             if self._idle:
-                return self._idle.pop()
+                return self._idle.pop()[0]
             if self._open < self._limit:
                 self._open += 1
                 try:
@@ -508,7 +520,7 @@ class ConnectionPool:
             await waiter
 
     def release(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
-        self._idle.append(conn)
+        self._idle.append((conn, time.perf_counter()))
         self._wake_one()
 
     def discard(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:

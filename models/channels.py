@@ -58,6 +58,9 @@ class WelcomeSend(Model):
 
     id = fields.BigIntField(primary_key=True)
     code_hash = fields.CharField(max_length=64, unique=True)
+    # The inbox row of the add, so the recovery lane finds the adds without a welcome in SQL
+    # instead of parsing every recent add's payload.
+    inbox_id = fields.BigIntField(null=True, db_index=True)
     external_userid = fields.CharField(max_length=64, default="")
     event_at = fields.DatetimeField()
     status = fields.CharField(max_length=8, default="sending")  # sending|sent|expired|used|failed

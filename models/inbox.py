@@ -39,7 +39,7 @@ class InboxEntry(Model):
 
     class Meta:
         table = "inbox"
-        indexes = (("status", "next_attempt_ms"),)
+        indexes = (("status", "next_attempt_ms"), ("received_ms",))
 
 
 class InboxHandled(Model):

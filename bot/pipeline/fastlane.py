@@ -7,10 +7,12 @@ itself, which is why the lane's function must be safe to run twice (the welcome 
 send in the database). The lane is bounded: under a burst it skips what it cannot start and
 the callback path never piles up tasks.
 
-A lane may also `recover`: every second it asks the feature for work that is still worth
-doing and that nobody is doing (the welcome of an add stored a few seconds ago whose
-process died, or that the lane skipped), so a crash or a restart does not wait for the
-worker's lease; a restarted instance does this first.
+A lane may also `recover`: every second it asks the feature for at most as much work as it
+has room for that is still worth doing and that nobody is doing (the welcome of an add
+stored a few seconds ago whose process died, or that the lane skipped), so a crash or a
+restart does not wait for the worker's lease; a restarted instance does this first. The
+feature finds that work with a bounded query, never by reading every recent row: under a
+burst, recovery must not cost more than the burst.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ logger = logging.getLogger(__name__)
 E = TypeVar("E", bound=Event)
 
 
-Recover = Callable[[], Awaitable[Sequence[E]]]
+# Given how many pieces of work the lane can take now, those worth starting (at most that many).
+Recover = Callable[[int], Awaitable[Sequence[E]]]
 
 
 class FastLane(Generic[E]):
@@ -60,7 +63,8 @@ class FastLane(Generic[E]):
         assert self._recover is not None
         while True:
             try:
-                for event in await self._recover():
+                room = self._max_pending - len(self._tasks)
+                for event in await self._recover(room) if room > 0 else ():
                     if event.inbox_id not in self._running and self._submit(event):
                         self.recovered += 1
             except asyncio.CancelledError:

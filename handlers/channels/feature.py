@@ -18,8 +18,8 @@ def welcome_lane(ctx: BotContext) -> FastLane[ExternalContactChange]:
     async def send(event: ExternalContactChange) -> None:
         await welcome_once(ctx, event)
 
-    async def recover() -> list[ExternalContactChange]:
-        return await pending_welcomes(ctx)
+    async def recover(limit: int) -> list[ExternalContactChange]:
+        return await pending_welcomes(ctx, limit)
 
     return FastLane("welcome", ExternalContactChange, is_add_with_welcome, send,
                     recover=recover)
