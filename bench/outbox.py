@@ -296,14 +296,15 @@ def counting_dispatcher(base: type) -> type:
             self.empty += not ids
             return ids
 
-        async def _defer(self, row: Any, until_ms: float, why: str | None) -> None:
+        async def _defer(self, row: Any, until_ms: float, why: str | None,
+                         **kwargs: Any) -> None:
             self.defer_times.append(time.time())
-            await super()._defer(row, until_ms, why)
+            await super()._defer(row, until_ms, why, **kwargs)
 
-        async def deliver(self, row_id: int) -> None:
+        async def deliver(self, row: Any) -> None:
             began = time.perf_counter()
             try:
-                await super().deliver(row_id)
+                await super().deliver(row)
             finally:
                 self.deliver_s += time.perf_counter() - began
 

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
+from unittest.mock import ANY
 
 import aiohttp
 import fakeredis
@@ -350,6 +351,45 @@ async def test_hourly_limit(redis: fakeredis.FakeAsyncRedis, clock: ManualClock)
     assert await limiter.acquire("lisi") == 0  # per member
     clock.advance(timedelta(seconds=3540))
     assert await limiter.acquire("zhangsan") == 0
+
+
+async def test_waiting_messages_each_get_a_moment_of_their_own(
+        redis: fakeredis.FakeAsyncRedis, clock: ManualClock) -> None:
+    """Kept slots queue: the k-th message waiting for a member is told the moment the send k
+    places ahead of it ages out, so it is deferred once, not again and again."""
+    limiter = MemberRateLimiter(redis, clock, "corp:1", limits=((2, 60),))
+    assert await limiter.acquire("zhangsan") == 0  # at 0
+    clock.advance(timedelta(seconds=10))
+    assert await limiter.acquire("zhangsan") == 0  # at 10
+    clock.advance(timedelta(seconds=10))  # 20: full until 60
+    waits = [await limiter.reserve("zhangsan") for _ in range(4)]
+    assert [round(w) for w, _ in waits] == [40, 50, 100, 110]  # 60, 70, 120, 130
+    assert await limiter.acquire("lisi") == 0  # another member is not held up
+    assert await redis.zcard(limiter.key("zhangsan")) == 2  # sends only: nothing sent early
+    clock.advance(timedelta(seconds=40))  # 60: the first waiter's moment
+    assert await limiter.reserve("zhangsan", held=waits[0][1]) == (0, ANY)
+    clock.advance(timedelta(seconds=10))  # 70
+    assert (await limiter.reserve("zhangsan", held=waits[1][1]))[0] == 0
+    # One that comes back before its moment (another instance's clock) keeps its place.
+    assert await limiter.reserve("zhangsan", held=waits[2][1]) == (pytest.approx(50),
+                                                                   waits[2][1])
+    clock.advance(timedelta(seconds=50))  # 120
+    assert (await limiter.reserve("zhangsan", held=waits[2][1]))[0] == 0
+
+
+async def test_a_late_waiter_still_finds_no_room_it_should_not_have(
+        redis: fakeredis.FakeAsyncRedis, clock: ManualClock) -> None:
+    """Sends are what is checked: a message that jumps the queue takes the room it finds, and
+    the waiter whose moment it was is told the next one; nobody exceeds the limit."""
+    limiter = MemberRateLimiter(redis, clock, "corp:1", limits=((1, 60),))
+    assert await limiter.acquire("zhangsan") == 0
+    wait, kept = await limiter.reserve("zhangsan")
+    assert round(wait) == 60
+    clock.advance(timedelta(seconds=61))
+    assert await limiter.acquire("zhangsan") == 0  # someone else's message, first
+    again, _ = await limiter.reserve("zhangsan", held=kept)
+    assert round(again) == 60
+    assert await redis.zcard(limiter.key("zhangsan")) == 1
 
 
 async def test_two_clients_on_one_redis_share_the_token_and_the_limiter(

@@ -8,11 +8,14 @@ has room for, and only those are parsed."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
+
+import pytest
 
 from bot.app.keys import context_key
 from handlers.channels.welcome import RECOVERY_GRACE_S, code_hash, pending_welcomes
 from models import InboxEntry, InboxStatus, WelcomeSend
-from tests.harness import Harness
+from tests.harness import Harness, start_harness
 
 
 def add_xml(n: int, create_time: int) -> str:
@@ -34,6 +37,12 @@ async def store_add(h: Harness, n: int, age_s: float,
         kind="ExternalContactChange:add_external_contact", subject="sys",
         payload=add_xml(n, int(at)), status=status, received_ms=int(at * 1000),
         next_attempt_ms=int(at * 1000))
+
+
+@pytest.fixture
+async def harness(aiohttp_client: Any, database_url: str) -> Harness:
+    """No worker and no lanes: the rows below are only looked at, by the test."""
+    return await start_harness(aiohttp_client, database_url=database_url, run_worker=False)
 
 
 async def test_only_unwelcomed_adds_are_recovered_oldest_first_and_bounded(

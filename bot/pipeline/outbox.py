@@ -21,6 +21,7 @@ becomes `unknown` for an operator instead of being sent again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -51,6 +52,10 @@ WHERE id IN (
     ORDER BY next_attempt_ms, id LIMIT $4{lock})
 RETURNING id
 """
+
+
+# The member-limit slot a deferred row holds (`MemberRateLimiter.reserve`), in `progress`.
+RATE_SLOT = "rate_slot"
 
 
 def backoff_s(attempt: int) -> float:
@@ -155,6 +160,12 @@ class BaseSender:
         return None
 
 
+def books_on_sent(sender: Sender) -> bool:
+    """Whether `sender` records something with the result (then both commit together); most
+    do not, and one UPDATE needs no transaction of its own."""
+    return type(sender).sent is not BaseSender.sent
+
+
 class SenderRegistry:
     """Channel → sender; the composition root fills it with what features provide."""
 
@@ -214,20 +225,20 @@ class OutboxDispatcher(ClaimLoop):
         return sorted(int(r["id"]) for r in rows)
 
     async def handle(self, rows: Sequence[int]) -> None:
-        await asyncio.gather(*(self._guarded(i) for i in rows))
+        claimed = await OutboxMessage.filter(id__in=list(rows)).order_by("id")  # one query
+        await asyncio.gather(*(self._guarded(row) for row in claimed))
 
-    async def _guarded(self, row_id: int) -> None:
+    async def _guarded(self, row: OutboxMessage) -> None:
         async with self._slots:
             try:
-                await self.deliver(row_id)
+                await self.deliver(row)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("outbox row %s: bookkeeping failed; retried after lease",
-                                 row_id)
+                                 row.id)
 
-    async def deliver(self, row_id: int) -> None:
-        row = await OutboxMessage.get(id=row_id)
+    async def deliver(self, row: OutboxMessage) -> None:
         if row.locked_by != self.instance_id or row.status != OutboxStatus.SENDING:
             return
         sender = self.senders.get(row.channel)
@@ -243,9 +254,12 @@ class OutboxDispatcher(ClaimLoop):
                 await self._defer(row, later.timestamp() * 1000, "quiet hours")
                 return
         if sender.member_limited:
-            wait = await self.limiter.acquire(row.recipient)
-            if wait > 0:
-                await self._defer(row, self._now_ms() + wait * 1000, None)
+            held = row.progress.get(RATE_SLOT)
+            wait, slot = await self.limiter.reserve(row.recipient,
+                                                    held if isinstance(held, str) else None)
+            if wait > 0:  # the member's next free slot is kept for this row
+                await self._defer(row, self._now_ms() + wait * 1000, None,
+                                  progress={**row.progress, RATE_SLOT: slot})
                 return
         try:
             await sender.prepare(row)
@@ -301,17 +315,19 @@ class OutboxDispatcher(ClaimLoop):
         return bool(changed)
 
     async def _record_sent(self, row: OutboxMessage, sender: Sender, result: Sent) -> None:
-        async with atomic():
+        async with atomic() if books_on_sent(sender) else contextlib.nullcontext():
             await OutboxMessage.filter(id=row.id).update(
                 status=OutboxStatus.SENT, sent_at=self.clock.now(), msgid=result.msgid,
                 attempt_started_ms=None, last_error=None, locked_until_ms=0)
             await sender.sent(row, result)
         self.sent += 1
 
-    async def _defer(self, row: OutboxMessage, until_ms: float, why: str | None) -> None:
+    async def _defer(self, row: OutboxMessage, until_ms: float, why: str | None, *,
+                     progress: dict[str, Any] | None = None) -> None:
+        changes: dict[str, Any] = {"progress": progress} if progress is not None else {}
         await OutboxMessage.filter(id=row.id, locked_by=self.instance_id).update(
             status=OutboxStatus.PENDING, next_attempt_ms=int(until_ms), locked_until_ms=0,
-            last_error=why)
+            last_error=why, **changes)
         self.deferred += 1
 
     async def _retry_later(self, row: OutboxMessage, exc: Exception, *, in_doubt: bool,
