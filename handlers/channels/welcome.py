@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
@@ -124,8 +124,10 @@ def _now_ms(ctx: BotContext) -> int:
     return int(ctx.clock.timestamp() * 1000)
 
 
-async def _claim(ctx: BotContext, event: ExternalContactChange, key: str) -> bool:
-    """Insert the code's row (or take over one whose holder's lease ran out)."""
+async def _claim(ctx: BotContext, event: ExternalContactChange, key: str
+                 ) -> Literal["new", "taken over"] | None:
+    """Insert the code's row ("new": nobody tried before) or take over one whose holder's
+    lease ran out ("taken over": it may have tried); None when another sender holds it."""
     assert event.welcome_code
     at = datetime.fromtimestamp(event.create_time, UTC) if event.create_time \
         else ctx.clock.now()
@@ -134,12 +136,13 @@ async def _claim(ctx: BotContext, event: ExternalContactChange, key: str) -> boo
         await WelcomeSend.create(code_hash=key, external_userid=event.external_user_id,
                                  inbox_id=event.inbox_id or None, event_at=at,
                                  claimed_by=ctx.instance, lease_until_ms=lease)
-        return True
+        return "new"
     except IntegrityError:
         pass
-    return bool(await WelcomeSend.filter(code_hash=key, status="sending",
-                                         lease_until_ms__lt=_now_ms(ctx)).update(
-        claimed_by=ctx.instance, lease_until_ms=lease))
+    taken = await WelcomeSend.filter(code_hash=key, status="sending",
+                                     lease_until_ms__lt=_now_ms(ctx)).update(
+        claimed_by=ctx.instance, lease_until_ms=lease)
+    return "taken over" if taken else None
 
 
 async def _outcome_of(ctx: BotContext, key: str) -> str | None:
@@ -158,12 +161,11 @@ async def welcome_once(ctx: BotContext, event: ExternalContactChange) -> str:
     outcome: sent, expired (41050), used (41051: another app), or failed."""
     assert event.welcome_code
     key = code_hash(event.welcome_code)
-    while not await _claim(ctx, event, key):
+    while (claim := await _claim(ctx, event, key)) is None:
         outcome = await _outcome_of(ctx, key)
         if outcome is not None:
             return outcome
-    row = await WelcomeSend.get(code_hash=key)
-    earlier_attempt = row.attempted
+    earlier_attempt = claim == "taken over" and (await WelcomeSend.get(code_hash=key)).attempted
     channel = await Channel.get_or_none(state=event.state) if event.state else None
     contact = await _contact_for_welcome(event, ctx)
     text = await welcome_text(ctx, event, channel, contact)
