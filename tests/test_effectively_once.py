@@ -71,6 +71,25 @@ async def test_a_failed_reply_does_not_record_a_second_purchase(harness: Harness
     assert any("已记录 王女士 消费 ¥268.00" in r for r in replies_to(harness, "zhangsan"))
 
 
+async def test_a_close_whose_reply_fails_is_not_redone_after_a_reopen(harness: Harness) -> None:
+    """The drills' worst form (issue 12): a /ticket close whose reply hit 45009 was retried
+    after a later /ticket reopen, closed the ticket again and paid a second generation."""
+    number = await installed_ticket(harness)
+    harness.sim.fail_next("message/send", 45009, times=3)  # the reply and the payout notice
+    await type_and_settle(harness, "zhouba", f"/ticket close {number} distance_km=12")
+    harness.clock.advance(timedelta(minutes=2))
+    await type_and_settle(harness, "zhouba", f"/ticket reopen {number} 客户反馈仍漏水")
+    for backoff in (11, 41, 161):  # every retry of the outbox, past each backoff
+        harness.clock.advance(timedelta(seconds=backoff))
+        await harness.drain()
+    ticket = await Ticket.get(number=number)
+    assert ticket.status == "open"  # reopened, and stays so
+    assert await Payout.filter(ticket_id=ticket.id).count() == 1  # one generation, once
+    assert await InboxEntry.exclude(status="done").count() == 0
+    closed = [r for r in replies_to(harness, "zhouba") if f"工单 {number} 已关闭" in r]
+    assert len(closed) == 1  # the close was answered once, when the reply got through
+
+
 async def test_a_reply_is_keyed_by_its_inbox_row_and_part(harness: Harness) -> None:
     await type_and_settle(harness, "zhangsan", "/help")
     [row] = await InboxEntry.filter(kind="TextMessage")
