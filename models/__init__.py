@@ -21,10 +21,11 @@ from models.tickets import (
     TicketStatus,
     TicketTimer,
 )
+from models.web import WebSession
 
 MODEL_MODULES = ["models.inbox", "models.contacts", "models.audit", "models.channels",
                  "models.tickets", "models.outbox", "models.group_tasks",
-                 "models.settlement", "models.care"]
+                 "models.settlement", "models.care", "models.web"]
 
 __all__ = [
     "MODEL_MODULES",
@@ -55,5 +56,6 @@ __all__ = [
     "TicketEvent",
     "TicketStatus",
     "TicketTimer",
+    "WebSession",
     "WelcomeSend",
 ]

@@ -12,12 +12,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from playwright.async_api import async_playwright
 
 from bot.app.settings import WeChatOAConfig
 from bot.devtools.simulator.oa import OASimulator
 from bot.domain.clock import ManualClock
 from bot.store.db import apply_migrations
+from tests.console import CHROMIUM, CHROMIUM_ARGS
 from tests.harness import Harness, start_harness
+
+HAVE_CHROMIUM = os.path.exists(CHROMIUM)
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +56,17 @@ async def oa_harness(aiohttp_client: Any, database_url: str
 def pytest_report_header() -> list[str]:
     return [f"database: {os.environ.get('DATABASE_URL') or 'sqlite (temporary file)'}; "
             f"redis: {os.environ.get('REDIS_URL') or 'fakeredis (in-process)'}"]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless Chromium (Debian's, never a download) through Playwright."""
+    if not HAVE_CHROMIUM:
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium fonts-wqy-microhei "
+                    "(.ci/run does it)")
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, unused_port
 from aiohttp.web_runner import BaseRunner
 from tortoise import Tortoise
 from tortoise.connection import get_connection
@@ -117,6 +117,10 @@ async def start_harness(aiohttp_client: Any, *, run_worker: bool = True,
                          TOKEN, AES_KEY, clock=clock, callback_timeout_s=2.0)
     load_demo_corp(sim)
     api_base = await sim.start()
+    port = overrides.pop("port", None) or unused_port()
+    sim_root = api_base.removesuffix("/cgi-bin")
+    overrides = {"public_url": f"http://127.0.0.1:{port}", "oauth_base": sim_root,
+                 "login_base": sim_root, **overrides}
     settings = test_settings(api_base, **overrides)
     app = create_app(settings, clock=clock, run_worker=run_worker, run_scheduler=False,
                      worker_poll_s=0.05)
@@ -132,7 +136,8 @@ async def start_harness(aiohttp_client: Any, *, run_worker: bool = True,
 
     app.cleanup_ctx.insert(2, clean_state)  # after database and redis, before the worker
     app.on_cleanup.append(close_simulator)
-    client: TestClient = await aiohttp_client(ServedTestServer(app, host="127.0.0.1"))
+    client: TestClient = await aiohttp_client(ServedTestServer(app, host="127.0.0.1",
+                                                               port=port))
     sim.callback_url = str(client.make_url("/wecom/callback"))
     harness = Harness(sim=sim, client=client, clock=clock, settings=settings)
     return harness

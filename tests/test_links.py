@@ -28,7 +28,8 @@ async def opened_ticket_link(h: Harness) -> str:
     await walk_in(h, "王女士")
     await say(h, "zhangsan", "/ticket open 王女士 售后 商品破损")
     [card] = cards_to(h, "lisi")
-    return str(card["url"]).split("8080", 1)[-1]
+    link = urlsplit(str(card["url"]))
+    return f"{link.path}?{link.query}"
 
 
 async def test_the_cards_link_opens_the_page_for_seven_days(harness: Harness) -> None:

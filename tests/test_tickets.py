@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from bot.app.keys import context_key
 from handlers.tickets.sweep import sweep
@@ -35,7 +36,8 @@ async def test_staff_opens_an_urgent_ticket_and_the_assignee_gets_a_card(
     assert "no rule matched: default team 客服中心" in ticket.routing_reason
     [card] = cards_to(harness, "lisi")
     assert card["title"] == "新工单：T-20261125-0001" and "商品破损" in card["description"]
-    page = await harness.client.get(card["url"].split("8080", 1)[-1])
+    link = urlsplit(card["url"])
+    page = await harness.client.get(f"{link.path}?{link.query}")
     assert page.status == 200 and "T-20261125-0001" in await page.text()
     forged = await harness.client.get("/tickets/T-20261125-0001?sig=0000")
     assert forged.status == 403

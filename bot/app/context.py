@@ -16,6 +16,7 @@ from bot.pipeline.dispatcher import EventRouter
 from bot.pipeline.outbox import Outbox
 from bot.rules.loader import RulesHolder
 from bot.store.locks import KeyedLocks
+from bot.web.pages import Page, PageRouter
 from bot.wecom import WeComClient
 from bot.wecom.oa import OAClient
 
@@ -64,3 +65,6 @@ class BotContext:
 Cmd = Command[BotContext]
 Router = CommandRouter[BotContext]
 Events = EventRouter[BotContext]
+# What feature pages write: `pages = Pages("boards")`, `async def f(page: PageReq)`.
+Pages = PageRouter[BotContext]
+PageReq = Page[BotContext]

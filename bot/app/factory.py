@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -43,11 +44,15 @@ from bot.pipeline.worker import InboxWorker
 from bot.rules.loader import RulesHolder, load_rules
 from bot.store.db import database
 from bot.store.redis import redis_client
+from bot.web.assets import default_assets_dir
+from bot.web.console import ConsoleDeps, WebConsole
+from bot.web.login import LoginConfig
 from bot.wecom import MemberRateLimiter, TokenCache, WeComClient
 from bot.wecom.crypto import CallbackCrypto
 from bot.wecom.endpoints import MAX_BODY_BYTES, Accepted, CallbackEndpoints
 from bot.wecom.oa import OAClient
 from handlers import Feature
+from handlers.staff.service import ensure_staff
 from scheduler.runner import DEFAULT_LEASE_S, JobBook, running_scheduler
 
 
@@ -141,7 +146,26 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_worker: bo
     for feature in features:
         if feature.pages is not None:
             feature.pages(app)
+    console_for(settings, clock, rules, features).setup(app)
     return app
+
+
+def console_for(settings: Settings, clock: Clock, rules: RulesHolder,
+                features: Sequence[Feature]) -> WebConsole[BotContext]:
+    """The web console over every feature's pages, logging in through WeCom."""
+    deps: ConsoleDeps[BotContext] = ConsoleDeps(
+        context=lambda request: request.app[context_key],
+        redis=lambda ctx: ctx.redis,
+        exchange_code=lambda ctx, code: ctx.wecom.login_user(code),
+        member=lambda ctx, userid: ensure_staff(userid, ctx),
+        headquarters=lambda member: rules.current.is_headquarters(member.department_ids))
+    return WebConsole(
+        [f.console for f in features if f.console is not None], deps, clock=clock,
+        secret_key=settings.secret_key, idle_s=settings.session_idle_h * 3600,
+        login_config=LoginConfig(settings.corp_id, settings.agent_id, settings.public_url,
+                                 settings.oauth_base, settings.login_base),
+        tz=settings.tz, assets_dir=Path(settings.assets_dir) if settings.assets_dir
+        else default_assets_dir())
 
 
 async def _accept(app: web.Application, accepted: Accepted) -> bool:

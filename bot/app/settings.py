@@ -15,6 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin"
 DEFAULT_OA_API_BASE = "https://api.weixin.qq.com/cgi-bin"
+# The console's two login pages: web authorisation inside WeCom, QR login on a desktop.
+DEFAULT_OAUTH_BASE = "https://open.weixin.qq.com"
+DEFAULT_LOGIN_BASE = "https://login.work.weixin.qq.com"
 
 
 class ConfigError(Exception):
@@ -65,6 +68,10 @@ class Settings:
     # WeCom credential. Generated into var/ in the sandbox, required in production.
     secret_key: str = ""
     link_ttl_days: int = 7
+    oauth_base: str = DEFAULT_OAUTH_BASE
+    login_base: str = DEFAULT_LOGIN_BASE
+    session_idle_h: int = 8  # a console session ends after this long without a request
+    assets_dir: str = ""  # node_modules/ holding the console's vendor files ("" = the project's)
     # Serving limits (bot/app/serving.py). WeCom sends a whole request at once and gives up
     # after 5 s, so a client slower than this is broken or hostile.
     header_timeout_s: float = 5
@@ -156,6 +163,12 @@ def load_settings(environ: Mapping[str, str] | None = None,
     if not public_url.startswith(("http://", "https://")):
         get.problem("SCRM_PUBLIC_URL", "must be the http(s) address staff open links at",
                     "https://scrm.example.com")
+    oauth_base = (env.get("WECOM_OAUTH_BASE") or DEFAULT_OAUTH_BASE).rstrip("/")
+    login_base = (env.get("WECOM_LOGIN_BASE") or DEFAULT_LOGIN_BASE).rstrip("/")
+    for name, value, default in (("WECOM_OAUTH_BASE", oauth_base, DEFAULT_OAUTH_BASE),
+                                 ("WECOM_LOGIN_BASE", login_base, DEFAULT_LOGIN_BASE)):
+        if not value.startswith(("http://", "https://")):
+            get.problem(name, "must be an http(s) URL", default)
     settings = Settings(
         corp_id=corp_id,
         agent_id=agent_id,
@@ -179,6 +192,11 @@ def load_settings(environ: Mapping[str, str] | None = None,
         public_url=public_url,
         secret_key=secret_key,
         link_ttl_days=get.integer("SCRM_LINK_TTL_DAYS", "7", default=7, minimum=1, maximum=90),
+        oauth_base=oauth_base,
+        login_base=login_base,
+        assets_dir=env.get("SCRM_ASSETS_DIR") or "",
+        session_idle_h=get.integer("SCRM_SESSION_IDLE_H", "8", default=8, minimum=1,
+                                   maximum=720),
         header_timeout_s=get.integer("SCRM_HEADER_TIMEOUT_S", "5", default=5, minimum=1,
                                      maximum=300),
         body_timeout_s=get.integer("SCRM_BODY_TIMEOUT_S", "5", default=5, minimum=1,

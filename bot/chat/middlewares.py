@@ -1,4 +1,4 @@
-"""The chain every command passes: audit → error ids → role → data scope → the handler.
+"""The chain every command and page passes: audit → error ids → role → data scope → the handler.
 
 Each middleware reads the command's declared flags (aiogram's flags read by middlewares), so
 a flag that nothing reads cannot exist and isolation really is in one place: the role check
@@ -6,7 +6,8 @@ reads `role`, the data scope reads `customer_data` (and is the only place a hand
 query sets come from), the audit reads `changes_data`. Outcomes are values flowing outwards,
 so the audit records denials, refusals and errors alike. `/help` asks the same chain with
 `dry_run` whether a member may run a command (errbot's `cmdfilter(dry_run=…)`), instead of a
-second copy of the role logic.
+second copy of the role logic. Console pages (`bot/web/pages.py`) declare the same flags and
+pass the same chain: a page is guarded exactly as the command beside it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from bot.access import audit
-from bot.access.errors import Refusal
+from bot.access.errors import NotFound, Refusal
 from bot.access.scope import ScopedData
 from bot.chat.commands import CommandResult, CommandSpec
 from bot.chat.parsing import UsageError
@@ -33,11 +34,25 @@ logger = logging.getLogger(__name__)
 C = TypeVar("C")
 
 
+class Guarded(Protocol):
+    """What the chain reads of a command or a page: its name and declared flags."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def customer_data(self) -> bool: ...
+    @property
+    def changes_data(self) -> bool: ...
+
+
 @dataclass
 class Invocation(Generic[C]):
-    """One command on its way through the chain; middlewares fill `scope` and `data`."""
+    """One command or page request on its way through the chain; middlewares fill `scope`
+    and `data`, a page's terminal leaves its web response in `response`."""
 
-    spec: CommandSpec[C]
+    spec: Guarded
     member: Staff
     text: str  # the normalised command text, without the leading slash
     words: list[str]  # the arguments after the command's name
@@ -46,11 +61,13 @@ class Invocation(Generic[C]):
     scope: Scope | None = None
     data: ScopedData | None = None
     typed: Any = None  # the runner's view of what was typed (for free-text arguments)
+    response: Any = None  # what a page answered
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What came of an invocation: ok, usage, refused, denied or error, and the reply."""
+    """What came of an invocation: ok, usage, refused, not_found, denied or error, and the
+    reply."""
 
     status: str
     reply: CommandResult = ""
@@ -95,9 +112,12 @@ class ErrorIds(Generic[C]):
             return await call_next(inv)
         except Refusal as exc:
             return Outcome("refused", str(exc), str(exc))
+        except NotFound as exc:
+            return Outcome("not_found", str(exc), str(exc))
         except UsageError as exc:
             return Outcome("usage", self.renderer.render(
-                "command/usage_error.txt.j2", problem=str(exc), usage=inv.spec.usage()))
+                "command/usage_error.txt.j2", problem=str(exc),
+                usage=inv.spec.usage() if isinstance(inv.spec, CommandSpec) else ""))
         except Exception as exc:
             error_id = f"E-{secrets.token_hex(3)}"
             logger.exception("command /%s by %s failed [%s]", inv.spec.name,

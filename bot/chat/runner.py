@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, tzinfo
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from bot.chat.commands import Command, CommandRegistry, CommandResult, CommandSpec
 from bot.chat.middlewares import (
@@ -87,12 +87,13 @@ class ChatRunner(Generic[C]):
         if inv.dry_run:
             return Outcome("ok")
         assert inv.typed is not None and inv.scope is not None  # set by run / DataScope
-        args = parse_command(inv.spec.spec, inv.typed.tokens, inv.typed.cut,
+        spec = cast(CommandSpec[C], inv.spec)  # the chat only sends commands down its chain
+        args = parse_command(spec.spec, inv.typed.tokens, inv.typed.cut,
                              inv.typed.unmatched)
-        command = Command(spec=inv.spec, args=args, staff=inv.member, scope=inv.scope,
+        command = Command(spec=spec, args=args, staff=inv.member, scope=inv.scope,
                           ctx=inv.ctx, text=inv.text, scoped=inv.data)
         async with atomic():  # a savepoint inside the handler's transaction
-            result = await inv.spec.handler(command)
+            result = await spec.handler(command)
         return Outcome("ok", result)
 
     async def allows(self, ctx: C, member: Staff, spec: CommandSpec[C]) -> bool:

@@ -63,6 +63,8 @@ def sandbox_settings(api_base: str, port: int, oa_api_base: str) -> Settings:
         redis_url=None, host="127.0.0.1", port=port, admins=("admin",),
         rules_file=os.environ.get("SCRM_RULES_FILE") or "rules.toml", sandbox=True,
         secret_key=sandbox_secret_key(), public_url=f"http://127.0.0.1:{port}",
+        # the simulator plays both login pages (a member picker instead of WeCom's)
+        oauth_base=api_base.removesuffix("/cgi-bin"), login_base=api_base.removesuffix("/cgi-bin"),
     )
 
 
@@ -138,6 +140,8 @@ def run_sandbox(port: int = 8080, console: bool = True) -> int:
         control = sandbox.sim.base_url.removesuffix("/cgi-bin")
         logs = f", logs in {SANDBOX_DIR / 'sandbox.log'}" if interactive else ""
         print(f"scrmbot sandbox on {sandbox.server_url} (WeCom simulator on {control}{logs}).")
+        print(f"Console: open {sandbox.server_url}/ in a browser and log in as a demo member "
+              "(陈总 sees every region, 赵六 华北, 孙七 华东, 王五 his earnings).")
         if sandbox.restored:
             print(f"Restored from {SANDBOX_DIR / 'sandbox.db'}: {sandbox.restored}. "
                   f"To start afresh: quit, delete {SANDBOX_DIR}/, make run.")

@@ -124,6 +124,19 @@ class WeComClient:
         """A member's directory entry (``user/get``)."""
         return await self.get("user/get", {"userid": userid})
 
+    async def login_user(self, code: str) -> str | None:
+        """The member a login code was issued for (``auth/getuserinfo``), or None when WeCom
+        does not confirm it (used, expired, from another app, or not a member of the corp).
+        A code works once, so the call is never repeated."""
+        try:
+            answer = await self.get("auth/getuserinfo", {"code": code}, safe_to_retry=False)
+        except WeComError as exc:
+            if exc.errcode is None:
+                raise
+            return None
+        userid = answer.get("userid") or answer.get("UserId")
+        return str(userid) if userid else None
+
     async def list_users(self, department_id: int = 1, *, fetch_child: bool = False) -> JSON:
         """Members of a department, ``userlist`` of ``{userid, name, department}``."""
         return await self.get("user/simplelist", {"department_id": department_id,

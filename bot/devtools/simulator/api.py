@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
 
+from bot.devtools.simulator.oauth import redeem_code
 from bot.devtools.simulator.state import (
     TRANSFER_WAIT_S,
     WELCOME_CODE_TTL_S,
@@ -758,7 +760,19 @@ def transfer_result(state: SimState, req: ApiRequest) -> dict[str, Any]:
     return {"customer": rows, "next_cursor": ""}
 
 
+def auth_getuserinfo(state: SimState, req: ApiRequest) -> dict[str, Any]:
+    """A login code → the member (``userid``); a used, expired or unknown code is 40029."""
+    if req.secret_label != "app":
+        raise ApiError(40029, "invalid code: exchange it with the app's own access token")
+    userid = redeem_code(state, req.query.get("code", ""))
+    if userid is None:
+        raise ApiError(40029, "invalid code")
+    return {"userid": userid, "user_ticket": f"sim-ticket-{secrets.token_hex(8)}",
+            "expires_in": 1800}
+
+
 ENDPOINTS: dict[str, Endpoint] = {
+    "auth/getuserinfo": Endpoint("GET", auth_getuserinfo),
     "gettoken": Endpoint("GET", gettoken),
     "user/get": Endpoint("GET", user_get),
     "user/simplelist": Endpoint("GET", user_simplelist),

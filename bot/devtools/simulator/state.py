@@ -269,6 +269,10 @@ class SimState:
         self.media: dict[str, tuple[str, bytes]] = {}  # media_id → (filename, content)
         self.welcome_messages: list[dict[str, Any]] = []
         self.msg_templates: list[dict[str, Any]] = []
+        # OAuth / QR login (bot/devtools/simulator/oauth.py): codes, and the app's trusted
+        # domains (可信域名), the only hosts a login may redirect to.
+        self.oauth_codes: dict[str, Any] = {}
+        self.trusted_domains: set[str] = {"127.0.0.1", "localhost"}
 
     # --- time -------------------------------------------------------------------------------
 
