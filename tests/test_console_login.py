@@ -10,10 +10,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bot.app.settings import ConfigErrors, load_settings
 from bot.web.session import COOKIE
 from models import Staff, WebSession
 from tests.console import browser_login, csrf_of, logged_in, login, screenshot, url
 from tests.harness import Harness, start_harness
+from tests.test_config import GOOD
 
 
 async def _picker(session: aiohttp.ClientSession, h: Harness, via: str) -> tuple[str, str]:
@@ -216,3 +218,26 @@ async def test_cookies_are_secure_when_the_public_url_is_https(
         start.headers["Location"]
     cookie = start.cookies["scrm_login"]
     assert cookie["secure"] and cookie["httponly"] and cookie["samesite"] == "Lax"
+
+
+async def test_the_wecom_domain_check_file_is_served_at_the_root(
+        aiohttp_client: Any, database_url: str, tmp_path: Any) -> None:
+    check = tmp_path / "WW_verify_Ab12Cd34.txt"
+    check.write_text("Ab12Cd34EfGh")
+    h = await start_harness(aiohttp_client, database_url=database_url,
+                            domain_verify_file=str(check))
+    answer = await h.client.get("/WW_verify_Ab12Cd34.txt")
+    assert answer.status == 200 and await answer.text() == "Ab12Cd34EfGh"
+
+
+def test_console_settings_are_checked() -> None:
+    s = load_settings({**GOOD, "WECOM_OAUTH_BASE": "http://sim:8081/",
+                       "SCRM_SESSION_IDLE_H": "4"})
+    assert s.oauth_base == "http://sim:8081" and s.login_base == \
+        "https://login.work.weixin.qq.com" and s.session_idle_h == 4
+    with pytest.raises(ConfigErrors) as bad:
+        load_settings({**GOOD, "WECOM_LOGIN_BASE": "ftp://x", "SCRM_SESSION_IDLE_H": "0",
+                       "WECOM_DOMAIN_VERIFY_FILE": "/nowhere/WW_verify_x.txt"})
+    text = str(bad.value)
+    assert "WECOM_LOGIN_BASE" in text and "SCRM_SESSION_IDLE_H" in text and \
+        "WECOM_DOMAIN_VERIFY_FILE" in text

@@ -44,7 +44,7 @@ from bot.pipeline.worker import InboxWorker
 from bot.rules.loader import RulesHolder, load_rules
 from bot.store.db import database
 from bot.store.redis import redis_client
-from bot.web.assets import default_assets_dir
+from bot.web.assets import default_assets_dir, setup_domain_verification
 from bot.web.console import ConsoleDeps, WebConsole
 from bot.web.login import LoginConfig
 from bot.wecom import MemberRateLimiter, TokenCache, WeComClient
@@ -147,6 +147,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_worker: bo
         if feature.pages is not None:
             feature.pages(app)
     console_for(settings, clock, rules, features).setup(app)
+    if settings.domain_verify_file:
+        setup_domain_verification(app, Path(settings.domain_verify_file))
     return app
 
 

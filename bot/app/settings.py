@@ -71,6 +71,7 @@ class Settings:
     oauth_base: str = DEFAULT_OAUTH_BASE
     login_base: str = DEFAULT_LOGIN_BASE
     session_idle_h: int = 8  # a console session ends after this long without a request
+    domain_verify_file: str = ""  # WeCom's WW_verify_….txt, served at the site's root
     assets_dir: str = ""  # node_modules/ holding the console's vendor files ("" = the project's)
     # Serving limits (bot/app/serving.py). WeCom sends a whole request at once and gives up
     # after 5 s, so a client slower than this is broken or hostile.
@@ -169,6 +170,11 @@ def load_settings(environ: Mapping[str, str] | None = None,
                                  ("WECOM_LOGIN_BASE", login_base, DEFAULT_LOGIN_BASE)):
         if not value.startswith(("http://", "https://")):
             get.problem(name, "must be an http(s) URL", default)
+    verify_file = env.get("WECOM_DOMAIN_VERIFY_FILE") or ""
+    if verify_file and not (Path(verify_file).is_file()
+                            and re.fullmatch(r"WW_verify_\w+\.txt", Path(verify_file).name)):
+        get.problem("WECOM_DOMAIN_VERIFY_FILE", "must be the WW_verify_….txt file downloaded "
+                    "from the app's 可信域名 setting", "/etc/scrmbot/WW_verify_abc123.txt")
     settings = Settings(
         corp_id=corp_id,
         agent_id=agent_id,
@@ -195,6 +201,7 @@ def load_settings(environ: Mapping[str, str] | None = None,
         oauth_base=oauth_base,
         login_base=login_base,
         assets_dir=env.get("SCRM_ASSETS_DIR") or "",
+        domain_verify_file=verify_file,
         session_idle_h=get.integer("SCRM_SESSION_IDLE_H", "8", default=8, minimum=1,
                                    maximum=720),
         header_timeout_s=get.integer("SCRM_HEADER_TIMEOUT_S", "5", default=5, minimum=1,

@@ -25,6 +25,17 @@ def default_assets_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "node_modules"
 
 
+def setup_domain_verification(app: web.Application, path: Path) -> None:
+    """Serve WeCom's domain check file (`WW_verify_….txt`) at the site's root: the admin
+    console asks for it before it accepts the domain as the app's 可信域名."""
+    body = path.read_bytes()
+
+    async def verification(_request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="text/plain")
+
+    app.router.add_get(f"/{path.name}", verification)
+
+
 def setup_assets(app: web.Application, node_modules: Path) -> None:
     async def vendor(request: web.Request) -> web.StreamResponse:
         relative = VENDOR.get(request.match_info["name"])

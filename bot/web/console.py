@@ -247,10 +247,13 @@ class WebConsole(Generic[C]):
         ctx = self.deps.context(request)
         state = await login.begin(self.deps.redis(ctx), via,
                                   login.safe_next(request.query.get("next")))
-        response = web.HTTPFound(self.login.authorize_url(via, state))
+        # the Location exactly as built (redirect_uri percent-encoded, as WeCom documents
+        # it): an HTTPFound would normalise the URL and decode it
+        response = web.Response(status=302,
+                                headers={"Location": self.login.authorize_url(via, state)})
         response.set_cookie(login.STATE_COOKIE, state, max_age=login.STATE_TTL_S, path="/",
                             httponly=True, samesite="Lax", secure=self.secure)
-        raise response
+        return response
 
     async def _login_callback(self, request: web.Request) -> web.StreamResponse:
         ctx = self.deps.context(request)
