@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from handlers import Feature
 from handlers.admin.feature import feature as admin
+from handlers.boards.feature import feature as boards
 from handlers.care.feature import feature as care
 from handlers.channels.feature import feature as channels
 from handlers.customers.feature import feature as customers
@@ -18,4 +19,5 @@ from handlers.staff.feature import feature as staff
 from handlers.tickets.feature import feature as tickets
 
 FEATURES: tuple[Feature, ...] = (
-    staff, channels, customers, tickets, settlement, care, digest, help_feature, admin)
+    staff, channels, customers, tickets, settlement, care, digest, help_feature, admin,
+    boards)

@@ -6,7 +6,6 @@ import uuid
 from collections import defaultdict
 from datetime import date, timedelta
 
-from tortoise.expressions import Subquery
 from tortoise.functions import Count
 from tortoise.queryset import QuerySet
 
@@ -18,7 +17,9 @@ from bot.chat.replies import Reply
 from bot.domain.roles import has_role
 from bot.domain.settlement import rebate
 from handlers.customers.service import (
+    CustomerFilter,
     annual_spend_fen,
+    filtered_customers,
     find_one_customer,
     mask_mobile,
     oa_window_left,
@@ -199,26 +200,17 @@ LIST_OPTIONS = [Option("tag", "标签，可写成 组:名"), Option("owner", "�
                 Option("region", "区域"), Option("channel", "来源渠道名称")]
 
 
+def _wanted(cmd: Cmd) -> CustomerFilter:
+    """The list's options as the filter the console's customer list uses too."""
+    return CustomerFilter(
+        tag=str(cmd.args.get("tag") or ""), owner=str(cmd.args.get("owner") or ""),
+        region=str(cmd.args.get("region") or ""), channel=str(cmd.args.get("channel") or ""),
+        dormant=bool(cmd.args.get("dormant")))
+
+
 async def _filtered(cmd: Cmd) -> QuerySet[Customer]:
     """The customers this member may see, narrowed by the list's options."""
-    query = cmd.data.customers()
-    if cmd.args.get("tag"):
-        group, sep, name = str(cmd["tag"]).replace("：", ":").partition(":")
-        tagged = CustomerTag.filter(group_name=group, name=name) if sep and name \
-            else CustomerTag.filter(name=cmd["tag"])
-        query = query.filter(id__in=Subquery(tagged.values("customer_id")))
-    if cmd.args.get("owner"):
-        query = query.filter(owner_userid=cmd["owner"])
-    if cmd.args.get("region"):
-        query = query.filter(region=cmd["region"])
-    if cmd.args.get("channel"):
-        channel = await Channel.get_or_none(name=cmd["channel"])
-        if channel is None:
-            raise CommandError(f"没有渠道 {cmd['channel']}。")
-        query = query.filter(source_state=channel.state)
-    if cmd.args.get("dormant"):
-        query = query.filter(dormant_since__isnull=False)
-    return query
+    return await filtered_customers(cmd.data, _wanted(cmd))
 
 
 @commands.command(
@@ -237,12 +229,9 @@ async def customer_list(cmd: Cmd) -> Reply:
     total = await query.count()
     customers = await query.order_by("-id").offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
     pages = max(1, -(-total // PAGE_SIZE))
-    shown = " ".join(f"{o.name}={cmd[o.name]}" for o in LIST_OPTIONS if cmd.args.get(o.name))
-    if cmd.args.get("dormant"):
-        shown = f"{shown} --dormant".strip()
     return Reply(template="customer/list.txt.j2", data={
         "customers": customers, "mask": mask_mobile, "page": page, "pages": pages,
-        "total": total, "filters": shown, "scope": cmd.scope.describe()})
+        "total": total, "filters": _wanted(cmd).shown(), "scope": cmd.scope.describe()})
 
 
 @commands.command(

@@ -3,5 +3,6 @@
 from handlers import Feature
 from handlers.customers.commands import commands
 from handlers.customers.events import events
+from handlers.customers.pages import pages
 
-feature = Feature("customers", commands=commands, events=events)
+feature = Feature("customers", commands=commands, events=events, console=pages)

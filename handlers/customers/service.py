@@ -4,10 +4,12 @@ how members find the customers they may see. What other features use is here."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tortoise.expressions import F, Q
+from tortoise.expressions import F, Q, Subquery
+from tortoise.queryset import QuerySet
 
 from bot.access.errors import Refusal
 from bot.access.scope import ScopedData
@@ -20,15 +22,16 @@ from handlers.customers.tags import (
     sync_tags_from_wecom,
 )
 from handlers.staff.service import ensure_staff
-from models import Customer, FollowRelation, Purchase
+from models import Channel, Customer, CustomerTag, FollowRelation, Purchase
 from models.contacts import CustomerStatus, RelationStatus
 
 logger = logging.getLogger(__name__)
 
 # What other features use: customers, and tags kept the same here and in WeCom.
-__all__ = ["OA_WINDOW", "add_local_tags", "annual_spend_fen", "apply_tags", "find_one_customer",
-           "follower", "mask_mobile", "oa_window_left", "record_purchase", "remove_tags",
-           "resync_unsynced_tags", "search_customers", "sync_customer"]
+__all__ = ["OA_WINDOW", "CustomerFilter", "add_local_tags", "annual_spend_fen", "apply_tags",
+           "filtered_customers", "find_one_customer", "follower", "mask_mobile",
+           "oa_window_left", "record_purchase", "remove_tags", "resync_unsynced_tags",
+           "search_customers", "sync_customer"]
 
 
 def _from_ts(value: Any) -> datetime | None:
@@ -117,6 +120,48 @@ def mask_mobile(mobile: str | None) -> str:
     if not mobile:
         return "-"
     return mobile[:3] + "****" + mobile[-4:] if len(mobile) >= 11 else mobile
+
+
+@dataclass(frozen=True)
+class CustomerFilter:
+    """What a customer list is narrowed by: the same for `/customer list`, `/customer export`
+    and the console's list and export, so chat and the web never disagree."""
+
+    tag: str = ""  # `组:名`, or a name in any group
+    owner: str = ""  # the owner's userid
+    region: str = ""
+    channel: str = ""  # the source channel's name
+    dormant: bool = False
+
+    def shown(self) -> str:
+        """The filters as a member would type them (`tag=VIP --dormant`)."""
+        words = [f"{name}={value}" for name, value in (
+            ("tag", self.tag), ("owner", self.owner), ("region", self.region),
+            ("channel", self.channel)) if value]
+        return " ".join([*words, *(["--dormant"] if self.dormant else [])])
+
+
+async def filtered_customers(data: ScopedData, wanted: CustomerFilter) -> QuerySet[Customer]:
+    """The customers in `data`'s scope that match `wanted` (unordered, unbounded: callers
+    order, page or limit it). An unknown channel is refused by name."""
+    query = data.customers()
+    if wanted.tag:
+        group, sep, name = wanted.tag.replace("：", ":").partition(":")
+        tagged = CustomerTag.filter(group_name=group, name=name) if sep and name \
+            else CustomerTag.filter(name=wanted.tag)
+        query = query.filter(id__in=Subquery(tagged.values("customer_id")))
+    if wanted.owner:
+        query = query.filter(owner_userid=wanted.owner)
+    if wanted.region:
+        query = query.filter(region=wanted.region)
+    if wanted.channel:
+        channel = await Channel.get_or_none(name=wanted.channel)
+        if channel is None:
+            raise Refusal(f"没有渠道 {wanted.channel}。")
+        query = query.filter(source_state=channel.state)
+    if wanted.dormant:
+        query = query.filter(dormant_since__isnull=False)
+    return query
 
 
 async def search_customers(data: ScopedData, query: str, limit: int = 10) -> list[Customer]:

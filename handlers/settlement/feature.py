@@ -2,5 +2,6 @@
 
 from handlers import Feature
 from handlers.settlement.commands import commands
+from handlers.settlement.pages import pages
 
-feature = Feature("settlement", commands=commands)
+feature = Feature("settlement", commands=commands, console=pages)

@@ -13,6 +13,7 @@ import logging
 from tortoise.exceptions import IntegrityError
 
 from bot.app.context import BotContext
+from bot.chat.parsing import UsageError
 from bot.domain.settlement import (
     RuleSet,
     Settlement,
@@ -42,6 +43,43 @@ def rule_set_for(ctx: BotContext, ticket: Ticket) -> RuleSet | None:
 
 def period_of(ctx: BotContext) -> str:
     return ctx.clock.now().astimezone(ctx.settings.tz).strftime("%Y-%m")
+
+
+def requested_period(ctx: BotContext, text: str) -> str:
+    """The period a page or command asks for (`text` as typed), the current one when empty."""
+    if not text:
+        return period_of(ctx)
+    period = valid_period(text)
+    if period is None:
+        raise UsageError(f"账期 {text} 无效，请写成 2026-11 这样的年-月。")
+    return period
+
+
+def valid_period(text: str) -> str | None:
+    """A settlement period as people type it (2026-11, 2026/11, 202611, 2026-1) → "2026-11";
+    None when it is not a month."""
+    cleaned = text.replace("/", "-").strip()
+    if len(cleaned) == 6 and cleaned.isdigit():
+        cleaned = f"{cleaned[:4]}-{cleaned[4:]}"
+    parts = cleaned.split("-")
+    if len(parts) != 2 or not all(p.isdigit() and p for p in parts) or len(parts[0]) != 4 \
+            or not 1 <= int(parts[1]) <= 12:
+        return None
+    return f"{int(parts[0]):04d}-{int(parts[1]):02d}"
+
+
+def shift_period(period: str, months: int) -> str:
+    """The period `months` later (earlier when negative): shift_period("2026-01", -1) is
+    "2025-12"."""
+    year, month = (int(p) for p in period.split("-"))
+    index = year * 12 + month - 1 + months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def earnings_url(public_url: str, period: str) -> str:
+    """The installer's earnings page for a period, as a notice links to it (the console's
+    login comes first when there is no session)."""
+    return f"{public_url.rstrip('/')}/me/earnings?period={period}"
 
 
 async def settle_ticket(ctx: BotContext, ticket: Ticket, items: dict[str, int],
@@ -92,7 +130,9 @@ async def notify_installer(ctx: BotContext, payout: Payout, ticket: Ticket,
     customer = await Customer.get(id=ticket.customer_id)  # type: ignore[attr-defined]
     text = ctx.renderer.render("payout/notice.txt.j2", p=payout, t=ticket, c=customer,
                                lines=result.lines, payees=PAYEE_NAMES,
-                               status=STATUS_NAMES[payout.status])
+                               status=STATUS_NAMES[payout.status],
+                               earnings_url=earnings_url(ctx.settings.public_url,
+                                                         payout.period))
     if payout.installer:
         await ctx.outbox.app_message(f"payout:{payout.key}", "payout", payout.installer,
                                      "text", {"content": text})

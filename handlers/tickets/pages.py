@@ -1,25 +1,259 @@
-"""Read-only pages behind the links in text cards (a card must link somewhere).
+"""Ticket pages: the console's ticket list, export and detail (behind login, region-scoped),
+and the read-only page behind the links in text cards.
 
-Links carry an expiry and an HMAC of the ticket number and that expiry (`bot/web/links.py`),
-so only people who were sent the card open it, for as long as the link lasts.
+`/tickets/{number}` serves both. A request carrying a signature (`?exp=&sig=`, the card's
+link) is answered by the signed-link page without a session: links carry an expiry and an
+HMAC of the ticket number and that expiry (`bot/web/links.py`), so only people who were
+sent the card open it, for as long as the link lasts. Any other request goes to the
+console's page of the same path: no session → the login page, out of scope → 404, else the
+full ticket in the console layout.
 """
 
 from __future__ import annotations
 
-from aiohttp import web
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlencode
 
+from aiohttp import web
+from aiohttp.web_urldispatcher import DynamicResource, UrlMappingMatchInfo
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from tortoise.queryset import QuerySet
+
+from bot.access.errors import NotFound, Refusal
+from bot.app.context import PageReq, Pages
 from bot.app.keys import context_key
 from bot.chat.replies import TEMPLATES_DIR
+from bot.domain.durations import format_duration
+from bot.domain.routing import explain_reason
+from bot.web.exports import Cell, Table
 from bot.web.links import LinkState, check
-from handlers.tickets.service import PRIORITY_NAMES, stages_of, ticket_words
-from models import Customer, Ticket, TicketEvent
+from handlers.settlement.service import STATUS_NAMES as PAYOUT_STATES
+from handlers.tickets.service import (
+    PRIORITY_NAMES,
+    RUNG_NAMES,
+    STATUS_NAMES,
+    is_overdue,
+    overdue,
+    policy_of,
+    stages_of,
+    ticket_words,
+)
+from models import Customer, Staff, Ticket, TicketEvent, TicketStatus
+
+console = Pages("tickets")  # the console's ticket pages (behind login)
+
+PAGE_SIZE = 20
+COUNT_CAP = 10_000  # a list counts this far at most ("10000+"): fast on a million tickets
+EXPORT_LIMIT = 50_000
+CHUNK = 500  # ids per IN (...) query
+FILTER_NAMES = ("state", "team", "region", "type", "overdue")
 
 _pages = Environment(loader=FileSystemLoader(TEMPLATES_DIR / "pages"),
                      autoescape=select_autoescape(["html", "j2"]))
 
 
-async def ticket_page(request: web.Request) -> web.Response:
+# --- the list ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TicketFilter:
+    """What the ticket list and its export are narrowed by."""
+
+    state: str = ""  # open | waiting | closed, "" for every state
+    team: str = ""
+    region: str = ""
+    type: str = ""
+    overdue: bool = False
+
+
+def wanted(page: PageReq) -> TicketFilter:
+    return TicketFilter(state=page.arg("state"), team=page.arg("team"),
+                        region=page.arg("region"), type=page.arg("type"),
+                        overdue=page.arg("overdue") in ("1", "on", "true"))
+
+
+def filtered_tickets(page: PageReq, wanted: TicketFilter) -> QuerySet[Ticket]:
+    """The tickets in the member's scope matching `wanted` (unordered, unbounded)."""
+    query = page.data.tickets()
+    if wanted.state:
+        if wanted.state not in STATUS_NAMES:
+            raise NotFound("状态只能是 open（处理中）、waiting（等待客户）或 closed（已关闭）。")
+        query = query.filter(status=wanted.state)
+    for name in ("team", "region", "type"):
+        value = getattr(wanted, name)
+        if value:
+            query = query.filter(**{name: value})
+    if wanted.overdue:
+        query = query.filter(is_overdue(page.ctx.clock.now()))
+    return query
+
+
+@dataclass(frozen=True)
+class TicketRow:
+    """A ticket as a list row: the record, its customer's and assignee's names, where it
+    is in its pipeline and how it stands against its deadlines."""
+
+    ticket: Ticket
+    customer: str
+    assignee: str
+    stage: str
+    sla: str
+    sla_class: str
+
+
+def stage_name(ticket: Ticket) -> str:
+    stages = stages_of(ticket)
+    if not stages:
+        return "—"
+    if ticket.stage_index >= len(stages):
+        return "全部完成"
+    return f"{stages[ticket.stage_index].name}（{ticket.stage_index + 1}/{len(stages)}）"
+
+
+def sla_state(page: PageReq, ticket: Ticket, now: datetime) -> tuple[str, str]:
+    """(what the SLA column says, its status class): overdue exactly as `is_overdue`."""
+    if ticket.status == TicketStatus.CLOSED:
+        return "已关闭", "status-ok"
+    if ticket.status == TicketStatus.WAITING:
+        return "暂停计时（等待客户）", "status-warn"
+    if overdue(ticket, now):
+        rung = f"，已升级到{RUNG_NAMES.get(ticket.escalation, ticket.escalation)}" \
+            if ticket.escalation else ""
+        return f"已超时{rung}", "status-bad"
+    due = ticket.response_due if ticket.responded_at is None else ticket.resolution_due
+    what = "首次响应" if ticket.responded_at is None else "解决"
+    if due is None:
+        return "正常", "status-ok"
+    return (f"正常，{what}截止 {due.astimezone(page.ctx.settings.tz).strftime('%m-%d %H:%M')}",
+            "status-ok")
+
+
+def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
+    return [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)]
+
+
+async def ticket_rows(page: PageReq, tickets: Sequence[Ticket]) -> list[TicketRow]:
+    """Names for `tickets`' customers and assignees, in a few bounded queries."""
+    customers: dict[int, str] = {}
+    customer_ids = sorted({t.customer_id for t in tickets})  # type: ignore[attr-defined]
+    for chunk in _chunks(customer_ids):
+        customers.update(await Customer.filter(id__in=chunk).values_list("id", "name"))
+    assignees = sorted({t.assignee for t in tickets if t.assignee})
+    staff = {s.userid: s.name or s.userid for s in await Staff.filter(userid__in=assignees)}
+    now = page.ctx.clock.now()
+    rows = []
+    for t in tickets:
+        sla, sla_class = sla_state(page, t, now)
+        rows.append(TicketRow(t, customers.get(t.customer_id, ""),  # type: ignore[attr-defined]
+                              staff.get(t.assignee, t.assignee) if t.assignee else "待认领",
+                              stage_name(t), sla, sla_class))
+    return rows
+
+
+async def bounded_count(query: QuerySet[Ticket], cap: int = COUNT_CAP) -> int:
+    """How many rows `query` holds, counting no further than `cap` + 1 (then "cap+")."""
+    return len(await query.order_by().limit(cap + 1).values_list("id", flat=True))
+
+
+def query_string(page: PageReq, number: int | None = None) -> str:
+    """The list's filters as a query string, and the page `number` to go to."""
+    values = {name: page.arg(name) for name in FILTER_NAMES}
+    values["page"] = str(number) if number else ""
+    return urlencode({name: value for name, value in values.items() if value})
+
+
+def filter_choices(page: PageReq) -> dict[str, list[str]]:
+    """What the filter form offers, all from the rules file (no ticket is read for it)."""
+    rules = page.ctx.rules.current
+    types = set(rules.tickets.pipelines) | set(rules.tickets.keywords.values())
+    return {"regions": list(rules.regions), "teams": sorted(rules.tickets.routing.teams),
+            "types": sorted(types)}
+
+
+@console.page("/tickets", title="工单列表", role="viewer", customer_data=True, nav="列表",
+              order=20)
+async def ticket_list(page: PageReq) -> web.StreamResponse:
+    """The tickets the member may see, by state, team, region, type and overdue, 20 a page."""
+    filters = wanted(page)
+    number = page.int_arg("page", 1, minimum=1, maximum=COUNT_CAP // PAGE_SIZE)
+    query = filtered_tickets(page, filters)
+    total = await bounded_count(query)
+    found = await query.order_by("-id").offset((number - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+    pages_total = max(1, -(-min(total, COUNT_CAP) // PAGE_SIZE))
+    return page.render(
+        "tickets/list.html.j2", rows=await ticket_rows(page, found), filters=filters,
+        total=total, capped=total > COUNT_CAP, cap=COUNT_CAP, number=number,
+        pages=pages_total, choices=filter_choices(page), states=STATUS_NAMES,
+        priority=PRIORITY_NAMES,
+        prev_qs=query_string(page, number - 1) if number > 1 else None,
+        next_qs=query_string(page, number + 1) if number < pages_total else None,
+        export_qs=query_string(page))
+
+
+EXPORT_COLUMNS = ("工单号", "类型", "优先级", "状态", "客户", "区域", "团队", "处理人",
+                  "当前阶段", "时限状态", "问题", "开单时间", "首次响应截止", "首次响应",
+                  "解决截止", "关闭时间", "超时")
+
+
+def export_row(page: PageReq, row: TicketRow, now: datetime) -> list[Cell]:
+    tz = page.ctx.settings.tz
+    t = row.ticket
+
+    def when(moment: datetime | None) -> str:
+        return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+    return [t.number, t.type, PRIORITY_NAMES.get(t.priority, t.priority),
+            STATUS_NAMES.get(t.status, t.status), row.customer, t.region or "", t.team,
+            row.assignee, row.stage, row.sla, t.summary, when(t.created_at),
+            when(t.response_due), when(t.responded_at), when(t.resolution_due),
+            when(t.closed_at), "是" if overdue(t, now) else ""]
+
+
+# Registered before `/tickets/{number}`, which would otherwise take "export.csv".
+@console.page("/tickets/export.{format}", title="导出工单", role="viewer", customer_data=True)
+async def ticket_export(page: PageReq) -> web.StreamResponse:
+    """The filtered list as CSV or XLSX (at most 50,000 tickets)."""
+    found = await filtered_tickets(page, wanted(page)).order_by("id").limit(EXPORT_LIMIT + 1)
+    if len(found) > EXPORT_LIMIT:
+        raise Refusal(f"超过 {EXPORT_LIMIT} 张工单，请用状态、团队、区域等条件缩小范围后再导出。")
+    now = page.ctx.clock.now()
+    rows = [export_row(page, row, now) for row in await ticket_rows(page, found)]
+    day = now.astimezone(page.ctx.settings.tz).strftime("%Y%m%d")
+    return page.export(Table("工单", EXPORT_COLUMNS, rows), f"工单-{day}")
+
+
+# --- one ticket ----------------------------------------------------------------------------
+
+@console.page("/tickets/{number}", title="工单详情", role="viewer", customer_data=True)
+async def ticket_detail(page: PageReq) -> web.StreamResponse:
+    """The whole ticket in the console: deadlines, stages, routing, payouts and history.
+    (A card's signed link to this path is answered by `signed_ticket_page` instead.)"""
+    number = page.request.match_info["number"]
+    ticket = await page.data.tickets().get_or_none(number=number)
+    if ticket is None:
+        raise NotFound("没有这张工单，或不在你的可见范围内。")
+    customer_id: int = ticket.customer_id  # type: ignore[attr-defined]
+    customer = await Customer.get(id=customer_id)
+    events = await TicketEvent.filter(ticket=ticket).order_by("id")
+    [row] = await ticket_rows(page, [ticket])
+    policy = policy_of(page.ctx, ticket)
+    return page.render(
+        "tickets/detail.html.j2", t=ticket, c=customer, row=row, events=events,
+        stages=stages_of(ticket), now=page.ctx.clock.now(),
+        customer_link=await page.data.customers().filter(id=customer_id).exists(),
+        payouts=await page.data.payouts().filter(ticket_id=ticket.id).order_by("id"),
+        payout_states=PAYOUT_STATES, priority=PRIORITY_NAMES.get(ticket.priority,
+                                                                 ticket.priority),
+        promise=f"首次响应 {format_duration(policy.first_response)}，"
+                f"解决 {format_duration(policy.resolution)}",
+        reason=explain_reason(ticket.routing_reason) if ticket.routing_reason else "",
+        fmt=format_duration, **ticket_words())
+
+
+# --- the signed link (no session) ---------------------------------------------------------
+
+async def signed_ticket_page(request: web.Request) -> web.Response:
     ctx = request.app[context_key]
     number = request.match_info["number"]
     link = check(ctx.settings.secret_key, f"ticket:{number}", request.query.get("exp", ""),
@@ -30,7 +264,7 @@ async def ticket_page(request: web.Request) -> web.Response:
         assert link.expired_at is not None
         when = link.expired_at.astimezone(ctx.settings.tz).strftime("%Y-%m-%d %H:%M")
         raise web.HTTPForbidden(text=f"链接已于 {when} 过期。请在企业微信里发送 "
-                                     f"/ticket show {number} 查看工单。")
+                                     f"/ticket show {number} 查看工单，或登录控制台查看。")
     ticket = await Ticket.get_or_none(number=number)
     if ticket is None:
         raise web.HTTPNotFound(text="没有这张工单")
@@ -43,5 +277,19 @@ async def ticket_page(request: web.Request) -> web.Response:
     return web.Response(text=html, content_type="text/html")
 
 
+class SignedOnly(DynamicResource):
+    """A path that answers only requests carrying a link signature (`sig`); any other
+    request falls through to the next resource of the same path (the console's page)."""
+
+    async def resolve(self, request: web.Request
+                      ) -> tuple[UrlMappingMatchInfo | None, set[str]]:
+        if "sig" not in request.query:
+            return None, set()
+        return await super().resolve(request)
+
+
 def setup_pages(app: web.Application) -> None:
-    app.router.add_get("/tickets/{number}", ticket_page)
+    """Runs before the console's routes are added, so a signed link is matched first."""
+    resource = SignedOnly("/tickets/{number}")
+    app.router.register_resource(resource)
+    resource.add_route("GET", signed_ticket_page)

@@ -1,0 +1,394 @@
+"""Stage map (阶段地图): each ticket type's pipeline drawn as a metro line of stations.
+
+Per station: the open tickets there now (and how many of them are already past the limit),
+the median time a ticket spent there, the share of visits over the station's limit and the
+team most often late there. A visit is the span the ticket's own stage clock measures
+(`stage_started_at`): from the previous stage move (opened, a stage done or skipped, an
+emergency stage inserted) to the `stage_done`/`stage_skipped` event naming the station;
+the figures count visits that ended in the window (`?days=`, 30 by default). The limit is
+the station's limit in the rules file. Those are aggregates over every region (a region
+manager may compare); the station's ticket list is individual tickets, so it goes through
+`page.data` and shows only what the member's scope allows.
+
+Each figure is one function (`station_now`, `station_visits`) so a rollup can replace it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
+from tortoise.connection import get_connection
+from tortoise.expressions import RawSQL
+
+from bot.access.errors import NotFound
+from bot.app.context import PageReq
+from bot.domain.durations import format_duration
+from bot.domain.roles import ROLE_NAMES
+from bot.domain.stages import Stage
+from bot.store.db import dialect
+from bot.web.exports import Cell, Table
+from handlers.boards.router import pages
+from models import Ticket, TicketStatus
+
+WINDOWS = (7, 30, 90)
+PAGE_SIZE = 50
+EXPORT_LIMIT = 10_000  # rows in a station's ticket export
+# The stage moves that start or end a visit (see handlers/tickets/service.py next_stage).
+MOVES = ("opened", "stage_done", "stage_skipped", "stage_inserted")
+ENDS = ("stage_done", "stage_skipped")
+OPEN_STATES = (TicketStatus.OPEN, TicketStatus.WAITING)
+
+
+class Sql:
+    """Positional parameters in the database's own style ($1 on PostgreSQL, ? on SQLite),
+    numbered in the order they are written into the statement."""
+
+    def __init__(self) -> None:
+        self.pg = dialect() == "postgres"
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}" if self.pg else "?"
+
+    async def rows(self, sql: str) -> list[dict[str, Any]]:
+        return list(await get_connection("default").execute_query_dict(sql, self.values))
+
+
+def current_stage(pg: bool, table: str = "t") -> tuple[str, str]:
+    """SQL for the name of a ticket's current stage (NULL once every stage is done) and 1
+    when that stage is an emergency stage inserted by hand, else 0."""
+    if pg:
+        at = f"({table}.stages -> {table}.stage_index)"
+        return (f"({at} ->> 'name')",
+                f"(CASE WHEN ({at} ->> 'inserted') = 'true' THEN 1 ELSE 0 END)")
+    at = f"'$[' || {table}.stage_index || ']"
+    return (f"json_extract({table}.stages, {at}.name')",
+            f"(CASE WHEN json_extract({table}.stages, {at}.inserted') THEN 1 ELSE 0 END)")
+
+
+# --- figures --------------------------------------------------------------------------------
+
+@dataclass
+class Station:
+    index: int
+    name: str
+    role: str
+    limit_s: int | None
+    here: int = 0  # open tickets whose current stage is this station
+    here_over: int = 0  # of them, already longer at the station than its limit
+    visits: int = 0  # visits that ended in the window
+    over: int = 0  # of them, longer than the limit
+    median_s: float | None = None
+    late_teams: dict[str, int] = field(default_factory=dict)  # team → late visits
+
+    @property
+    def over_share(self) -> float | None:
+        return self.over / self.visits if self.visits and self.limit_s else None
+
+    @property
+    def late_team(self) -> tuple[str, int] | None:
+        """The team with the most late visits (ties: by name), or None."""
+        if not self.late_teams:
+            return None
+        return min(self.late_teams.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    @property
+    def status(self) -> str:
+        share = self.over_share
+        if share is None:
+            return "none"
+        return "ok" if share < 0.1 else "warn" if share < 0.3 else "bad"
+
+
+@dataclass
+class Line:
+    """A ticket type's pipeline with its figures."""
+
+    ticket_type: str
+    stations: list[Station]
+    finished: int = 0  # open tickets past their last stage (waiting to be closed)
+    emergency: int = 0  # open tickets on an inserted emergency stage
+
+
+async def station_now(line: Line, region: str | None, now: datetime) -> None:
+    """Open tickets per current stage, and how many of them are past the station's limit."""
+    sql = Sql()
+    name, inserted = current_stage(sql.pg)
+    cases = " ".join(
+        f"WHEN {name} = {sql(s.name)} AND t.stage_started_at < "
+        f"{sql(now - timedelta(seconds=s.limit_s))} THEN 1"
+        for s in line.stations if s.limit_s)
+    over = f"CASE {cases} ELSE 0 END" if cases else "0"
+    # `status IN (open, waiting)` rather than `<> closed`: the (status, …) index finds them
+    open_states = ", ".join(sql(s.value) for s in OPEN_STATES)
+    where = f"t.status IN ({open_states}) AND t.type = {sql(line.ticket_type)}"
+    if region:
+        where += f" AND t.region = {sql(region)}"
+    rows = await sql.rows(
+        f"SELECT {name} AS station, {inserted} AS inserted, COUNT(*) AS here, "
+        f"SUM({over}) AS over FROM ticket t WHERE {where} GROUP BY {name}, {inserted}")
+    by_name = {s.name: s for s in line.stations}
+    for row in rows:
+        station = by_name.get(row["station"]) if row["station"] is not None else None
+        if row["station"] is None:
+            line.finished += int(row["here"])
+        elif row["inserted"] or station is None:
+            line.emergency += int(row["here"])
+        else:
+            station.here += int(row["here"])
+            station.here_over += int(row["over"] or 0)
+
+
+async def station_visits(line: Line, region: str | None, since: datetime, now: datetime
+                         ) -> None:
+    """Visits that ended in [since, now) per station: count, late count, median, late teams.
+
+    The median is computed in SQL with window functions (the mean of the middle one or two
+    durations), which PostgreSQL and SQLite both have."""
+    sql = Sql()
+    moves = ", ".join(f"'{k}'" for k in MOVES)
+    ends = ", ".join(f"'{k}'" for k in ENDS)
+    # Parameters are numbered in the order they are written: keep these in the SQL's order.
+    ticket_type = sql(line.ticket_type)
+    region_sql = f" AND t.region = {sql(region)}" if region else ""
+    inner_since, inner_now = sql(since), sql(now)
+    station_case = " ".join(
+        f"WHEN m.detail = {sql(s.name)} OR substr(m.detail, 1, {len(s.name) + 1}) = "
+        f"{sql(s.name + '：')} THEN {s.index}" for s in line.stations)
+    outer_since, outer_now = sql(since), sql(now)
+    seconds = ("EXTRACT(EPOCH FROM (m.at - m.entered_at))" if sql.pg else
+               "(julianday(m.at) - julianday(m.entered_at)) * 86400.0")
+    limits = " ".join(f"WHEN {s.index} THEN {int(s.limit_s)}" for s in line.stations
+                      if s.limit_s)
+    limit = f"CASE v.station {limits} END" if limits else "NULL"
+    rows = await sql.rows(f"""
+WITH moves AS (
+  SELECT e.ticket_id, e.kind, e.detail, e.at, t.team,
+         LAG(e.at) OVER (PARTITION BY e.ticket_id ORDER BY e.at, e.id) AS entered_at
+  FROM ticket_event e JOIN ticket t ON t.id = e.ticket_id
+  WHERE e.kind IN ({moves}) AND t.type = {ticket_type}{region_sql}
+    AND e.ticket_id IN (SELECT d.ticket_id FROM ticket_event d
+                        WHERE d.kind IN ({ends}) AND d.at >= {inner_since}
+                          AND d.at < {inner_now})
+), visits AS (
+  SELECT CASE {station_case} END AS station, m.team, ROUND({seconds}) AS secs
+  FROM moves m
+  WHERE m.kind IN ({ends}) AND m.at >= {outer_since} AND m.at < {outer_now}
+    AND m.entered_at IS NOT NULL
+), ranked AS (
+  SELECT v.station, v.team, v.secs,
+         CASE WHEN v.secs > {limit} THEN 1 ELSE 0 END AS late,
+         ROW_NUMBER() OVER (PARTITION BY v.station ORDER BY v.secs) AS rn,
+         COUNT(*) OVER (PARTITION BY v.station) AS cnt
+  FROM visits v WHERE v.station IS NOT NULL
+)
+SELECT station, team, COUNT(*) AS n, SUM(late) AS late,
+       SUM(CASE WHEN rn IN ((cnt + 1) / 2, (cnt + 2) / 2) THEN secs ELSE 0 END) AS mid_sum,
+       SUM(CASE WHEN rn IN ((cnt + 1) / 2, (cnt + 2) / 2) THEN 1 ELSE 0 END) AS mid_n
+FROM ranked GROUP BY station, team""")
+    middle: dict[int, list[float]] = {}
+    for row in rows:
+        station = line.stations[int(row["station"])]
+        station.visits += int(row["n"])
+        late = int(row["late"] or 0)
+        station.over += late
+        if late:
+            station.late_teams[row["team"]] = station.late_teams.get(row["team"], 0) + late
+        mid = middle.setdefault(station.index, [0.0, 0.0])
+        mid[0] += float(row["mid_sum"] or 0)
+        mid[1] += float(row["mid_n"] or 0)
+    for index, (total, count) in middle.items():
+        if count:
+            line.stations[index].median_s = total / count
+
+
+async def stage_line(ticket_type: str, pipeline: tuple[Stage, ...], region: str | None,
+                     since: datetime, now: datetime) -> Line:
+    line = Line(ticket_type, [
+        Station(i, s.name, s.role, int(s.limit.total_seconds()) if s.limit else None)
+        for i, s in enumerate(pipeline)])
+    await station_now(line, region, now)
+    await station_visits(line, region, since, now)
+    return line
+
+
+# --- the request's view ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class View:
+    types: tuple[str, ...]
+    ticket_type: str
+    pipeline: tuple[Stage, ...]
+    region: str | None
+    regions: tuple[str, ...]
+    days: int
+    since: datetime
+    now: datetime
+
+    def query(self, **extra: str | int) -> str:
+        values: dict[str, str | int] = {"type": self.ticket_type, "days": self.days}
+        if self.region:
+            values["region"] = self.region
+        return urlencode({**values, **extra})
+
+
+def view_of(page: PageReq, ticket_type: str | None = None) -> View:
+    pipelines = page.ctx.rules.current.tickets.pipelines
+    types = tuple(t for t, stages in pipelines.items() if stages)
+    if not types:
+        raise NotFound("规则文件中没有配置任何工单阶段流程")
+    chosen = ticket_type if ticket_type is not None else page.arg("type") or types[0]
+    if chosen not in types:
+        raise NotFound(f"工单类型「{chosen}」没有阶段流程")
+    regions = tuple(page.ctx.rules.current.regions)
+    region = page.arg("region") or None
+    if region is not None and region not in regions:
+        raise NotFound(f"没有区域「{region}」")
+    days = page.int_arg("days", 30, minimum=1, maximum=365)
+    if days not in WINDOWS:
+        days = 30
+    now = page.ctx.clock.now()
+    return View(types, chosen, pipelines[chosen], region, regions, days,
+                now - timedelta(days=days), now)
+
+
+def short_duration(seconds: float | None) -> str:
+    """A duration as a board reads it: 45分钟, 3.5小时, 2.1天."""
+    if seconds is None:
+        return "—"
+    if seconds < 3600:
+        return f"{max(0, round(seconds / 60))}分钟"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f}小时"
+    return f"{seconds / 86400:.1f}天"
+
+
+def limit_text(seconds: int | None) -> str:
+    """A station's limit as the rules file means it: 1天, 4小时 (不限 without one)."""
+    return format_duration(timedelta(seconds=seconds)) if seconds else "不限"
+
+
+def station_url(ticket_type: str, index: int) -> str:
+    return f"/boards/stages/{quote(ticket_type, safe='')}/{index}"
+
+
+STATION_COLUMNS = ("序号", "站点", "完成角色", "时限", "在站工单", "在站已超时", "近期完成",
+                   "中位停留", "中位停留（秒）", "超时次数", "超时占比", "最常超时团队",
+                   "该团队超时次数")
+
+
+def stations_table(view: View, line: Line) -> Table:
+    rows: list[list[Cell]] = []
+    for s in line.stations:
+        late = s.late_team
+        share = s.over_share
+        rows.append([s.index + 1, s.name, ROLE_NAMES.get(s.role, s.role),
+                     limit_text(s.limit_s), s.here, s.here_over, s.visits,
+                     short_duration(s.median_s),
+                     None if s.median_s is None else round(s.median_s),
+                     s.over, None if share is None else round(share, 4),
+                     late[0] if late else "", late[1] if late else 0])
+    where = view.region or "全部区域"
+    return Table(f"{view.ticket_type} 阶段（{where}，近{view.days}天）", STATION_COLUMNS, rows)
+
+
+def chart_data(view: View, line: Line) -> dict[str, Any]:
+    return {"type": view.ticket_type, "stations": [
+        {"index": s.index, "name": s.name, "here": s.here, "here_over": s.here_over,
+         "visits": s.visits, "median": short_duration(s.median_s),
+         "over": None if s.over_share is None else round(s.over_share * 100, 1),
+         "late_team": s.late_team[0] if s.late_team else "", "status": s.status,
+         "url": station_url(view.ticket_type, s.index)} for s in line.stations]}
+
+
+# --- pages ----------------------------------------------------------------------------------
+
+@pages.page("/boards/stages", title="阶段地图", role="approver", nav="看板", order=20)
+async def stage_map(page: PageReq) -> web.StreamResponse:
+    """The metro line of one ticket type (`?type=`), optionally for one region."""
+    view = view_of(page)
+    line = await stage_line(view.ticket_type, view.pipeline, view.region, view.since,
+                            view.now)
+    return page.render("boards/stages.html.j2", view=view, line=line,
+                       table=stations_table(view, line), chart=chart_data(view, line),
+                       short=short_duration, limit_text=limit_text, station_url=station_url,
+                       windows=WINDOWS)
+
+
+@pages.page("/boards/stages/export/stations.{format}", title="阶段地图导出",
+            role="approver", name="stage_map_export")
+async def stage_map_export(page: PageReq) -> web.StreamResponse:
+    view = view_of(page)
+    line = await stage_line(view.ticket_type, view.pipeline, view.region, view.since,
+                            view.now)
+    return page.export(stations_table(view, line), f"阶段地图-{view.ticket_type}")
+
+
+# --- a station's tickets (individual records: scoped) ----------------------------------------
+
+def station_of(page: PageReq) -> tuple[View, Station]:
+    view = view_of(page, page.request.match_info["type"])
+    index = int(page.request.match_info["index"])
+    if not 0 <= index < len(view.pipeline):
+        raise NotFound(f"{view.ticket_type} 没有第 {index + 1} 站")
+    stage = view.pipeline[index]
+    return view, Station(index, stage.name, stage.role,
+                         int(stage.limit.total_seconds()) if stage.limit else None)
+
+
+def station_tickets(page: PageReq, view: View, station: Station) -> Any:
+    """The open tickets at the station that this member may see, longest waiting first."""
+    name, inserted = current_stage(dialect() == "postgres", table='"ticket"')
+    return page.data.tickets().filter(type=view.ticket_type, status__in=OPEN_STATES).annotate(
+        current_name=RawSQL(name), current_inserted=RawSQL(inserted)).filter(
+        current_name=station.name, current_inserted=0).order_by("stage_started_at", "id")
+
+
+TICKET_COLUMNS = ("工单号", "类型", "区域", "门店", "团队", "处理人", "优先级", "摘要",
+                  "进站时间", "已停留", "已停留（秒）", "是否超时")
+
+
+def ticket_rows(page: PageReq, view: View, station: Station, tickets: list[Ticket]
+                ) -> list[list[Cell]]:
+    tz = page.ctx.settings.tz
+    rows: list[list[Cell]] = []
+    for t in tickets:
+        stay = (view.now - t.stage_started_at).total_seconds() if t.stage_started_at else None
+        late = stay is not None and station.limit_s is not None and stay > station.limit_s
+        rows.append([t.number, t.type, t.region or "", t.service_store or t.store or "",
+                     t.team, t.assignee or "（排队中）", t.priority, t.summary[:60],
+                     t.stage_started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+                     if t.stage_started_at else "", short_duration(stay),
+                     None if stay is None else round(stay), "是" if late else "否"])
+    return rows
+
+
+@pages.page(r"/boards/stages/{type}/{index:\d+}", title="站点工单", role="approver",
+            customer_data=True)
+async def station_page(page: PageReq) -> web.StreamResponse:
+    """The tickets at one station, as far as the member's scope reaches, 50 a page."""
+    view, station = station_of(page)
+    query = station_tickets(page, view, station)
+    total = await query.count()
+    pages_n = max(1, -(-total // PAGE_SIZE))
+    number = page.int_arg("page", 1, minimum=1, maximum=pages_n)
+    tickets = await query.offset((number - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+    return page.render("boards/stages_station.html.j2", view=view, station=station,
+                       columns=TICKET_COLUMNS, rows=ticket_rows(page, view, station, tickets),
+                       total=total, number=number, pages_n=pages_n, short=short_duration,
+                       limit_text=limit_text, station_url=station_url)
+
+
+@pages.page(r"/boards/stages/{type}/{index:\d+}/export.{format}", title="站点工单导出",
+            role="approver", customer_data=True, name="station_export")
+async def station_export(page: PageReq) -> web.StreamResponse:
+    view, station = station_of(page)
+    tickets = await station_tickets(page, view, station).limit(EXPORT_LIMIT)
+    table = Table(f"{view.ticket_type}-{station.name}", TICKET_COLUMNS,
+                  ticket_rows(page, view, station, tickets))
+    return page.export(table, f"站点工单-{view.ticket_type}-{station.name}")

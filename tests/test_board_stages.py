@@ -1,0 +1,337 @@
+"""The stage map (阶段地图): each figure checked against the database computed another way
+(plain Python over the history rows), the 12-stage 新车交付 line, region isolation of the
+station lists, exports, and the page in a real browser."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import statistics
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import openpyxl
+
+from models import Customer, Ticket, TicketEvent, TicketStatus
+from tests.console import browser_login, logged_in, screenshot, url
+from tests.harness import Harness, say, walk_in
+
+NEW_CAR = ["订单确认", "车辆调配", "PDI检查", "精品加装", "临牌办理", "保险办理", "尾款确认",
+           "交车预约", "交车仪式", "功能讲解", "资料移交", "交付回访"]
+LIMITS_H = [24, 72, 24, 48, 24, 24, 24, 24, 4, 2, 2, 72]
+_serial = 0
+
+
+def pipeline(names: list[str], limits_h: list[int]) -> list[dict[str, object]]:
+    return [{"name": n, "role": "editor", "limit_s": h * 3600, "inserted": False,
+             "skipped": False, "done": False} for n, h in zip(names, limits_h, strict=True)]
+
+
+async def seed(h: Harness, *, region: str, stay_h: list[float], kind: str = "新车交付",
+               team: str = "客服中心", closed: bool = False, name: str = "",
+               owner: str = "zhangsan", emergency: bool = False) -> Ticket:
+    """A ticket that entered its first station `sum(stay_h)` hours ago and spent `stay_h[i]`
+    hours at station i before completing it; it is now at station len(stay_h)."""
+    global _serial
+    _serial += 1
+    customer = await Customer.create(name=name or f"客户{_serial}", region=region,
+                                     owner_userid=owner, external_userid=f"wm-seed-{_serial}")
+    names, limits = (NEW_CAR, LIMITS_H) if kind == "新车交付" else (
+        ["接单", "上门", "安装", "验收"], [2, 24, 4, 24])
+    stages = pipeline(names, limits)
+    opened = h.clock.now() - timedelta(hours=sum(stay_h) + 1)
+    at = opened
+    moved = [at]
+    for i, hours in enumerate(stay_h):
+        at = at + timedelta(hours=hours)
+        stages[i]["done"] = True
+        moved.append(at)
+    index = len(stay_h)
+    if emergency:
+        stages.insert(index, {"name": "紧急返修", "role": "editor", "limit_s": 7200,
+                              "inserted": True, "skipped": False, "done": False})
+    ticket = await Ticket.create(
+        number=f"T-20261125-{_serial:04d}", customer=customer, type=kind, summary="交车",
+        region=region, team=team, assignee=None, created_at=opened, created_by=owner,
+        status=TicketStatus.CLOSED if closed else TicketStatus.OPEN, stages=stages,
+        stage_index=index, stage_started_at=at + timedelta(hours=1) if emergency else at,
+        closed_at=h.clock.now() if closed else None)
+    await TicketEvent.create(ticket=ticket, at=opened, kind="opened", detail=f"{kind}：交车")
+    await TicketEvent.create(ticket=ticket, at=opened, kind="routed", detail="default team")
+    for i in range(index):
+        await TicketEvent.create(ticket=ticket, at=moved[i + 1], kind="stage_done",
+                                 detail=names[i] if i % 2 else f"{names[i]}：已办好")
+        await TicketEvent.create(ticket=ticket, at=moved[i + 1], kind="note", detail="备注")
+    if emergency:
+        await TicketEvent.create(ticket=ticket, at=at + timedelta(hours=1),
+                                 kind="stage_inserted", detail="插入紧急阶段 紧急返修")
+    return ticket
+
+
+async def expected_visits(since: datetime, until: datetime, kind: str = "新车交付",
+                          region: str | None = None) -> dict[str, list[tuple[float, str]]]:
+    """Station → [(seconds, team)] from the history, walked in Python."""
+    tickets = {t.id: t for t in await Ticket.filter(type=kind)
+               if region is None or t.region == region}
+    out: dict[str, list[tuple[float, str]]] = {}
+    for ticket_id, ticket in tickets.items():
+        events = await TicketEvent.filter(ticket_id=ticket_id).order_by("at", "id")
+        start = None
+        for e in events:
+            if e.kind in ("stage_done", "stage_skipped") and start is not None \
+                    and since <= e.at < until:
+                out.setdefault(e.detail.split("：")[0], []).append(
+                    ((e.at - start).total_seconds(), ticket.team))
+            if e.kind in ("opened", "stage_done", "stage_skipped", "stage_inserted"):
+                start = e.at
+    return out
+
+
+async def expected_here(kind: str = "新车交付", region: str | None = None) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in await Ticket.filter(type=kind).exclude(status=TicketStatus.CLOSED):
+        if region is not None and t.region != region:
+            continue
+        if t.stage_index < len(t.stages) and not t.stages[t.stage_index].get("inserted"):
+            name = str(t.stages[t.stage_index]["name"])
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def cell(html: str, index: int, what: str) -> str:
+    found = re.search(rf'id="st-{index}-{what}"[^>]*>(.*?)</(?:td|a)>', html, re.S)
+    assert found, (index, what)
+    return re.sub(r"<[^>]+>", "", found.group(1)).strip()
+
+
+def norm(value: object) -> object:
+    """A cell as a number when it is one (XLSX keeps 0.0 as 0, CSV writes 0.0), else text."""
+    text = "" if value is None else str(value)
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def read_csv(body: bytes) -> list[list[str]]:
+    assert body.startswith("\ufeff".encode())
+    return list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+
+
+async def get(s: Any, h: Harness, path: str) -> tuple[int, str]:
+    r = await s.get(url(h, path))
+    return r.status, await r.text()
+
+
+async def seeded_line(h: Harness) -> list[Ticket]:
+    return [
+        await seed(h, region="华北", stay_h=[]),                       # at 订单确认
+        await seed(h, region="华北", stay_h=[30, 10]),                 # at PDI检查
+        await seed(h, region="华东", stay_h=[20, 80], team="北京服务组"),  # at PDI检查
+        await seed(h, region="华东", stay_h=[26, 70, 2]),              # at 精品加装
+        await seed(h, region="西南", stay_h=[10] * 11, team="成都安装队"),  # at 交付回访
+        await seed(h, region="华北", stay_h=[5] * 12),                 # past the last stage
+        await seed(h, region="华北", stay_h=[5, 5], closed=True),      # closed
+        await seed(h, region="华东", stay_h=[1, 2], emergency=True),   # on 紧急返修
+    ]
+
+
+async def test_the_new_car_line_shows_twelve_stations_in_order_with_their_counts(
+        harness: Harness) -> None:
+    h = harness
+    await seeded_line(h)
+    async with logged_in(h, "zhaoliu") as s:
+        status, html = await get(s, h, "/boards/stages?type=新车交付")
+    assert status == 200
+    names = re.findall(r'id="st-\d+-link">([^<]+)</a>', html)
+    assert names == NEW_CAR
+    here = await expected_here()
+    assert here == {"订单确认": 1, "PDI检查": 2, "精品加装": 1, "交付回访": 1}
+    for i, name in enumerate(NEW_CAR):
+        assert cell(html, i, "here") == str(here.get(name, 0)), name
+    assert re.search(r'id="finished">1<', html) and re.search(r'id="emergency">1<', html)
+    # the chart's data: twelve stations in order, each linking to its list
+    data = re.search(r'id="line-data">(.*?)</script>', html, re.S)
+    assert data and 'id="line-新车交付"' in html
+    stations = json.loads(data.group(1))["stations"]
+    assert [st["name"] for st in stations] == NEW_CAR
+    assert [st["here"] for st in stations] == [here.get(n, 0) for n in NEW_CAR]
+    assert stations[2]["url"] == f"/boards/stages/{quote('新车交付')}/2"
+
+
+async def test_median_over_limit_and_late_team_match_the_history(harness: Harness) -> None:
+    h = harness
+    await seeded_line(h)
+    old = await seed(h, region="华北", stay_h=[50, 1])  # its 订单确认 ended 51 h + … ago
+    await TicketEvent.filter(ticket=old).update(at=h.clock.now() - timedelta(days=40))
+    now = h.clock.now()
+    visits = await expected_visits(now - timedelta(days=30), now)
+    async with logged_in(h, "zhaoliu") as s:
+        _, html = await get(s, h, "/boards/stages?type=新车交付")
+        r = await s.get(url(h, "/boards/stages/export/stations.csv?type=新车交付"))
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/csv")
+        rows = read_csv(await r.read())
+        x = await s.get(url(h, "/boards/stages/export/stations.xlsx?type=新车交付"))
+        book = openpyxl.load_workbook(io.BytesIO(await x.read()))
+    assert rows[0][:3] == ["序号", "站点", "完成角色"]
+    by_name = {row[1]: row for row in rows[1:]}
+    assert list(by_name) == NEW_CAR
+    for i, name in enumerate(NEW_CAR):
+        seen = visits.get(name, [])
+        row = by_name[name]
+        assert int(row[6]) == len(seen) == int(cell(html, i, "visits")), name
+        if not seen:
+            assert row[8] == "" and cell(html, i, "median") == "—"
+            continue
+        median = statistics.median(sec for sec, _ in seen)
+        assert abs(float(row[8]) - median) < 1, name
+        late = [team for sec, team in seen if sec > LIMITS_H[i] * 3600]
+        assert int(row[9]) == len(late), name
+        assert abs(float(row[10]) - len(late) / len(seen)) < 1e-4
+        if late:
+            top = max(sorted(set(late)), key=late.count)
+            assert row[11] == top and int(row[12]) == late.count(top)
+            assert cell(html, i, "team").startswith(top)
+        else:
+            assert row[11] == "" and cell(html, i, "team") == "—"
+    # hand-counted: 订单确认 visits 30, 20, 26, 10, 5, 5, 1 h (the 40-day-old one is out)
+    assert by_name["订单确认"][6] == "7" and by_name["订单确认"][7] == "10.0小时"
+    assert by_name["订单确认"][9] == "2"  # 30 h and 26 h are over its 24 h
+    sheet = book.active
+    assert sheet is not None
+    xlsx = [[norm(c) for c in r] for r in sheet.iter_rows(values_only=True)]
+    assert xlsx == [[norm(c) for c in r] for r in rows]  # one table, two encodings
+
+
+async def test_the_region_filter_counts_one_region_only(harness: Harness) -> None:
+    h = harness
+    await seeded_line(h)
+    now = h.clock.now()
+    visits = await expected_visits(now - timedelta(days=30), now, region="华东")
+    here = await expected_here(region="华东")
+    async with logged_in(h, "zhaoliu") as s:
+        _, html = await get(s, h, "/boards/stages?type=新车交付&region=华东")
+        status, _ = await get(s, h, "/boards/stages?type=新车交付&region=火星")
+    assert status == 404
+    for i, name in enumerate(NEW_CAR):
+        assert cell(html, i, "here") == str(here.get(name, 0))
+        assert cell(html, i, "visits") == str(len(visits.get(name, [])))
+    assert here == {"PDI检查": 1, "精品加装": 1}
+
+
+async def test_stage_moves_made_in_chat_show_on_the_map(harness: Harness) -> None:
+    h = harness
+    await walk_in(h, "王女士")
+    await say(h, "zhangsan", "/ticket open 王女士 安装 空调安装")
+    ticket = await Ticket.get()
+    h.clock.advance(timedelta(hours=3))  # 接单 took 3 h: over its 2 h limit
+    await say(h, "zhangsan", f"/ticket next {ticket.number} 已接单")
+    h.clock.advance(timedelta(hours=5))
+    await say(h, "zhangsan", f"/ticket next {ticket.number}")
+    h.clock.advance(timedelta(hours=1))
+    await ticket.refresh_from_db()
+    assert ticket.stage_index == 2
+    async with logged_in(h, "zhaoliu") as s:
+        _, html = await get(s, h, "/boards/stages?type=安装")
+    assert re.findall(r'id="st-\d+-link">([^<]+)</a>', html) == ["接单", "上门", "安装", "验收"]
+    assert cell(html, 0, "visits") == "1" and cell(html, 0, "median") == "3.0小时"
+    assert cell(html, 0, "over").startswith("100.0%")
+    assert cell(html, 0, "team").startswith(ticket.team)
+    assert cell(html, 1, "median") == "5.0小时" and cell(html, 1, "over").startswith("0.0%")
+    assert cell(html, 2, "here") == "1" and cell(html, 2, "here-over") == "0"
+    h.clock.advance(timedelta(hours=4))  # now 5 h at 安装 (limit 4 h)
+    async with logged_in(h, "zhaoliu") as s:
+        _, html = await get(s, h, "/boards/stages?type=安装")
+    assert cell(html, 2, "here-over") == "1"
+
+
+async def test_a_station_lists_only_the_tickets_in_scope(harness: Harness) -> None:
+    h = harness
+    north = await seed(h, region="华北", stay_h=[3, 4], name="华北张先生")
+    east = await seed(h, region="华东", stay_h=[2, 5], name="华东王女士", owner="lisi")
+    await seed(h, region="华北", stay_h=[3])  # another station
+    path = f"/boards/stages/{quote('新车交付')}/2"
+    async with logged_in(h, "zhaoliu") as s:
+        _, board = await get(s, h, "/boards/stages?type=新车交付")
+        assert cell(board, 2, "here") == "2"  # the aggregate counts every region
+        status, html = await get(s, h, path)
+        assert status == 200
+        assert north.number in html and f'href="/tickets/{north.number}"' in html
+        assert east.number not in html and "华东王女士" not in html
+        assert re.search(r'id="total">1<', html)
+        for fmt in ("csv", "xlsx"):
+            r = await s.get(url(h, f"{path}/export.{fmt}"))
+            body = await r.read()
+            if fmt == "csv":
+                rows = read_csv(body)
+                assert [row[0] for row in rows[1:]] == [north.number]
+            else:
+                sheet = openpyxl.load_workbook(io.BytesIO(body)).active
+                assert sheet is not None
+                numbers = [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)]
+                assert numbers == [north.number]
+    async with logged_in(h, "sunqi") as s:
+        _, html = await get(s, h, path)
+        assert east.number in html and north.number not in html
+    async with logged_in(h, "admin") as s:
+        _, html = await get(s, h, path)
+        assert east.number in html and north.number in html
+
+
+async def test_station_list_pages_and_exports_the_same_rows(harness: Harness) -> None:
+    h = harness
+    made = [await seed(h, region="华北", stay_h=[1]) for _ in range(55)]
+    path = f"/boards/stages/{quote('新车交付')}/1"
+    async with logged_in(h, "zhaoliu") as s:
+        _, first = await get(s, h, path)
+        _, second = await get(s, h, path + "?page=2")
+        r = await s.get(url(h, path + "/export.csv"))
+        rows = read_csv(await r.read())
+    listed = re.findall(r'class="ticket">([^<]+)<', first) + \
+        re.findall(r'class="ticket">([^<]+)<', second)
+    assert len(re.findall(r'class="ticket">', first)) == 50 and "第 1 / 2 页" in first
+    assert sorted(listed) == sorted(t.number for t in made)
+    assert [row[0] for row in rows[1:]] == listed  # same order: longest waiting first
+    assert rows[0] == ["工单号", "类型", "区域", "门店", "团队", "处理人", "优先级", "摘要",
+                       "进站时间", "已停留", "已停留（秒）", "是否超时"]
+
+
+async def test_unknown_types_stations_and_roles_are_refused(harness: Harness) -> None:
+    h = harness
+    async with logged_in(h, "zhaoliu") as s:
+        assert (await get(s, h, "/boards/stages?type=不存在"))[0] == 404
+        assert (await get(s, h, f"/boards/stages/{quote('新车交付')}/12"))[0] == 404
+        assert (await get(s, h, f"/boards/stages/{quote('咨询')}/0"))[0] == 404
+        assert (await get(s, h, "/boards/stages/export/stations.pdf"))[0] == 404
+    async with logged_in(h, "zhangsan") as s:  # an editor: boards are for approvers
+        assert (await get(s, h, "/boards/stages"))[0] == 403
+        assert (await get(s, h, f"/boards/stages/{quote('新车交付')}/0"))[0] == 403
+
+
+async def test_the_stage_map_in_the_browser(harness: Harness, browser: Any) -> None:
+    h = harness
+    tickets = await seeded_line(h)
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await browser_login(page, h, "zhaoliu", next_path="/boards/stages?type=新车交付")
+    chart = "scrm.charts['line-新车交付']"
+    await page.wait_for_function(f"window.scrm && {chart}")
+    assert await page.evaluate(f"{chart}.getOption().series.length") == 1
+    nodes = await page.evaluate(f"{chart}.getOption().series[0].data.map(d => d.name)")
+    assert nodes == NEW_CAR
+    values = await page.evaluate(f"{chart}.getOption().series[0].data.map(d => d.value)")
+    here = await expected_here()
+    assert values == [here.get(n, 0) for n in NEW_CAR]
+    assert await page.inner_text("#st-2-here") == "2"
+    await screenshot(page, "stage-map")
+    # clicking the PDI检查 station on the line opens its list
+    box = await page.locator("#line-新车交付").bounding_box()
+    x, y = await page.evaluate(
+        f"{chart}.convertToPixel({{seriesIndex: 0}}, [200, 0])")
+    await page.mouse.click(box["x"] + x, box["y"] + y)
+    await page.wait_for_url("**/boards/stages/*/2")
+    text = await page.inner_text("main")
+    assert "PDI检查" in text and tickets[1].number in text
+    assert tickets[2].number not in text  # 华东: out of zhaoliu's scope
