@@ -19,9 +19,11 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.app.factory import create_app
+from bot.app.keys import context_key
 from bot.app.serving import start_site
 from bot.app.settings import Settings, WeChatOAConfig
 from bot.devtools.console import Console
+from bot.devtools.demo_history import demo_enabled, write_demo_history
 from bot.devtools.restore import restore_corp
 from bot.devtools.running import Sandbox, saved_offset
 from bot.devtools.simulator import WeComSimulator, load_demo_corp
@@ -89,7 +91,10 @@ def check_ports(port: int) -> None:
                 raise PortTaken(msg) from None
 
 
-async def start_sandbox(port: int = 8080) -> tuple[Sandbox, web.AppRunner]:
+async def start_sandbox(port: int = 8080, *, demo: bool = False
+                        ) -> tuple[Sandbox, web.AppRunner]:
+    """Start the sandbox; with `demo` (what `make run` asks for) a fresh database first gets
+    the demo corp's history, unless SCRM_SANDBOX_DEMO=0."""
     clock = OffsetClock()
     clock.offset = saved_offset(SANDBOX_DIR)
     sim = WeComSimulator(DEMO_CORP_ID, 1000002,
@@ -102,12 +107,19 @@ async def start_sandbox(port: int = 8080) -> tuple[Sandbox, web.AppRunner]:
     app = create_app(sandbox_settings(api_base, port, oa_base), clock=clock, migrate=True,
                      worker_poll_s=0.2)
     runner = await start_site(app, "127.0.0.1", port)
+    # Before the restore, which then puts the history's channels and customers into the
+    # simulator; before the scheduler's first tick too (its jobs start after a minute).
+    history = await write_demo_history(app[context_key], list(sim.state.members.values())) \
+        if demo and demo_enabled() else None
     restored = await restore_corp(sim, oa)  # the database outlives the in-memory simulator
+    if history is not None:
+        print(history.summary())
     server_url = f"http://127.0.0.1:{port}"
     sim.callback_url = f"{server_url}/wecom/callback"
     oa.callback_url = f"{server_url}/wechat/callback"
     sandbox = Sandbox(sim=sim, app=app, clock=clock, server_url=server_url, oa=oa,
-                      restored=str(restored) if any(vars(restored).values()) else None,
+                      restored=str(restored) if any(vars(restored).values())
+                      and history is None else None,
                       state_dir=SANDBOX_DIR)
     return sandbox, runner
 
@@ -136,7 +148,7 @@ def run_sandbox(port: int = 8080, console: bool = True) -> int:
         interactive = console and sys.stdin.isatty()
         if interactive:
             _log_to_file(SANDBOX_DIR / "sandbox.log")
-        sandbox, runner = await start_sandbox(port)
+        sandbox, runner = await start_sandbox(port, demo=True)
         control = sandbox.sim.base_url.removesuffix("/cgi-bin")
         logs = f", logs in {SANDBOX_DIR / 'sandbox.log'}" if interactive else ""
         print(f"scrmbot sandbox on {sandbox.server_url} (WeCom simulator on {control}{logs}).")
