@@ -45,6 +45,7 @@ class Payout(Model):
 
     class Meta:
         table = "payout"
+        indexes = (("period", "status"), ("status", "created_at"))
 
 
 class LedgerEntry(Model):

@@ -54,7 +54,10 @@ class Ticket(Model):
 
     class Meta:
         table = "ticket"
-        indexes = (("status", "resolution_due"), ("status", "assignee"))
+        # the boards read tickets by when they were opened, answered and closed, and the
+        # customer pages and funnel by customer
+        indexes = (("status", "resolution_due"), ("status", "assignee"), ("created_at",),
+                   ("closed_at",), ("responded_at",), ("customer_id",), ("type", "status"))
 
 
 class TicketEvent(Model):
@@ -70,6 +73,7 @@ class TicketEvent(Model):
 
     class Meta:
         table = "ticket_event"
+        indexes = (("ticket_id", "id"), ("kind", "at"))  # a ticket's history; stage visits
 
 
 class TicketTimer(Model):

@@ -33,3 +33,21 @@ def test_the_readme_lists_no_command_that_does_not_exist() -> None:
     usages = {spec.usage() for feature in FEATURES
               for spec in (feature.commands.commands if feature.commands else ())}
     assert sorted(set(documented()) - usages) == []
+
+
+PAGE_ROW = re.compile(r"^\| (?P<title>[^|`]+) \| `(?P<path>/[^`]*)` \| (?P<role>\w+) \| "
+                      r"(?P<records>yes|no) \|", re.M)
+
+
+def _readme_path(path: str) -> str:
+    """A route as the README writes it: `{index:\\d+}` → `{index}`."""
+    return re.sub(r"\{(\w+):[^}]+\}", r"{\1}", path)
+
+
+def test_every_console_page_is_in_the_readme_with_its_role_and_scope() -> None:
+    rows = {m["path"]: (m["title"].strip(), m["role"], m["records"] == "yes")
+            for m in PAGE_ROW.finditer(README)}
+    specs = {_readme_path(spec.path): (spec.title, spec.role, spec.customer_data)
+             for feature in FEATURES if feature.console for spec in feature.console.specs}
+    assert {path: rows.get(path) for path in specs} == specs
+    assert sorted(set(rows) - set(specs) - {"/"}) == []
