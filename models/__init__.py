@@ -5,6 +5,7 @@ semicolons: keep semicolons out of model docstrings.
 """
 
 from models.audit import AuditEntry
+from models.boards import RollupCursor, StageVisit, TicketDay
 from models.care import CareRecord, JobRun, Purchase
 from models.channels import Channel, ChannelScan, WelcomeSend
 from models.contacts import CorpTag, Customer, CustomerTag, FollowRelation, Staff
@@ -25,7 +26,7 @@ from models.web import WebSession
 
 MODEL_MODULES = ["models.inbox", "models.contacts", "models.audit", "models.channels",
                  "models.tickets", "models.outbox", "models.group_tasks",
-                 "models.settlement", "models.care", "models.web"]
+                 "models.settlement", "models.care", "models.web", "models.boards"]
 
 __all__ = [
     "MODEL_MODULES",
@@ -50,9 +51,12 @@ __all__ = [
     "Payout",
     "PayoutStatus",
     "Purchase",
+    "RollupCursor",
     "Staff",
+    "StageVisit",
     "Ticket",
     "TicketCounter",
+    "TicketDay",
     "TicketEvent",
     "TicketStatus",
     "TicketTimer",

@@ -1,0 +1,72 @@
+"""Rollups behind the boards: kept by jobs from the source rows, never edited by hand.
+
+The source of truth stays the tickets and their history; these tables can be dropped and
+rebuilt by their jobs at any time (each job says how far it has come in `rollup_cursor`).
+"""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class StageVisit(Model):
+    """One completed stay of a ticket at a station of its pipeline (a stage done or
+    skipped), derived from the ticket's history by the stage-visit job."""
+
+    id = fields.BigIntField(primary_key=True)
+    ticket_id = fields.IntField()
+    event_id = fields.BigIntField(unique=True)  # the stage_done / stage_skipped event
+    ticket_type = fields.CharField(max_length=32)
+    region = fields.CharField(max_length=32, null=True)
+    team = fields.CharField(max_length=64, default="")
+    station = fields.IntField()  # the stage's index in the ticket's pipeline
+    station_name = fields.CharField(max_length=64)
+    entered_at = fields.DatetimeField()
+    left_at = fields.DatetimeField()
+    seconds = fields.IntField()
+    limit_s = fields.IntField(null=True)
+    over = fields.BooleanField(default=False)
+    outcome = fields.CharField(max_length=8, default="done")  # done | skipped
+
+    class Meta:
+        table = "stage_visit"
+        indexes = (("ticket_type", "left_at"),)
+
+
+class TicketDay(Model):
+    """Ticket figures of one local day, region, type and visit period (时段 of opening):
+    what happened that day (opened, answered, closed, breached) and the handling times of
+    the tickets opened that day. Recomputed by the ticket-day job for recent days."""
+
+    id = fields.BigIntField(primary_key=True)
+    day = fields.DateField()
+    region = fields.CharField(max_length=32, default="")  # "" = no region
+    ticket_type = fields.CharField(max_length=32)
+    visit_period = fields.CharField(max_length=16, default="")  # "" = outside every period
+    opened = fields.IntField(default=0)
+    responded = fields.IntField(default=0)
+    responded_on_time = fields.IntField(default=0)
+    closed = fields.IntField(default=0)
+    closed_on_time = fields.IntField(default=0)
+    breached = fields.IntField(default=0)
+    # of the tickets opened that day: total seconds to first response / to close, and counts
+    response_s = fields.BigIntField(default=0)
+    response_n = fields.IntField(default=0)
+    resolution_s = fields.BigIntField(default=0)
+    resolution_n = fields.IntField(default=0)
+
+    class Meta:
+        table = "ticket_day"
+        unique_together = (("day", "region", "ticket_type", "visit_period"),)
+
+
+class RollupCursor(Model):
+    """How far a rollup job has come (e.g. the last ticket_event id it has read)."""
+
+    name = fields.CharField(max_length=32, primary_key=True)
+    position = fields.BigIntField(default=0)
+    updated_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "rollup_cursor"
