@@ -5,7 +5,7 @@ semicolons: keep semicolons out of model docstrings.
 """
 
 from models.audit import AuditEntry
-from models.boards import RollupCursor, StageVisit, TicketDay
+from models.boards import ChannelDay, RollupCursor, StageVisit, TicketDay
 from models.care import CareRecord, JobRun, Purchase
 from models.channels import Channel, ChannelScan, WelcomeSend
 from models.contacts import CorpTag, Customer, CustomerTag, FollowRelation, Staff
@@ -33,6 +33,7 @@ __all__ = [
     "AuditEntry",
     "CareRecord",
     "Channel",
+    "ChannelDay",
     "ChannelScan",
     "CorpTag",
     "Customer",

@@ -70,3 +70,25 @@ class RollupCursor(Model):
 
     class Meta:
         table = "rollup_cursor"
+
+
+class ChannelDay(Model):
+    """Scans of one local day through one channel (0 = none) in one region ("" = none) and
+    visit period of the scan ("" = none), and that day's cohort of new customers: how many
+    have since bought, opened a ticket, or left (as of the last recompute)."""
+
+    id = fields.BigIntField(primary_key=True)
+    day = fields.DateField()
+    channel_id = fields.IntField(default=0)
+    region = fields.CharField(max_length=32, default="")
+    visit_period = fields.CharField(max_length=16, default="")
+    weekday = fields.SmallIntField(default=0)  # 0 = Monday, of `day`
+    scans = fields.IntField(default=0)
+    new_customers = fields.IntField(default=0)
+    buyers = fields.IntField(default=0)
+    openers = fields.IntField(default=0)
+    lost = fields.IntField(default=0)
+
+    class Meta:
+        table = "channel_day"
+        unique_together = (("day", "channel_id", "region", "visit_period"),)
