@@ -63,7 +63,7 @@ class Customer(Model):
     dormant_since = fields.DatetimeField(null=True)
     status = fields.CharEnumField(CustomerStatus, max_length=8, default=CustomerStatus.ACTIVE)
     transfer_fail_reason = fields.CharField(max_length=64, null=True)
-    first_contact_at = fields.DatetimeField(null=True, db_index=True)
+    first_contact_at = fields.DatetimeField(null=True)
     last_purchase_at = fields.DatetimeField(null=True)
     lifetime_spend_fen = fields.BigIntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -74,6 +74,7 @@ class Customer(Model):
 
     class Meta:
         table = "customer"
+        indexes = (("first_contact_at", "region"),)  # new customers per region
 
 
 class RelationStatus(StrEnum):

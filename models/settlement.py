@@ -45,7 +45,7 @@ class Payout(Model):
 
     class Meta:
         table = "payout"
-        indexes = (("period", "status"), ("status", "created_at"))
+        indexes = (("period", "status"), ("status", "created_at"), ("status", "paid_at"))
 
 
 class LedgerEntry(Model):

@@ -57,7 +57,10 @@ class Ticket(Model):
         # the boards read tickets by when they were opened, answered and closed, and the
         # customer pages and funnel by customer
         indexes = (("status", "resolution_due"), ("status", "assignee"), ("created_at",),
-                   ("closed_at",), ("responded_at",), ("customer_id",), ("type", "status"))
+                   ("closed_at",), ("responded_at",), ("customer_id",), ("type", "status"),
+                   # the region board's live counts, answered from the index alone
+                   ("status", "region", "escalation", "resolution_due", "response_due",
+                    "responded_at"))
 
 
 class TicketEvent(Model):

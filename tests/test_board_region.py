@@ -19,6 +19,7 @@ import pytest
 from bot.app.keys import context_key
 from bot.domain.anomalies import PeriodStat, slow_periods
 from bot.domain.periods import visit_period
+from handlers.boards.ticket_days import ticket_days_job
 from models import Customer, Freeze, Payout, PayoutStatus, Ticket, TicketStatus
 from tests.console import browser_login, logged_in, screenshot, url
 from tests.harness import Harness
@@ -212,6 +213,7 @@ async def expected_regions(h: Harness) -> dict[str, dict[str, Any]]:
     customers = await Customer.all().values()
     rules = h.app[context_key].rules.current
     month = datetime(2026, 11, 1, tzinfo=TZ)
+    today = NOW.astimezone(TZ).date()
     names = sorted({_key(t["region"]) for t in tickets} | set(REGIONS))
     out: dict[str, dict[str, Any]] = {}
     for name in names:
@@ -226,10 +228,11 @@ async def expected_regions(h: Harness) -> dict[str, dict[str, Any]]:
         paid = [p for p in payouts if _key(p["region"]) == name and p["status"] == "paid"
                 and month <= p["paid_at"] <= NOW]
         new = [c for c in customers if _key(c["region"]) == name and c["first_contact_at"]]
-        complaints = [t for t in mine if t["type"] == "投诉"]
-        week = sum(NOW - timedelta(days=7) <= t["created_at"] < NOW for t in complaints)
-        before = sum(NOW - timedelta(days=35) <= t["created_at"] < NOW - timedelta(days=7)
-                     for t in complaints)
+        # this week: today and the 6 local days before; the four weeks: the 28 days before
+        ages = [(today - t["created_at"].astimezone(TZ).date()).days for t in mine
+                if t["type"] == "投诉" and t["created_at"] < NOW]
+        week = sum(0 <= age < 7 for age in ages)
+        before = sum(7 <= age < 35 for age in ages)
         figures: dict[str, Any] = {
             "open": len(open_), "overdue": len(overdue), "escalated": len(escalated),
             "frozen": "、".join(frozen),
@@ -282,6 +285,11 @@ async def _at_now(h: Harness) -> None:
     h.clock.set(NOW)
 
 
+async def tick(h: Harness) -> None:
+    """What a tick of the ticket-days job does (the board reads its rollup)."""
+    await ticket_days_job(h.app[context_key])
+
+
 # ---------------------------------------------------------------------------------------
 # Tests
 
@@ -291,6 +299,7 @@ async def test_every_region_figure_equals_the_database_and_its_exports(harness: 
     await _at_now(h)
     await seed_random(random.Random(13))
     expected = await expected_regions(h)
+    await tick(h)  # the ticket-days job's first run: a fresh database, 35 days
     async with logged_in(h, "admin") as s:
         page = await s.get(url(h, "/boards/region"))
         html = await page.text()
@@ -357,6 +366,7 @@ async def test_status_colours_follow_the_figures(harness: Harness) -> None:
         await s.ticket("西南", NOW - timedelta(hours=30),
                        responded_at=NOW - timedelta(hours=29),
                        resolution_due=NOW + timedelta(hours=-1 if i < 3 else 3))
+    await tick(h)  # the ticket-days job's first run: a fresh database, 35 days
     async with logged_in(h, "zhaoliu") as session:
         html = await (await session.get(url(h, "/boards/region"))).text()
     statuses = {region: status for status, region in
@@ -390,6 +400,7 @@ async def test_anomalies_are_sentences_in_yellow_and_exported(harness: Harness) 
     await _at_now(h)
     s = Seeder()
     await _seed_anomalies(s)
+    await tick(h)  # the ticket-days job's first run: a fresh database, 35 days
     async with logged_in(h, "admin") as session:
         html = await (await session.get(url(h, "/boards/region"))).text()
         exported = (await (await session.get(url(
@@ -439,6 +450,7 @@ async def test_period_figures_equal_the_database(harness: Harness) -> None:
     await seed_random(random.Random(7))
     rules = h.app[context_key].rules.current
     tickets = await Ticket.all().values()
+    await tick(h)  # the ticket-days job's first run: a fresh database, 35 days
     async with logged_in(h, "admin") as session:
         text = (await (await session.get(url(
             h, "/boards/region/export/periods.csv"))).read()).decode("utf-8-sig")
@@ -518,6 +530,7 @@ async def test_the_trend_counts_opened_closed_and_breached_per_local_day(
         if due < NOW and (t["closed_at"] is None or t["closed_at"] > due) and \
                 (t["paused_at"] is None or t["paused_at"] > due):
             by_day[(due.astimezone(TZ).date(), "breached")] += 1
+    await tick(h)  # the ticket-days job's first run: a fresh database, 35 days
     async with logged_in(h, "zhaoliu") as session:
         for region, days in expected.items():
             query = f"?region={region}" if region else ""
@@ -551,6 +564,7 @@ async def test_only_approvers_open_the_board_and_it_shows_no_customer(harness: H
     s = Seeder()
     await _seed_anomalies(s)
     east = await s.ticket("华东", NOW - timedelta(hours=3), summary="上海徐汇 王女士家空调漏水")
+    await tick(h)  # the ticket-days job's first run: a fresh database, 35 days
     async with logged_in(h, "zhangsan") as session:  # an editor
         for path in ("/boards/region", "/boards/region/export/regions.csv",
                      "/boards/region/export/trend.xlsx"):
@@ -591,6 +605,7 @@ async def test_the_board_in_a_browser(harness: Harness, browser: Any) -> None:
     opened = Counter(t["created_at"].astimezone(TZ).date() for t in trend_rows)
     closed = Counter(t["closed_at"].astimezone(TZ).date() for t in trend_rows if t["closed_at"])
     days = [today - timedelta(days=29 - i) for i in range(30)]
+    await tick(h)  # the ticket-days job's first run: a fresh database, 35 days
     for userid in ("admin", "zhaoliu"):
         page = await browser.new_page(viewport={"width": 1280, "height": 900})
         await browser_login(page, h, userid, next_path="/boards/region")
@@ -626,6 +641,7 @@ async def test_the_trend_export_follows_the_chosen_region(harness: Harness, regi
     s = Seeder()
     await s.ticket(None if region == "未分配区域" else region, NOW - timedelta(hours=1))
     await s.ticket("华东", NOW - timedelta(hours=1))
+    await tick(h)  # the ticket-days job's first run: a fresh database, 35 days
     async with logged_in(h, "admin") as session:
         text = (await (await session.get(url(
             h, f"/boards/region/export/trend.csv?region={region}"))).read()).decode("utf-8-sig")

@@ -1,6 +1,8 @@
 """The stage map (阶段地图): each figure checked against the database computed another way
-(plain Python over the history rows), the 12-stage 新车交付 line, region isolation of the
-station lists, exports, and the page in a real browser."""
+(plain Python over the history rows), after the stage-visit job ran as a scheduler tick
+would; the job itself (re-runs, a crash between batches, a backfill in batches, skipped,
+emergency and reopened stages); the 12-stage 新车交付 line, region isolation of the station
+lists, exports, and the page in a real browser."""
 
 from __future__ import annotations
 
@@ -14,8 +16,12 @@ from typing import Any
 from urllib.parse import quote
 
 import openpyxl
+import pytest
 
-from models import Customer, Ticket, TicketEvent, TicketStatus
+from bot.app.keys import context_key
+from handlers.boards import rollups
+from handlers.boards.rollups import roll_batch, roll_stage_visits, stage_visit_job
+from models import Customer, RollupCursor, StageVisit, Ticket, TicketEvent, TicketStatus
 from tests.console import browser_login, logged_in, screenshot, url
 from tests.harness import Harness, say, walk_in
 
@@ -101,6 +107,12 @@ async def expected_here(kind: str = "新车交付", region: str | None = None) -
     return counts
 
 
+async def tick(h: Harness) -> None:
+    """A scheduler tick a minute later: the stage-visit job catches up on the history."""
+    h.clock.advance(timedelta(minutes=1))
+    await stage_visit_job(h.app[context_key])
+
+
 def cell(html: str, index: int, what: str) -> str:
     found = re.search(rf'id="st-{index}-{what}"[^>]*>(.*?)</(?:td|a)>', html, re.S)
     assert found, (index, what)
@@ -143,6 +155,7 @@ async def test_the_new_car_line_shows_twelve_stations_in_order_with_their_counts
         harness: Harness) -> None:
     h = harness
     await seeded_line(h)
+    await tick(h)
     async with logged_in(h, "zhaoliu") as s:
         status, html = await get(s, h, "/boards/stages?type=新车交付")
     assert status == 200
@@ -167,6 +180,7 @@ async def test_median_over_limit_and_late_team_match_the_history(harness: Harnes
     await seeded_line(h)
     old = await seed(h, region="华北", stay_h=[50, 1])  # its 订单确认 ended 51 h + … ago
     await TicketEvent.filter(ticket=old).update(at=h.clock.now() - timedelta(days=40))
+    await tick(h)
     now = h.clock.now()
     visits = await expected_visits(now - timedelta(days=30), now)
     async with logged_in(h, "zhaoliu") as s:
@@ -209,6 +223,7 @@ async def test_median_over_limit_and_late_team_match_the_history(harness: Harnes
 async def test_the_region_filter_counts_one_region_only(harness: Harness) -> None:
     h = harness
     await seeded_line(h)
+    await tick(h)
     now = h.clock.now()
     visits = await expected_visits(now - timedelta(days=30), now, region="华东")
     here = await expected_here(region="华东")
@@ -232,6 +247,7 @@ async def test_stage_moves_made_in_chat_show_on_the_map(harness: Harness) -> Non
     h.clock.advance(timedelta(hours=5))
     await say(h, "zhangsan", f"/ticket next {ticket.number}")
     h.clock.advance(timedelta(hours=1))
+    await tick(h)
     await ticket.refresh_from_db()
     assert ticket.stage_index == 2
     async with logged_in(h, "zhaoliu") as s:
@@ -253,6 +269,7 @@ async def test_a_station_lists_only_the_tickets_in_scope(harness: Harness) -> No
     north = await seed(h, region="华北", stay_h=[3, 4], name="华北张先生")
     east = await seed(h, region="华东", stay_h=[2, 5], name="华东王女士", owner="lisi")
     await seed(h, region="华北", stay_h=[3])  # another station
+    await tick(h)
     path = f"/boards/stages/{quote('新车交付')}/2"
     async with logged_in(h, "zhaoliu") as s:
         _, board = await get(s, h, "/boards/stages?type=新车交付")
@@ -314,6 +331,7 @@ async def test_unknown_types_stations_and_roles_are_refused(harness: Harness) ->
 async def test_the_stage_map_in_the_browser(harness: Harness, browser: Any) -> None:
     h = harness
     tickets = await seeded_line(h)
+    await tick(h)
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
     await browser_login(page, h, "zhaoliu", next_path="/boards/stages?type=新车交付")
     chart = "scrm.charts['line-新车交付']"
@@ -335,3 +353,136 @@ async def test_the_stage_map_in_the_browser(harness: Harness, browser: Any) -> N
     text = await page.inner_text("main")
     assert "PDI检查" in text and tickets[1].number in text
     assert tickets[2].number not in text  # 华东: out of zhaoliu's scope
+
+
+# --- the stage-visit job ----------------------------------------------------------------------
+
+async def walked_visits() -> list[tuple[int, str, int, str, str]]:
+    """Every visit of every ticket, walked in Python over the whole history:
+    (end event id, name before '：', whole seconds, team, done | skipped)."""
+    out = []
+    for ticket in await Ticket.all():
+        start = None
+        for e in await TicketEvent.filter(ticket_id=ticket.id).order_by("at", "id"):
+            if e.kind in ("stage_done", "stage_skipped") and start is not None:
+                seconds = (e.at - start).total_seconds()
+                out.append((e.id, e.detail.split("：")[0], int(seconds + 0.5), ticket.team,
+                            "skipped" if e.kind == "stage_skipped" else "done"))
+            if e.kind in ("opened", "stage_done", "stage_skipped", "stage_inserted"):
+                start = e.at
+    return sorted(out)
+
+
+async def stored_visits() -> list[tuple[int, str, int, str, str]]:
+    return sorted((v.event_id, v.station_name, v.seconds, v.team, v.outcome)
+                  for v in await StageVisit.all())
+
+
+async def test_the_job_writes_every_visit_once_however_often_it_runs(
+        harness: Harness) -> None:
+    h = harness
+    await seeded_line(h)
+    await tick(h)
+    walked = await walked_visits()
+    assert len(walked) == 2 + 2 + 3 + 11 + 12 + 2 + 2 == len(await stored_visits())
+    assert await stored_visits() == walked
+    cursor = await RollupCursor.get(name="stage_visit")
+    assert cursor.position == await TicketEvent.all().order_by("-id").first().values_list(
+        "id", flat=True)
+    await tick(h)  # nothing new: nothing written
+    assert await stored_visits() == walked
+    # a cursor lost (or a run that died after its commit) reads the history again: the
+    # unique event id keeps every visit once
+    await RollupCursor.filter(name="stage_visit").update(position=0)
+    await tick(h)
+    assert await stored_visits() == walked
+    # new moves are picked up by the next tick, once settled
+    ticket = (await seeded_line(h))[0]
+    await stage_visit_job(h.app[context_key])  # the same minute: too young, left for later
+    assert ticket.id not in await StageVisit.all().values_list("ticket_id", flat=True)
+    await tick(h)
+    assert await stored_visits() == await walked_visits()
+
+
+async def test_a_backfill_runs_in_batches_and_a_crash_loses_no_visit(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    h = harness
+    await seeded_line(h)
+    h.clock.advance(timedelta(minutes=1))
+    ctx = h.app[context_key]
+    ids = sorted(await TicketEvent.all().values_list("id", flat=True))
+    first = await roll_batch(ctx, size=7)
+    assert (first.start, first.position) == (0, ids[6])
+    assert first.visits == len([v for v in await walked_visits() if v[0] <= ids[6]])
+    assert (await RollupCursor.get(name="stage_visit")).position == first.position
+    # the next batch dies after writing its visits, before the cursor moved: the
+    # transaction takes both back
+    real_save = RollupCursor.save
+
+    async def crash(self: RollupCursor, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(RollupCursor, "save", crash)
+    with pytest.raises(RuntimeError):
+        await roll_batch(ctx, size=7)
+    assert (await RollupCursor.get(name="stage_visit")).position == first.position
+    assert await StageVisit.all().count() == first.visits
+    monkeypatch.setattr(RollupCursor, "save", real_save)
+    batches = await roll_stage_visits(ctx, size=7)
+    assert len(batches) == -(-(len(ids) - 7) // 7)  # bounded batches, in order
+    assert [b.position for b in batches] == ids[13::7] + ([ids[-1]] if len(ids) % 7 else [])
+    assert [b.start for b in batches[1:]] == [b.position for b in batches[:-1]]
+    assert await stored_visits() == await walked_visits()
+    # a run's time budget stops it between batches; the next run goes on
+    await RollupCursor.filter(name="stage_visit").update(position=0)
+    await StageVisit.all().delete()
+    monkeypatch.setattr(rollups, "BUDGET_S", 0.0)
+    runs = 0
+    while await roll_stage_visits(ctx, size=10, budget_s=0.0):
+        runs += 1
+    assert runs == -(-len(ids) // 10)
+    assert await stored_visits() == await walked_visits()
+
+
+async def test_skipped_emergency_and_reopened_stages_are_visits_as_before(
+        harness: Harness) -> None:
+    h = harness
+    await walk_in(h, "王女士")
+    await say(h, "zhangsan", "/ticket open 王女士 安装 空调安装")
+    ticket = await Ticket.get()
+    n = ticket.number
+    steps: list[tuple[float, str, str]] = [
+        (3, "zhangsan", f"/ticket next {n} 已接单"),             # 接单 3 h (limit 2 h)
+        (1, "zhangsan", f"/ticket insert {n} 加急配件 --limit 1h"),
+        (2, "zhangsan", f"/ticket next {n}"),                    # 加急配件 2 h: not a station
+        (5, "zhaoliu", f"/ticket skip {n} 客户自行上门"),          # 上门 skipped after 5 h
+        (1, "zhangsan", f"/ticket next {n}"),                    # 安装 1 h
+        (2, "zhaoliu", f"/ticket next {n} 验收完成"),              # 验收 2 h
+        (1, "zhangsan", f"/ticket close {n} 完工"),
+        (1, "zhangsan", f"/ticket reopen {n} 客户反馈漏水"),       # not a stage move
+    ]
+    for hours, who, text in steps:
+        h.clock.advance(timedelta(hours=hours))
+        await say(h, who, text)
+    await ticket.refresh_from_db()
+    assert ticket.status == TicketStatus.OPEN and [s["name"] for s in ticket.stages] == [
+        "接单", "加急配件", "上门", "安装", "验收"]
+    await tick(h)
+    visits = {v.station_name: v for v in await StageVisit.all()}
+    assert {k: (v.seconds, v.outcome, v.station) for k, v in visits.items()} == {
+        "接单": (3 * 3600, "done", 0), "加急配件": (2 * 3600, "done", -1),
+        "上门": (5 * 3600, "skipped", 1), "安装": (3600, "done", 2),
+        "验收": (2 * 3600, "done", 3)}
+    assert visits["接单"].over and not visits["上门"].over
+    assert await stored_visits() == await walked_visits()
+    now = h.clock.now()
+    expected = await expected_visits(now - timedelta(days=30), now, kind="安装")
+    async with logged_in(h, "zhaoliu") as s:
+        _, html = await get(s, h, "/boards/stages?type=安装")
+    for i, name in enumerate(["接单", "上门", "安装", "验收"]):
+        seen = expected[name]
+        assert cell(html, i, "visits") == str(len(seen)) == "1"
+        assert cell(html, i, "median") == f"{seen[0][0] / 3600:.1f}小时"
+    assert cell(html, 0, "over").startswith("100.0%")
+    assert cell(html, 1, "over").startswith("0.0%")
+    assert "加急配件" not in re.findall(r'id="st-\d+-link">([^<]+)</a>', html)

@@ -1,35 +1,37 @@
 """Channel funnel (渠道漏斗): per channel, scans → new customers → buyers → ticket openers,
 customers lost, and when scans happen (day of week × visit period 时段).
 
-The funnel is a cohort: the scans of the period (`?days=`, 30 by default), the new
-customers those scans brought, and of those customers the ones who bought (a purchase on
-record), who opened a ticket (one of their own on record) and who are lost (no
-relationship left, `Customer.status` ended) by now. Everything starts from a range on the
-indexed `channel_scan.at`, so the work grows with the period's scans, not with all
-customers. Channels are region-scoped records, but these are aggregates: every region's
-channels are listed by name with their region so managers can compare them (as
-`/channel stats` does in chat); no customer appears on this board or in its exports.
+The funnel is a cohort: the scans of the period (`?days=N`, 30 by default: today and the
+N − 1 local days before it), the new customers those scans brought, and of those customers
+the ones who bought (a purchase on record), who opened a ticket (one of their own on
+record) and who are lost (no relationship left, `Customer.status` ended). The figures are
+sums of the `channel_day` rollup (one row per local day, channel, region and 时段; kept by
+the `channel-days` job, see channel_days.py), so the page reads a few rows per day whatever
+the number of customers; the cohort flags are as of the rollup's last recompute of the day
+(every minute for today and yesterday, daily for older days). Channels are region-scoped
+records, but these are aggregates: every region's channels are listed by name with their
+region so managers can compare them (as `/channel stats` does in chat); no customer
+appears on this board or in its exports.
 
-Each figure is one function (`funnel_counts`, `heatmap_counts`) so a rollup can replace it.
+Each figure is one function (`funnel_counts`, `heatmap_counts`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from tortoise.functions import Sum
 
 from bot.access.errors import NotFound
 from bot.app.context import PageReq
 from bot.domain.periods import Period
 from bot.web.exports import Cell, Table
 from handlers.boards.router import pages
-from handlers.boards.stages import Sql
-from models import Channel
-from models.contacts import CustomerStatus
+from models import Channel, ChannelDay
 
 WINDOWS = (7, 30, 90)
 NO_CHANNEL = "无渠道"
@@ -47,7 +49,7 @@ class FunnelRow:
     store: str
     active: bool
     scans: int = 0
-    new: int = 0  # distinct customers first met through these scans
+    new: int = 0  # of these scans, those that brought a new customer
     buyers: int = 0  # of them, with a purchase on record
     openers: int = 0  # of them, with a ticket of their own
     lost: int = 0  # of them, with no relationship left
@@ -58,113 +60,49 @@ class FunnelRow:
         return getattr(self, step) / base if base else None
 
 
-REGION_JOINS = (" LEFT JOIN customer c ON c.id = s.customer_id"
-                " LEFT JOIN channel ch ON ch.id = s.channel_id")
-
-
-def _region_condition(sql: Sql, region: str | None) -> str:
-    """A scan belongs to a region through its channel; a scan without a channel through
-    its customer (whose region is then their owner's)."""
-    if not region:
-        return ""
-    return (f" AND (ch.region = {sql(region)} OR "
-            f"(s.channel_id IS NULL AND c.region = {sql(region)}))")
-
-
-async def funnel_counts(since: datetime, now: datetime, region: str | None
+async def funnel_counts(first_day: date, last_day: date, region: str | None
                         ) -> dict[int | None, dict[str, int]]:
-    """Channel id (None: no channel) → the funnel's five counts, in one statement.
-
-    The period's scans come from the index on `channel_scan.at`; each new customer of the
-    cohort is then looked up by key (purchase by customer, the customer row by id), so no
-    table is read whole except `ticket`, which has no index on its customer: the openers
-    are one hashed pass over it (written as IN, which PostgreSQL costs as that one pass,
-    not as a scan per customer)."""
-    sql = Sql()
-    joins = REGION_JOINS if region else ""
-    statement = f"""
-WITH scans AS (
-  SELECT s.channel_id, s.customer_id, s.new_customer FROM channel_scan s{joins}
-  WHERE s.at >= {sql(since)} AND s.at < {sql(now)}{_region_condition(sql, region)}
-), cohort AS (
-  SELECT DISTINCT channel_id, customer_id FROM scans WHERE new_customer
-), flags AS (
-  SELECT k.channel_id,
-    CASE WHEN EXISTS (SELECT 1 FROM purchase p WHERE p.customer_id = k.customer_id)
-         THEN 1 ELSE 0 END AS bought,
-    CASE WHEN k.customer_id IN (SELECT t.customer_id FROM ticket t)
-         THEN 1 ELSE 0 END AS opened,
-    CASE WHEN EXISTS (SELECT 1 FROM customer c WHERE c.id = k.customer_id
-                      AND c.status = {sql(CustomerStatus.ENDED.value)})
-         THEN 1 ELSE 0 END AS ended
-  FROM cohort k
-)
-SELECT channel_id, COUNT(*) AS scans, 0 AS new, 0 AS buyers, 0 AS openers, 0 AS lost
-FROM scans GROUP BY channel_id
-UNION ALL
-SELECT channel_id, 0, COUNT(*), SUM(bought), SUM(opened), SUM(ended)
-FROM flags GROUP BY channel_id"""
+    """Channel id (None: no channel) → the funnel's five counts over the local days
+    `first_day`..`last_day`: a sum of the `channel_day` rollup (see channel_days.py)."""
+    query = ChannelDay.filter(day__gte=first_day, day__lte=last_day)
+    if region:
+        query = query.filter(region=region)
+    rows = await query.group_by("channel_id").annotate(
+        scans_n=Sum("scans"), new_n=Sum("new_customers"), buyers_n=Sum("buyers"),
+        openers_n=Sum("openers"), lost_n=Sum("lost")).values(
+        "channel_id", "scans_n", "new_n", "buyers_n", "openers_n", "lost_n")
     out: dict[int | None, dict[str, int]] = {}
-    for row in await sql.rows(statement):
-        figures = out.setdefault(row["channel_id"], dict.fromkeys(STEPS, 0))
-        for step in STEPS:
-            figures[step] += int(row[step] or 0)
+    for row in rows:
+        key = row["channel_id"] or None  # 0 in the rollup: no channel
+        out[key] = {"scans": int(row["scans_n"] or 0), "new": int(row["new_n"] or 0),
+                    "buyers": int(row["buyers_n"] or 0),
+                    "openers": int(row["openers_n"] or 0), "lost": int(row["lost_n"] or 0)}
     return out
 
 
-def _local_parts(sql: Sql, tz_name: str, offset_minutes: int) -> tuple[str, str]:
-    """SQL for a scan's local day of week (0 = Monday) and minute of the day.
-
-    PostgreSQL converts with the zone itself (daylight saving included); SQLite, the
-    sandbox's database, has no time zones, so it shifts by the zone's offset now (exact for
-    zones without daylight saving, such as Asia/Shanghai)."""
-    if sql.pg:
-        local_dow = f"(s.at AT TIME ZONE {sql(tz_name)})"
-        local_min = f"(s.at AT TIME ZONE {sql(tz_name)})"
-        return (f"(CAST(EXTRACT(ISODOW FROM {local_dow}) AS INTEGER) - 1)",
-                f"(CAST(EXTRACT(HOUR FROM {local_min}) AS INTEGER) * 60 + "
-                f"CAST(EXTRACT(MINUTE FROM {local_min}) AS INTEGER))")
-    shift = f"'{int(offset_minutes):+d} minutes'"
-    local = f"datetime(s.at, {shift})"
-    return (f"((CAST(strftime('%w', {local}) AS INTEGER) + 6) % 7)",
-            f"(CAST(strftime('%H', {local}) AS INTEGER) * 60 + "
-            f"CAST(strftime('%M', {local}) AS INTEGER))")
-
-
-def _period_case(periods: tuple[Period, ...]) -> str:
-    """Minute of the day → the visit period's index (NULL in a gap between periods)."""
-    whens = []
-    for i, p in enumerate(periods):
-        start, end = p.start.hour * 60 + p.start.minute, p.end.hour * 60 + p.end.minute
-        joined = "AND" if start < end else "OR"  # end <= start: it runs past midnight
-        whens.append(f"WHEN x.m >= {int(start)} {joined} x.m < {int(end)} THEN {i}")
-    return f"CASE {' '.join(whens)} END" if whens else "NULL"
-
-
-async def heatmap_counts(since: datetime, now: datetime, region: str | None,
-                         periods: tuple[Period, ...], tz_name: str, offset_minutes: int
-                         ) -> list[list[int]]:
-    """Scans per [day of week][visit period], in the corp's time zone."""
-    sql = Sql()
-    dow, minute = _local_parts(sql, tz_name, offset_minutes)
-    joins = REGION_JOINS if region else ""  # the joins only a region filter needs
-    inner = (f"SELECT {dow} AS dow, {minute} AS m FROM channel_scan s{joins} "
-             f"WHERE s.at >= {sql(since)} AND s.at < {sql(now)}"
-             f"{_region_condition(sql, region)}")
-    rows = await sql.rows(f"SELECT x.dow AS dow, {_period_case(periods)} AS period, "
-                          f"COUNT(*) AS n FROM ({inner}) x GROUP BY x.dow, "
-                          f"{_period_case(periods)}")
+async def heatmap_counts(first_day: date, last_day: date, region: str | None,
+                         periods: tuple[Period, ...]) -> list[list[int]]:
+    """Scans per [day of week][visit period] over the local days, from the rollup (whose
+    visit periods are the rules' at its last recompute; scans in no period are left out)."""
+    query = ChannelDay.filter(day__gte=first_day, day__lte=last_day).exclude(visit_period="")
+    if region:
+        query = query.filter(region=region)
+    rows = await query.group_by("weekday", "visit_period").annotate(n=Sum("scans")).values(
+        "weekday", "visit_period", "n")
+    index = {p.name: i for i, p in enumerate(periods)}
     grid = [[0] * len(periods) for _ in WEEKDAYS]
     for row in rows:
-        if row["period"] is not None and row["dow"] is not None:
-            grid[int(row["dow"])][int(row["period"])] += int(row["n"])
+        i = index.get(row["visit_period"])
+        if i is not None and 0 <= int(row["weekday"]) < len(WEEKDAYS):
+            grid[int(row["weekday"])][i] += int(row["n"] or 0)
     return grid
 
 
-async def funnel_rows(since: datetime, now: datetime, region: str | None) -> list[FunnelRow]:
+async def funnel_rows(first_day: date, last_day: date, region: str | None
+                      ) -> list[FunnelRow]:
     """Every channel that is on or had scans in the period (of `region`, if given), then
     the scans without a channel."""
-    counts = await funnel_counts(since, now, region)
+    counts = await funnel_counts(first_day, last_day, region)
     channels = Channel.all() if not region else Channel.filter(region=region)
     rows = []
     for ch in await channels.order_by("id").values("id", "name", "region", "store", "active"):
@@ -192,9 +130,13 @@ class View:
     days: int
     region: str | None
     regions: tuple[str, ...]
-    since: datetime
-    now: datetime
+    first_day: date  # local days: today (`last_day`) and the `days` − 1 before it
+    last_day: date
     periods: tuple[Period, ...]
+
+    def span(self) -> str:
+        """The local days 近N天 covers, as the page says it: 2026-11-26 至 2026-12-02."""
+        return f"{self.first_day:%Y-%m-%d} 至 {self.last_day:%Y-%m-%d}"
 
     def query(self) -> str:
         values: dict[str, str | int] = {"days": self.days}
@@ -212,16 +154,13 @@ def view_of(page: PageReq) -> View:
     region = page.arg("region") or None
     if region is not None and region not in regions:
         raise NotFound(f"没有区域「{region}」")
-    now = page.ctx.clock.now()
-    return View(days, region, regions, now - timedelta(days=days), now, rules.visit_periods)
+    today = page.ctx.clock.now().astimezone(page.ctx.settings.tz).date()
+    return View(days, region, regions, today - timedelta(days=days - 1), today,
+                rules.visit_periods)
 
 
 async def heatmap_of(page: PageReq, view: View) -> list[list[int]]:
-    settings = page.ctx.settings
-    offset = settings.tz.utcoffset(view.now)
-    minutes = int(offset.total_seconds() // 60) if offset else 0
-    return await heatmap_counts(view.since, view.now, view.region, view.periods,
-                                settings.timezone, minutes)
+    return await heatmap_counts(view.first_day, view.last_day, view.region, view.periods)
 
 
 FUNNEL_COLUMNS = ("渠道", "区域", "门店", "状态", "扫码", "新客户", "购买", "开工单", "流失",
@@ -265,7 +204,7 @@ def chart_data(view: View, rows: list[FunnelRow], grid: list[list[int]]) -> dict
 async def funnel_board(page: PageReq) -> web.StreamResponse:
     """Per channel the funnel of the period, and the scans' day × 时段 heatmap."""
     view = view_of(page)
-    rows = await funnel_rows(view.since, view.now, view.region)
+    rows = await funnel_rows(view.first_day, view.last_day, view.region)
     grid = await heatmap_of(page, view)
     return page.render("boards/funnel.html.j2", view=view, rows=rows, total=total_of(rows),
                        grid=grid, weekdays=WEEKDAYS, chart=chart_data(view, rows, grid),
@@ -276,7 +215,7 @@ async def funnel_board(page: PageReq) -> web.StreamResponse:
             name="funnel_export")
 async def funnel_export(page: PageReq) -> web.StreamResponse:
     view = view_of(page)
-    rows = await funnel_rows(view.since, view.now, view.region)
+    rows = await funnel_rows(view.first_day, view.last_day, view.region)
     return page.export(funnel_table(view, rows), f"渠道漏斗-近{view.days}天")
 
 

@@ -3,18 +3,22 @@ yellow, 30 days of ticket trend lines, and every figure as CSV or XLSX.
 
 Each figure is one function returning plain rows (`region_figures`, `ticket_trend`,
 `period_figures`, `complaint_counts`, `board_anomalies`) which the page, its chart and its
-exports all draw from, so they cannot disagree, and a rollup can replace one without
-touching the others. Every figure is aggregated in SQL and bounded by a range on a
-timestamp column (or by the open states), so a request never reads every ticket. The board
+exports all draw from, so they cannot disagree. The per-day figures (the trend, the
+compliance windows' finished part, complaints, the visit periods' speeds) are sums over the
+`TicketDay` rollup (handlers/boards/ticket_days.py, kept by the ticket-days job: today fresh
+to the minute, older days within 10 minutes); what is "now" (open, overdue, escalated,
+breaches nobody acted on, frozen stores, payouts, new customers) is read live, aggregated in
+SQL over an index (the open states, a timestamp range). The board
 shows aggregates only: no customer or ticket detail, so a region manager may compare all
 regions here (the rule of the console) and the page needs no `customer_data`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from aiohttp import web
@@ -39,12 +43,14 @@ from bot.store.db import dialect
 from bot.web.exports import Cell, Table
 from bot.web.render import percent, yuan
 from handlers.boards.router import pages
-from handlers.tickets.service import OPEN_STATES, is_overdue
-from models import Customer, Freeze, Payout, PayoutStatus, Ticket
+from handlers.tickets.service import OPEN_STATES
+from models import Freeze, Payout, PayoutStatus
+from models.boards import TicketDay
 
 UNASSIGNED = "未分配区域"  # tickets, customers and payouts with no region
 ALL_REGIONS = "全部区域"
 TREND_DAYS = 30
+COMPLAINT_DAYS = 35  # this week (7 local days) and the four weeks before it
 WINDOWS = (("today", "今日"), ("d7", "近7天"), ("d30", "近30天"))
 PENDING = (PayoutStatus.AWAITING_APPROVAL, PayoutStatus.APPROVED)
 
@@ -60,24 +66,35 @@ class Windows:
     now: datetime
     days: tuple[datetime, ...]  # the last 30 local midnights, oldest first (today's last)
     month: datetime  # the local start of this month
-    week: datetime  # now − 7 days: "this week" of the complaints anomaly
-    four_weeks: datetime  # now − 35 days: the four weeks before it
+    week: datetime  # now − 7 days (the complaints count local days: `dates`)
+    four_weeks: datetime  # now − 35 days
+    dates: tuple[date, ...] = ()  # the local days of `days`
+
+    @property
+    def today(self) -> date:
+        return self.dates[-1]
 
     @property
     def starts(self) -> dict[str, datetime]:
         """today: since midnight; d7: today and the 6 days before; d30: the 30 days."""
         return {"today": self.days[-1], "d7": self.days[-7], "d30": self.days[0]}
 
+    @property
+    def start_dates(self) -> dict[str, date]:
+        """The local days the windows start on."""
+        return {"today": self.dates[-1], "d7": self.dates[-7], "d30": self.dates[0]}
+
 
 def windows(now: datetime, tz: tzinfo) -> Windows:
     """The moments in UTC: tortoise compares SQLite's stored text with a parameter's own
     offset, so a +08:00 midnight would be compared as text against +00:00 values."""
     today = now.astimezone(tz).date()
-    days = tuple(datetime.combine(today - timedelta(days=TREND_DAYS - 1 - i), time(),
-                                  tzinfo=tz).astimezone(UTC) for i in range(TREND_DAYS))
+    dates = tuple(today - timedelta(days=TREND_DAYS - 1 - i) for i in range(TREND_DAYS))
+    days = tuple(datetime.combine(d, time(), tzinfo=tz).astimezone(UTC) for d in dates)
     month = datetime.combine(today.replace(day=1), time(), tzinfo=tz).astimezone(UTC)
     now = now.astimezone(UTC)
-    return Windows(now, days, month, now - timedelta(days=7), now - timedelta(days=35))
+    return Windows(now, days, month, now - timedelta(days=7), now - timedelta(days=35),
+                   dates)
 
 
 # ---------------------------------------------------------------------------------------
@@ -274,45 +291,82 @@ async def _grouped(query: Any, *sums: str, **counts: Q) -> dict[str, tuple[int, 
                                                 for i in range(len(sums)))) for r in rows}
 
 
+async def open_figures(w: Windows) -> dict[str, tuple[int, int, int]]:
+    """{region: (open, overdue, escalated)} of the open and waiting tickets (overdue as
+    `is_overdue`: `open`, past the resolution deadline or unanswered past the response
+    one). COUNT(*) and columns only: with an index holding (status, region, escalation,
+    resolution_due, response_due, responded_at) PostgreSQL answers from the index alone."""
+    q = _Sql()  # placeholders in the order the text reads (SQLite's are positional)
+    sql = (f"SELECT region, COUNT(*) AS n, SUM(CASE WHEN status = {q.p('open')} AND "
+           f"(resolution_due < {q.p(w.now)} OR (responded_at IS NULL AND response_due < "
+           f"{q.p(w.now)})) THEN 1 ELSE 0 END) AS overdue, COUNT(escalation) AS escalated "
+           "FROM ticket "
+           f"WHERE status IN ({', '.join(q.p(s.value) for s in OPEN_STATES)}) GROUP BY region")
+    return {_name(r["region"]): (int(r["n"]), int(r["overdue"] or 0), int(r["escalated"]))
+            for r in await q.rows(sql)}
+
+
+async def new_customers(w: Windows) -> dict[str, tuple[int, int]]:
+    """{region: (first contact in the 7 days, of them today)}; like `open_figures`, an
+    index on (first_contact_at, region) answers it alone."""
+    q = _Sql()
+    sql = (f"SELECT region, COUNT(*) AS n, SUM(CASE WHEN first_contact_at >= "
+           f"{q.p(w.starts['today'])} THEN 1 ELSE 0 END) AS today FROM customer WHERE "
+           f"first_contact_at >= {q.p(w.starts['d7'])} AND first_contact_at <= {q.p(w.now)} "
+           "GROUP BY region")
+    return {_name(r["region"]): (int(r["n"]), int(r["today"] or 0))
+            for r in await q.rows(sql)}
+
+
 async def _compliance(w: Windows, done: str, due: str) -> dict[str, dict[str, Rate]]:
     """Per region and window: deadlines `due` kept by `done` (responded_at or closed_at).
     Counted are the tickets done in the window (on time when done by the deadline, or
     without one) and the open tickets whose deadline passed in the window, not done: a
     breach nobody acted on is late, not left out (handlers/tickets/service.py
-    `response_compliance`, per window). Waiting tickets' clocks are paused: not counted."""
+    `response_compliance`, per window). Waiting tickets' clocks are paused: not counted.
+    The done tickets come from the rollup (the days' `responded`/`closed` and their
+    `…_on_time`); the breaches nobody acted on change when one is acted on, so they are
+    read live from the open tickets (the status index)."""
     rates: dict[str, dict[str, Rate]] = {}
-    starts = w.starts
-    q = _Sql()
-    sums = ", ".join(
-        f"SUM(CASE WHEN {done} >= {q.p(start)} THEN 1 ELSE 0 END) AS n_{key}, "
-        f"SUM(CASE WHEN {done} >= {q.p(start)} AND ({due} IS NULL OR {done} <= {due}) "
-        f"THEN 1 ELSE 0 END) AS ok_{key}" for key, start in starts.items())
-    for row in await q.rows(f"SELECT region, {sums} FROM ticket WHERE {done} >= "
-                            f"{q.p(starts['d30'])} GROUP BY region"):
-        for key in starts:
-            rate = rates.setdefault(_name(row["region"]), {k: Rate() for k in starts})[key]
-            rate.counted += int(row[f"n_{key}"] or 0)
-            rate.on_time += int(row[f"ok_{key}"] or 0)
+    starts = w.start_dates
+    kind = "responded" if done == "responded_at" else "closed"
+
+    def rate(region: str, key: str) -> Rate:
+        return rates.setdefault(_name(region), {k: Rate() for k in starts})[key]
+
+    for row in await TicketDay.filter(day__gte=starts["d30"], day__lte=w.today).annotate(
+            n=Sum(kind), ok=Sum(f"{kind}_on_time")).group_by("region", "day").values(
+            "region", "day", "n", "ok"):
+        for key, start in starts.items():
+            if row["day"] >= start:
+                rate(row["region"], key).counted += int(row["n"] or 0)
+                rate(row["region"], key).on_time += int(row["ok"] or 0)
     q = _Sql()
     sums = ", ".join(f"SUM(CASE WHEN {due} >= {q.p(start)} THEN 1 ELSE 0 END) AS n_{key}"
-                     for key, start in starts.items())
+                     for key, start in w.starts.items())
     for row in await q.rows(
             f"SELECT region, {sums} FROM ticket WHERE status = {q.p('open')} AND {done} IS "
-            f"NULL AND {due} >= {q.p(starts['d30'])} AND {due} < {q.p(w.now)} "
+            f"NULL AND {due} >= {q.p(w.starts['d30'])} AND {due} < {q.p(w.now)} "
             "GROUP BY region"):
         for key in starts:
-            rates.setdefault(_name(row["region"]), {k: Rate() for k in starts})[key] \
-                .counted += int(row[f"n_{key}"] or 0)
+            rate(row["region"], key).counted += int(row[f"n_{key}"] or 0)
     return rates
 
 
 async def complaint_counts(rules: Rules, w: Windows) -> dict[str, tuple[int, int]]:
-    """Per region: complaints opened this week (the last 7 days) and in the four weeks
-    before it."""
-    counts = await _grouped(Ticket.filter(type__in=complaint_types(rules),
-                                          created_at__gte=w.four_weeks, created_at__lt=w.now),
-                            week=Q(created_at__gte=w.week))
-    return {region: (week, n - week) for region, (n, week) in counts.items()}
+    """Per region: complaints opened this week (today and the 6 local days before) and in
+    the four weeks (28 local days) before it, from the rollup."""
+    week = w.today - timedelta(days=6)
+    counts: dict[str, tuple[int, int]] = {}
+    for row in await TicketDay.filter(
+            ticket_type__in=complaint_types(rules), opened__gt=0,
+            day__gte=w.today - timedelta(days=COMPLAINT_DAYS - 1), day__lte=w.today) \
+            .annotate(n=Sum("opened")).group_by("region", "day").values("region", "day", "n"):
+        this, before = counts.get(_name(row["region"]), (0, 0))
+        n = int(row["n"] or 0)
+        counts[_name(row["region"])] = (this + n, before) if row["day"] >= week \
+            else (this, before + n)
+    return counts
 
 
 async def region_figures(rules: Rules, w: Windows,
@@ -325,27 +379,32 @@ async def region_figures(rules: Rules, w: Windows,
     def row(region: str) -> RegionRow:
         return rows.setdefault(region, RegionRow(region))
 
-    for region, (n, overdue, escalated) in (await _grouped(
-            Ticket.filter(status__in=OPEN_STATES), overdue=is_overdue(w.now),
-            escalated=Q(escalation__isnull=False))).items():
+    # independent queries, each over an index: run side by side (a connection each on
+    # PostgreSQL), so the page waits for the slowest, not the sum
+    task = asyncio.ensure_future
+    tickets = task(open_figures(w))
+    response = task(_compliance(w, "responded_at", "response_due"))
+    resolution = task(_compliance(w, "closed_at", "resolution_due"))
+    pending = task(_grouped(Payout.filter(status__in=PENDING), "payout_fen"))
+    paid = task(_grouped(Payout.filter(status=PayoutStatus.PAID, paid_at__gte=w.month,
+                                       paid_at__lte=w.now), "payout_fen"))
+    new = task(new_customers(w))
+    frozen = await Freeze.filter(frozen=True, kind="store").order_by("name").values_list(
+        "name", flat=True)
+    await asyncio.gather(tickets, response, resolution, pending, paid, new)
+    for region, (n, overdue, escalated) in tickets.result().items():
         row(region).open, row(region).overdue, row(region).escalated = n, overdue, escalated
-    for region, rates in (await _compliance(w, "responded_at", "response_due")).items():
+    for region, rates in response.result().items():
         row(region).response = rates
-    for region, rates in (await _compliance(w, "closed_at", "resolution_due")).items():
+    for region, rates in resolution.result().items():
         row(region).resolution = rates
-    for store in await Freeze.filter(frozen=True, kind="store").order_by("name") \
-            .values_list("name", flat=True):
+    for store in frozen:
         row(store_region(rules, str(store))).frozen.append(str(store))
-    for region, (n, fen) in (await _grouped(Payout.filter(status__in=PENDING),
-                                            "payout_fen")).items():
+    for region, (n, fen) in pending.result().items():
         row(region).pending, row(region).pending_fen = n, fen
-    for region, (n, fen) in (await _grouped(Payout.filter(
-            status=PayoutStatus.PAID, paid_at__gte=w.month, paid_at__lte=w.now),
-            "payout_fen")).items():
+    for region, (n, fen) in paid.result().items():
         row(region).paid, row(region).paid_fen = n, fen
-    for region, (n, today) in (await _grouped(
-            Customer.filter(first_contact_at__gte=w.starts["d7"], first_contact_at__lte=w.now),
-            today=Q(first_contact_at__gte=w.starts["today"]))).items():
+    for region, (n, today) in new.result().items():
         row(region).new_7d, row(region).new_today = n, today
     for region, (week, before) in (complaints or {}).items():
         row(region).complaints_week, row(region).complaints_before = week, before
@@ -380,28 +439,18 @@ class TrendDay:
 
 async def ticket_trend(w: Windows, tz: tzinfo, region: str | None = None) -> list[TrendDay]:
     """Tickets opened, closed and breached per local day over the last 30 days, of one
-    region (UNASSIGNED: those without) or all (None). A breach is counted on the day the
-    resolution deadline passed, if the ticket was not closed by then and not waiting for
-    the customer since before it (its clock was paused)."""
-    q = _Sql()
-    start, now = w.days[0], w.now
-
-    def part(metric: int, column: str, extra: str = "") -> str:
-        return (f"SELECT {metric} AS metric, {q.day_index(column, w.days)} AS day, "
-                f"COUNT(*) AS n FROM ticket WHERE {column} >= {q.p(start)} AND {column} < "
-                f"{q.p(now)}{extra}{_region_clause(q, region)} GROUP BY 1, 2")
-
-    sql = " UNION ALL ".join((
-        part(0, "created_at"), part(1, "closed_at"),
-        part(2, "resolution_due",
-             " AND (closed_at IS NULL OR closed_at > resolution_due)"
-             " AND (paused_at IS NULL OR paused_at > resolution_due)")))
-    counts: dict[tuple[int, int], int] = {}
-    for r in await q.rows(sql):
-        counts[(int(r["metric"]), int(r["day"]))] = int(r["n"])
-    return [TrendDay(day.astimezone(tz).date().isoformat(), counts.get((0, i), 0),
-                     counts.get((1, i), 0), counts.get((2, i), 0))
-            for i, day in enumerate(w.days)]
+    region (UNASSIGNED: those without) or all (None), from the rollup. A breach is counted
+    on the day the resolution deadline passed, if the ticket was not closed by then and not
+    waiting for the customer since before it (its clock was paused)."""
+    query = TicketDay.filter(day__gte=w.dates[0], day__lte=w.today)
+    if region is not None:
+        query = query.filter(region="" if region == UNASSIGNED else region)
+    counts = {row["day"]: row for row in await query.annotate(
+        o=Sum("opened"), c=Sum("closed"), b=Sum("breached")).group_by("day").values(
+        "day", "o", "c", "b")}
+    empty = {"o": 0, "c": 0, "b": 0}
+    return [TrendDay(day.isoformat(), *(int(counts.get(day, empty)[k] or 0) for k in "ocb"))
+            for day in w.dates]
 
 
 def trend_table(days: Sequence[TrendDay], region: str | None) -> Table:
@@ -431,34 +480,26 @@ class PeriodRow:
 async def period_figures(rules: Rules, w: Windows, tz: tzinfo) -> list[PeriodRow]:
     """Per region (and for all regions) and visit period: the tickets opened in the last 30
     days, by the 时段 of their opening time (local), with how long their first response and
-    their close took, for those answered and closed by now. One scan of the 30 days."""
+    their close took, for those answered and closed by now (the rollup's handling sums of
+    the days they were opened on)."""
     periods = rules.visit_periods
     if not periods:
         return []
-    q = _Sql()
-    whens = []
-    for i, p in enumerate(periods):
-        joint = "AND" if p.start < p.end else "OR"
-        whens.append(f"WHEN t >= '{p.start:%H:%M}' {joint} t < '{p.end:%H:%M}' THEN {i}")
-    inner = (f"SELECT region, {q.local_time('created_at', tz, w.now)} AS t, "
-             f"CASE WHEN responded_at <= {q.p(w.now)} THEN "
-             f"{q.seconds('responded_at', 'created_at')} END AS rs, "
-             f"CASE WHEN closed_at <= {q.p(w.now)} THEN {q.seconds('closed_at', 'created_at')} "
-             f"END AS cs FROM ticket WHERE created_at >= {q.p(w.starts['d30'])} AND "
-             f"created_at < {q.p(w.now)}{' OFFSET 0' if q.postgres else ''}")  # t once a row
-    sql = (f"SELECT region, CASE {' '.join(whens)} ELSE -1 END AS period, COUNT(rs) AS rn, "
-           f"SUM(rs) AS rs, COUNT(cs) AS cn, SUM(cs) AS cs FROM ({inner}) x GROUP BY 1, 2")
+    index = {p.name: i for i, p in enumerate(periods)}
     found: dict[tuple[str, int], tuple[int, float, int, float]] = {}
-    for r in await q.rows(sql):
-        if int(r["period"]) >= 0:
-            found[(_name(r["region"]), int(r["period"]))] = (
-                int(r["rn"]), float(r["rs"] or 0), int(r["cn"]), float(r["cs"] or 0))
+    for r in await TicketDay.filter(day__gte=w.dates[0], day__lte=w.today,
+                                    visit_period__in=list(index)).annotate(
+            rn=Sum("response_n"), rs=Sum("response_s"), cn=Sum("resolution_n"),
+            cs=Sum("resolution_s")).group_by("region", "visit_period").values(
+            "region", "visit_period", "rn", "rs", "cn", "cs"):
+        found[(_name(r["region"]), index[r["visit_period"]])] = (
+            int(r["rn"] or 0), float(r["rs"] or 0), int(r["cn"] or 0), float(r["cs"] or 0))
     regions = region_names(rules) + sorted({k[0] for k in found} - set(region_names(rules)))
     out = []
     for region in (ALL_REGIONS, *regions):
         for i, p in enumerate(periods):
-            parts = [v for (name, index), v in found.items()
-                     if index == i and region in (ALL_REGIONS, name)]
+            parts = [v for (name, number), v in found.items()
+                     if number == i and region in (ALL_REGIONS, name)]
             responded, response_s, closed, resolution_s = (
                 sum(v[k] for v in parts) for k in range(4))
             if region == ALL_REGIONS or responded or closed:
@@ -527,8 +568,8 @@ class Board:
 async def region_board_figures(rules: Rules, now: datetime, tz: tzinfo) -> Board:
     """The region figures with what colours them: complaints, periods, anomalies."""
     w = windows(now, tz)
-    complaints = await complaint_counts(rules, w)
-    periods = await period_figures(rules, w, tz)
+    complaints, periods = await asyncio.gather(complaint_counts(rules, w),
+                                               period_figures(rules, w, tz))
     anomalies = board_anomalies(complaints, periods)
     return Board(w, await region_figures(rules, w, complaints, anomalies), periods, anomalies)
 

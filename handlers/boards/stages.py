@@ -10,7 +10,9 @@ the station's limit in the rules file. Those are aggregates over every region (a
 manager may compare); the station's ticket list is individual tickets, so it goes through
 `page.data` and shows only what the member's scope allows.
 
-Each figure is one function (`station_now`, `station_visits`) so a rollup can replace it.
+Each figure is one function (`station_now`, `station_visits`). The visit figures read the
+`stage_visit` rollup, which the stage-visit job (`handlers/boards/rollups.py`) keeps from
+`ticket_event` every minute; the tickets at a station now are read live.
 """
 
 from __future__ import annotations
@@ -37,9 +39,6 @@ from models import Ticket, TicketStatus
 WINDOWS = (7, 30, 90)
 PAGE_SIZE = 50
 EXPORT_LIMIT = 10_000  # rows in a station's ticket export
-# The stage moves that start or end a visit (see handlers/tickets/service.py next_stage).
-MOVES = ("opened", "stage_done", "stage_skipped", "stage_inserted")
-ENDS = ("stage_done", "stage_skipped")
 OPEN_STATES = (TicketStatus.OPEN, TicketStatus.WAITING)
 
 
@@ -148,63 +147,66 @@ async def station_visits(line: Line, region: str | None, since: datetime, now: d
                          ) -> None:
     """Visits that ended in [since, now) per station: count, late count, median, late teams.
 
-    The median is computed in SQL with window functions (the mean of the middle one or two
-    durations), which PostgreSQL and SQLite both have."""
+    Read from `stage_visit` (kept by the stage-visit job, `handlers/boards/rollups.py`)
+    through its (ticket_type, left_at) index. A visit is matched to a station by name and
+    judged late against the station's limit in the rules file now, as the live figures were.
+    The median is the mean of the middle one or two durations: `percentile_cont` on
+    PostgreSQL, window functions on SQLite."""
+    if not line.stations:
+        return
     sql = Sql()
-    moves = ", ".join(f"'{k}'" for k in MOVES)
-    ends = ", ".join(f"'{k}'" for k in ENDS)
     # Parameters are numbered in the order they are written: keep these in the SQL's order.
-    ticket_type = sql(line.ticket_type)
-    region_sql = f" AND t.region = {sql(region)}" if region else ""
-    inner_since, inner_now = sql(since), sql(now)
-    station_case = " ".join(
-        f"WHEN m.detail = {sql(s.name)} OR substr(m.detail, 1, {len(s.name) + 1}) = "
-        f"{sql(s.name + '：')} THEN {s.index}" for s in line.stations)
-    outer_since, outer_now = sql(since), sql(now)
-    seconds = ("EXTRACT(EPOCH FROM (m.at - m.entered_at))" if sql.pg else
-               "(julianday(m.at) - julianday(m.entered_at)) * 86400.0")
-    limits = " ".join(f"WHEN {s.index} THEN {int(s.limit_s)}" for s in line.stations
+    limits = " ".join(f"WHEN {sql(s.name)} THEN {int(s.limit_s)}" for s in line.stations
                       if s.limit_s)
-    limit = f"CASE v.station {limits} END" if limits else "NULL"
-    rows = await sql.rows(f"""
-WITH moves AS (
-  SELECT e.ticket_id, e.kind, e.detail, e.at, t.team,
-         LAG(e.at) OVER (PARTITION BY e.ticket_id ORDER BY e.at, e.id) AS entered_at
-  FROM ticket_event e JOIN ticket t ON t.id = e.ticket_id
-  WHERE e.kind IN ({moves}) AND t.type = {ticket_type}{region_sql}
-    AND e.ticket_id IN (SELECT d.ticket_id FROM ticket_event d
-                        WHERE d.kind IN ({ends}) AND d.at >= {inner_since}
-                          AND d.at < {inner_now})
-), visits AS (
-  SELECT CASE {station_case} END AS station, m.team, ROUND({seconds}) AS secs
-  FROM moves m
-  WHERE m.kind IN ({ends}) AND m.at >= {outer_since} AND m.at < {outer_now}
-    AND m.entered_at IS NOT NULL
-), ranked AS (
-  SELECT v.station, v.team, v.secs,
-         CASE WHEN v.secs > {limit} THEN 1 ELSE 0 END AS late,
-         ROW_NUMBER() OVER (PARTITION BY v.station ORDER BY v.secs) AS rn,
-         COUNT(*) OVER (PARTITION BY v.station) AS cnt
-  FROM visits v WHERE v.station IS NOT NULL
-)
-SELECT station, team, COUNT(*) AS n, SUM(late) AS late,
-       SUM(CASE WHEN rn IN ((cnt + 1) / 2, (cnt + 2) / 2) THEN secs ELSE 0 END) AS mid_sum,
-       SUM(CASE WHEN rn IN ((cnt + 1) / 2, (cnt + 2) / 2) THEN 1 ELSE 0 END) AS mid_n
-FROM ranked GROUP BY station, team""")
-    middle: dict[int, list[float]] = {}
-    for row in rows:
-        station = line.stations[int(row["station"])]
+    late = (f"CASE WHEN v.seconds > (CASE v.station_name {limits} END) THEN 1 ELSE 0 END"
+            if limits else "0")
+    where = (f"v.ticket_type = {sql(line.ticket_type)} AND v.left_at >= {sql(since)} "
+             f"AND v.left_at < {sql(now)} AND v.station_name IN "
+             f"({', '.join(sql(s.name) for s in line.stations)})")
+    if region:
+        where += f" AND v.region = {sql(region)}"
+    by_name: dict[str, Station] = {}
+    for s in line.stations:
+        by_name.setdefault(s.name, s)  # the first of two same-named stations, as before
+    for row in await sql.rows(
+            f"SELECT v.station_name AS station, v.team AS team, COUNT(*) AS n, "
+            f"SUM({late}) AS late FROM stage_visit v WHERE {where} "
+            f"GROUP BY v.station_name, v.team"):
+        station = by_name[row["station"]]
         station.visits += int(row["n"])
-        late = int(row["late"] or 0)
-        station.over += late
-        if late:
-            station.late_teams[row["team"]] = station.late_teams.get(row["team"], 0) + late
-        mid = middle.setdefault(station.index, [0.0, 0.0])
-        mid[0] += float(row["mid_sum"] or 0)
-        mid[1] += float(row["mid_n"] or 0)
-    for index, (total, count) in middle.items():
-        if count:
-            line.stations[index].median_s = total / count
+        late_n = int(row["late"] or 0)
+        station.over += late_n
+        if late_n:
+            station.late_teams[row["team"]] = station.late_teams.get(row["team"], 0) + late_n
+    for name, median in (await station_medians(line, region, since, now)).items():
+        by_name[name].median_s = median
+
+
+async def station_medians(line: Line, region: str | None, since: datetime, now: datetime
+                          ) -> dict[str, float]:
+    """Station name → median seconds of the visits that ended in [since, now)."""
+    sql = Sql()
+    where = (f"v.ticket_type = {sql(line.ticket_type)} AND v.left_at >= {sql(since)} "
+             f"AND v.left_at < {sql(now)} AND v.station_name IN "
+             f"({', '.join(sql(s.name) for s in line.stations)})")
+    if region:
+        where += f" AND v.region = {sql(region)}"
+    if sql.pg:
+        rows = await sql.rows(
+            f"SELECT v.station_name AS station, percentile_cont(0.5) WITHIN GROUP "
+            f"(ORDER BY v.seconds) AS median FROM stage_visit v WHERE {where} "
+            f"GROUP BY v.station_name")
+        return {r["station"]: float(r["median"]) for r in rows if r["median"] is not None}
+    rows = await sql.rows(f"""
+WITH ranked AS (
+  SELECT v.station_name AS station, v.seconds AS secs,
+         ROW_NUMBER() OVER (PARTITION BY v.station_name ORDER BY v.seconds) AS rn,
+         COUNT(*) OVER (PARTITION BY v.station_name) AS cnt
+  FROM stage_visit v WHERE {where}
+)
+SELECT station, AVG(secs * 1.0) AS median FROM ranked
+WHERE rn IN ((cnt + 1) / 2, (cnt + 2) / 2) GROUP BY station""")
+    return {r["station"]: float(r["median"]) for r in rows if r["median"] is not None}
 
 
 async def stage_line(ticket_type: str, pipeline: tuple[Stage, ...], region: str | None,
