@@ -28,7 +28,9 @@ What it does
 
 2. **Measures**: starts the real app in this process (``create_app(run_worker=False,
    run_scheduler=False)``, a ``ManualClock`` at the seed's "now", fakeredis) against the
-   WeCom simulator, logs in through the simulator's member picker as 陈总 (admin, every
+   WeCom simulator, first runs the boards feature's rollup jobs until they have caught up
+   with the seed (their backfill time and the cost of one run once caught up are printed;
+   ``--rollup-budget``), logs in through the simulator's member picker as 陈总 (admin, every
    region) and as 赵六 (华北 approver), and for every registered console page with
    ``nav == "看板"`` (plus ``/customers``, ``/tickets``, ``/me/earnings`` when they exist)
    and the links of the same family found on it (JSON endpoints, exports, filters, detail
