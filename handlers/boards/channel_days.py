@@ -22,7 +22,7 @@ from bot.app.context import BotContext
 from bot.domain.periods import Period
 from bot.rules.loader import Rules
 from bot.store.db import atomic
-from handlers.boards.stages import Sql
+from handlers.boards.sql import Sql
 from models import ChannelDay, ChannelScan, RollupCursor
 from models.contacts import CustomerStatus
 
@@ -43,7 +43,7 @@ def _local_columns(sql: Sql, tz: ZoneInfo, first_day: date) -> tuple[str, str, s
     shifts by the zone's offset at the range's start (exact for zones without daylight
     saving, such as Asia/Shanghai; the job recomputes one day at a time anyway)."""
     if sql.pg:
-        local = f"(s.at AT TIME ZONE {sql(tz.key)})"
+        local = f"(s.at AT TIME ZONE {sql.p(tz.key)})"
         return (f"CAST({local} AS DATE)",
                 f"(CAST(EXTRACT(ISODOW FROM {local}) AS INTEGER) - 1)",
                 f"(CAST(EXTRACT(HOUR FROM {local}) AS INTEGER) * 60 + "
@@ -63,7 +63,7 @@ def _period_name(sql: Sql, periods: tuple[Period, ...]) -> str:
         start, end = p.start.hour * 60 + p.start.minute, p.end.hour * 60 + p.end.minute
         joined = "AND" if start < end else "OR"  # end <= start: it runs past midnight
         whens.append(f"WHEN x.m >= {int(start)} {joined} x.m < {int(end)} "
-                     f"THEN CAST({sql(p.name)} AS VARCHAR(16))")
+                     f"THEN CAST({sql.p(p.name)} AS VARCHAR(16))")
     return f"CASE {' '.join(whens)} ELSE '' END" if whens else "''"
 
 
@@ -87,11 +87,11 @@ SELECT {day} AS day, {dow} AS dow, {minute} AS m, COALESCE(s.channel_id, 0) AS c
        THEN 1 ELSE 0 END AS bought,
   CASE WHEN {new} AND EXISTS (SELECT 1 FROM ticket t WHERE t.customer_id = s.customer_id)
        THEN 1 ELSE 0 END AS opened,
-  CASE WHEN {new} AND c.status = {sql(CustomerStatus.ENDED.value)} THEN 1 ELSE 0 END AS ended
+  CASE WHEN {new} AND c.status = {sql.p(CustomerStatus.ENDED.value)} THEN 1 ELSE 0 END AS ended
 FROM channel_scan s
 LEFT JOIN customer c ON c.id = s.customer_id
 LEFT JOIN channel ch ON ch.id = s.channel_id
-WHERE s.at >= {sql(since)} AND s.at < {sql(until)}"""
+WHERE s.at >= {sql.p(since)} AND s.at < {sql.p(until)}"""
     statement = f"""
 INSERT INTO channel_day (day, channel_id, region, visit_period, weekday, scans, new_customers,
                          buyers, openers, lost)
@@ -101,7 +101,7 @@ FROM (SELECT x.*, {period} AS period FROM ({inner}) x) y
 GROUP BY y.day, y.channel_id, y.region, y.period"""
     async with atomic():
         await ChannelDay.filter(day__gte=first_day, day__lte=last_day).delete()
-        await get_connection("default").execute_query(statement, sql.values)
+        await get_connection("default").execute_query(statement, sql.params)
 
 
 # --- the job --------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from aiohttp import web
-from tortoise.connection import get_connection
 from tortoise.expressions import Q
 from tortoise.functions import Count, Sum
 
@@ -39,10 +38,10 @@ from bot.domain.anomalies import (
     slow_sentence,
 )
 from bot.rules.loader import Rules
-from bot.store.db import dialect
 from bot.web.exports import Cell, Table
 from bot.web.render import percent, yuan
 from handlers.boards.router import pages
+from handlers.boards.sql import Sql
 from handlers.tickets.service import OPEN_STATES
 from models import Freeze, Payout, PayoutStatus
 from models.boards import TicketDay
@@ -101,49 +100,9 @@ def windows(now: datetime, tz: tzinfo) -> Windows:
 # Raw SQL for both dialects
 
 
-class _Sql:
-    """Parameters for one raw statement: `p(value)` adds one and returns its placeholder
-    ($n on PostgreSQL, ? on SQLite, so call it in the order the text reads). Datetimes go
-    in as UTC, which is how both store them (SQLite compares the ISO text, so the offset
-    must be +00:00 like the stored values)."""
-
-    def __init__(self) -> None:
-        self.postgres = dialect() == "postgres"
-        self.params: list[Any] = []
-
-    def p(self, value: Any) -> str:
-        self.params.append(value.astimezone(UTC) if isinstance(value, datetime) else value)
-        return f"${len(self.params)}" if self.postgres else "?"
-
-    def seconds(self, later: str, earlier: str) -> str:
-        """The seconds between two timestamp columns."""
-        if self.postgres:
-            return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
-        return (f"(CAST(strftime('%s', {later}) AS INTEGER) - "
-                f"CAST(strftime('%s', {earlier}) AS INTEGER))")
-
-    def local_time(self, column: str, tz: tzinfo, now: datetime) -> str:
-        """The local time of day of a timestamp column, comparable with 'HH:MM' literals.
-        SQLite knows no time zones: it uses the zone's offset at `now` (exact for zones
-        without summer time)."""
-        if self.postgres:
-            return f"({column} AT TIME ZONE {self.p(str(tz))}::text)::time"
-        offset = now.astimezone(tz).utcoffset() or timedelta(0)
-        shift = f"'{int(offset.total_seconds() // 60):+d} minutes'"  # an int: safe inline
-        return f"strftime('%H:%M', {column}, {shift})"
-
-    def day_index(self, column: str, days: Sequence[datetime]) -> str:
-        """Which of `days` (ascending local midnights) the column falls on, 0-based; the
-        query's WHERE keeps it within them."""
-        whens = " ".join(f"WHEN {column} < {self.p(day)} THEN {i}"
-                         for i, day in enumerate(days[1:]))
-        return f"CASE {whens} ELSE {len(days) - 1} END"
-
-    async def rows(self, sql: str) -> list[dict[str, Any]]:
-        return await get_connection("default").execute_query_dict(sql, self.params)
 
 
-def _region_clause(q: _Sql, region: str | None) -> str:
+def _region_clause(q: Sql, region: str | None) -> str:
     if region is None:
         return ""
     return " AND region IS NULL" if region == UNASSIGNED else f" AND region = {q.p(region)}"
@@ -296,7 +255,7 @@ async def open_figures(w: Windows) -> dict[str, tuple[int, int, int]]:
     `is_overdue`: `open`, past the resolution deadline or unanswered past the response
     one). COUNT(*) and columns only: with an index holding (status, region, escalation,
     resolution_due, response_due, responded_at) PostgreSQL answers from the index alone."""
-    q = _Sql()  # placeholders in the order the text reads (SQLite's are positional)
+    q = Sql()  # placeholders in the order the text reads (SQLite's are positional)
     sql = (f"SELECT region, COUNT(*) AS n, SUM(CASE WHEN status = {q.p('open')} AND "
            f"(resolution_due < {q.p(w.now)} OR (responded_at IS NULL AND response_due < "
            f"{q.p(w.now)})) THEN 1 ELSE 0 END) AS overdue, COUNT(escalation) AS escalated "
@@ -309,7 +268,7 @@ async def open_figures(w: Windows) -> dict[str, tuple[int, int, int]]:
 async def new_customers(w: Windows) -> dict[str, tuple[int, int]]:
     """{region: (first contact in the 7 days, of them today)}; like `open_figures`, an
     index on (first_contact_at, region) answers it alone."""
-    q = _Sql()
+    q = Sql()
     sql = (f"SELECT region, COUNT(*) AS n, SUM(CASE WHEN first_contact_at >= "
            f"{q.p(w.starts['today'])} THEN 1 ELSE 0 END) AS today FROM customer WHERE "
            f"first_contact_at >= {q.p(w.starts['d7'])} AND first_contact_at <= {q.p(w.now)} "
@@ -341,7 +300,7 @@ async def _compliance(w: Windows, done: str, due: str) -> dict[str, dict[str, Ra
             if row["day"] >= start:
                 rate(row["region"], key).counted += int(row["n"] or 0)
                 rate(row["region"], key).on_time += int(row["ok"] or 0)
-    q = _Sql()
+    q = Sql()
     sums = ", ".join(f"SUM(CASE WHEN {due} >= {q.p(start)} THEN 1 ELSE 0 END) AS n_{key}"
                      for key, start in w.starts.items())
     for row in await q.rows(

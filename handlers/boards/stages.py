@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from aiohttp import web
-from tortoise.connection import get_connection
 from tortoise.expressions import RawSQL
 
 from bot.access.errors import NotFound
@@ -34,28 +33,13 @@ from bot.domain.stages import Stage
 from bot.store.db import dialect
 from bot.web.exports import Cell, Table
 from handlers.boards.router import pages
+from handlers.boards.sql import Sql
 from models import Ticket, TicketStatus
 
 WINDOWS = (7, 30, 90)
 PAGE_SIZE = 50
 EXPORT_LIMIT = 10_000  # rows in a station's ticket export
 OPEN_STATES = (TicketStatus.OPEN, TicketStatus.WAITING)
-
-
-class Sql:
-    """Positional parameters in the database's own style ($1 on PostgreSQL, ? on SQLite),
-    numbered in the order they are written into the statement."""
-
-    def __init__(self) -> None:
-        self.pg = dialect() == "postgres"
-        self.values: list[Any] = []
-
-    def __call__(self, value: Any) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}" if self.pg else "?"
-
-    async def rows(self, sql: str) -> list[dict[str, Any]]:
-        return list(await get_connection("default").execute_query_dict(sql, self.values))
 
 
 def current_stage(pg: bool, table: str = "t") -> tuple[str, str]:
@@ -119,15 +103,15 @@ async def station_now(line: Line, region: str | None, now: datetime) -> None:
     sql = Sql()
     name, inserted = current_stage(sql.pg)
     cases = " ".join(
-        f"WHEN {name} = {sql(s.name)} AND t.stage_started_at < "
-        f"{sql(now - timedelta(seconds=s.limit_s))} THEN 1"
+        f"WHEN {name} = {sql.p(s.name)} AND t.stage_started_at < "
+        f"{sql.p(now - timedelta(seconds=s.limit_s))} THEN 1"
         for s in line.stations if s.limit_s)
     over = f"CASE {cases} ELSE 0 END" if cases else "0"
     # `status IN (open, waiting)` rather than `<> closed`: the (status, …) index finds them
-    open_states = ", ".join(sql(s.value) for s in OPEN_STATES)
-    where = f"t.status IN ({open_states}) AND t.type = {sql(line.ticket_type)}"
+    open_states = ", ".join(sql.p(s.value) for s in OPEN_STATES)
+    where = f"t.status IN ({open_states}) AND t.type = {sql.p(line.ticket_type)}"
     if region:
-        where += f" AND t.region = {sql(region)}"
+        where += f" AND t.region = {sql.p(region)}"
     rows = await sql.rows(
         f"SELECT {name} AS station, {inserted} AS inserted, COUNT(*) AS here, "
         f"SUM({over}) AS over FROM ticket t WHERE {where} GROUP BY {name}, {inserted}")
@@ -156,15 +140,15 @@ async def station_visits(line: Line, region: str | None, since: datetime, now: d
         return
     sql = Sql()
     # Parameters are numbered in the order they are written: keep these in the SQL's order.
-    limits = " ".join(f"WHEN {sql(s.name)} THEN {int(s.limit_s)}" for s in line.stations
+    limits = " ".join(f"WHEN {sql.p(s.name)} THEN {int(s.limit_s)}" for s in line.stations
                       if s.limit_s)
     late = (f"CASE WHEN v.seconds > (CASE v.station_name {limits} END) THEN 1 ELSE 0 END"
             if limits else "0")
-    where = (f"v.ticket_type = {sql(line.ticket_type)} AND v.left_at >= {sql(since)} "
-             f"AND v.left_at < {sql(now)} AND v.station_name IN "
-             f"({', '.join(sql(s.name) for s in line.stations)})")
+    where = (f"v.ticket_type = {sql.p(line.ticket_type)} AND v.left_at >= {sql.p(since)} "
+             f"AND v.left_at < {sql.p(now)} AND v.station_name IN "
+             f"({', '.join(sql.p(s.name) for s in line.stations)})")
     if region:
-        where += f" AND v.region = {sql(region)}"
+        where += f" AND v.region = {sql.p(region)}"
     by_name: dict[str, Station] = {}
     for s in line.stations:
         by_name.setdefault(s.name, s)  # the first of two same-named stations, as before
@@ -186,11 +170,11 @@ async def station_medians(line: Line, region: str | None, since: datetime, now: 
                           ) -> dict[str, float]:
     """Station name → median seconds of the visits that ended in [since, now)."""
     sql = Sql()
-    where = (f"v.ticket_type = {sql(line.ticket_type)} AND v.left_at >= {sql(since)} "
-             f"AND v.left_at < {sql(now)} AND v.station_name IN "
-             f"({', '.join(sql(s.name) for s in line.stations)})")
+    where = (f"v.ticket_type = {sql.p(line.ticket_type)} AND v.left_at >= {sql.p(since)} "
+             f"AND v.left_at < {sql.p(now)} AND v.station_name IN "
+             f"({', '.join(sql.p(s.name) for s in line.stations)})")
     if region:
-        where += f" AND v.region = {sql(region)}"
+        where += f" AND v.region = {sql.p(region)}"
     if sql.pg:
         rows = await sql.rows(
             f"SELECT v.station_name AS station, percentile_cont(0.5) WITHIN GROUP "

@@ -21,7 +21,7 @@ from typing import Any
 from bot.app.context import BotContext
 from bot.rules.loader import Rules
 from bot.store.db import atomic
-from handlers.boards.region import _Sql
+from handlers.boards.sql import Sql
 from models.boards import RollupCursor, TicketDay
 
 CURSOR = "ticket-days"
@@ -43,7 +43,7 @@ def midnights(tz: tzinfo, first_day: date, last_day: date) -> list[datetime]:
             for i in range(count)]
 
 
-def _day(q: _Sql, column: str, days: Sequence[datetime]) -> str:
+def _day(q: Sql, column: str, days: Sequence[datetime]) -> str:
     """Which of the days (their starting midnights) the column falls on, 0-based."""
     return q.day_index(column, days[:-1]) if len(days) > 2 else "0"
 
@@ -63,7 +63,7 @@ async def _metric(rules: Rules, tz: tzinfo, days: Sequence[datetime], now: datet
                   column: str, values: dict[str, str], where: str = "") -> list[dict[str, Any]]:
     """One GROUP BY over `column`'s range (the days, and not after `now`): the day it falls
     on, region, type and the period of opening, with the `values` aggregates of each."""
-    q = _Sql()
+    q = Sql()
     end = min(days[-1], now)
     day = _day(q, column, days)
     inner_values = ", ".join(f"{expr} AS {name}" for name, expr in values.items()
@@ -72,7 +72,7 @@ async def _metric(rules: Rules, tz: tzinfo, days: Sequence[datetime], now: datet
              f"{q.local_time('created_at', tz, now)} AS t"
              f"{', ' + inner_values if inner_values else ''} FROM ticket "
              f"WHERE {column} >= {q.p(days[0])} AND {column} < {q.p(end)}{where}"
-             f"{' OFFSET 0' if q.postgres else ''}")  # t computed once a row
+             f"{' OFFSET 0' if q.pg else ''}")  # t computed once a row
     outer = ", ".join(f"{expr} AS {name.lstrip('_')}" for name, expr in values.items()
                       if name.startswith("_"))
     sql = (f"SELECT day, region, type, {_period_case(rules)} AS period, {outer} "
@@ -118,7 +118,7 @@ async def _opened(rules: Rules, tz: tzinfo, days: Sequence[datetime], now: datet
                   ) -> list[dict[str, Any]]:
     """Tickets opened each day; of them, the seconds to a first response and to a close
     for those answered / closed by `now`."""
-    q = _Sql()
+    q = Sql()
     end = min(days[-1], now)
     inner = (f"SELECT {_day(q, 'created_at', days)} AS day, "
              f"COALESCE(region, '') AS region, type, "
@@ -127,7 +127,7 @@ async def _opened(rules: Rules, tz: tzinfo, days: Sequence[datetime], now: datet
              f"{q.seconds('responded_at', 'created_at')} END AS rs, "
              f"CASE WHEN closed_at <= {q.p(now)} THEN {q.seconds('closed_at', 'created_at')} "
              f"END AS cs FROM ticket WHERE created_at >= {q.p(days[0])} AND created_at < "
-             f"{q.p(end)}{' OFFSET 0' if q.postgres else ''}")
+             f"{q.p(end)}{' OFFSET 0' if q.pg else ''}")
     sql = (f"SELECT day, region, type, {_period_case(rules)} AS period, COUNT(*) AS opened, "
            "SUM(rs) AS response_s, COUNT(rs) AS response_n, SUM(cs) AS resolution_s, "
            f"COUNT(cs) AS resolution_n FROM ({inner}) x GROUP BY 1, 2, 3, 4")
