@@ -5,7 +5,7 @@ semicolons: keep semicolons out of model docstrings.
 """
 
 from models.audit import AuditEntry
-from models.boards import ChannelDay, RollupCursor, StageVisit, TicketDay
+from models.boards import ChannelDay, RollupCursor, StageVisit, StageWindow, TicketDay
 from models.care import CareRecord, JobRun, Purchase
 from models.channels import Channel, ChannelScan, WelcomeSend
 from models.contacts import CorpTag, Customer, CustomerTag, FollowRelation, Staff
@@ -55,6 +55,7 @@ __all__ = [
     "RollupCursor",
     "Staff",
     "StageVisit",
+    "StageWindow",
     "Ticket",
     "TicketCounter",
     "TicketDay",

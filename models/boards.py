@@ -93,3 +93,26 @@ class ChannelDay(Model):
     class Meta:
         table = "channel_day"
         unique_together = (("day", "channel_id", "region", "visit_period"),)
+
+
+class StageWindow(Model):
+    """The stage map's visit figures for one ticket type, region ("" = every region) and
+    window of days, as the stage-window job last computed them from `stage_visit`: one row
+    per station (team "") with its visits, late visits and median, and one per station and
+    team with late visits. A median over 90 days of visits cannot be summed from daily
+    parts, so the job recomputes the whole snapshot and the page reads these few rows."""
+
+    id = fields.BigIntField(primary_key=True)
+    ticket_type = fields.CharField(max_length=32)
+    region = fields.CharField(max_length=32, default="")
+    days = fields.SmallIntField()
+    station_name = fields.CharField(max_length=64)
+    team = fields.CharField(max_length=64, default="")  # "" = the station's own row
+    visits = fields.IntField(default=0)
+    late = fields.IntField(default=0)
+    median_s = fields.FloatField(null=True)
+    as_of = fields.DatetimeField()  # the `now` the window ended at
+
+    class Meta:
+        table = "stage_window"
+        unique_together = (("ticket_type", "region", "days", "station_name", "team"),)

@@ -1,6 +1,6 @@
 """The stage map (阶段地图): each figure checked against the database computed another way
-(plain Python over the history rows), after the stage-visit job ran as a scheduler tick
-would; the job itself (re-runs, a crash between batches, a backfill in batches, skipped,
+(plain Python over the history rows), after the stage-visit and stage-window jobs ran as a
+scheduler tick would; the snapshot against the live figures; the job itself (re-runs, a crash between batches, a backfill in batches, skipped,
 emergency and reopened stages); the 12-stage 新车交付 line, region isolation of the station
 lists, exports, and the page in a real browser."""
 
@@ -21,7 +21,16 @@ import pytest
 from bot.app.keys import context_key
 from handlers.boards import rollups
 from handlers.boards.rollups import roll_batch, roll_stage_visits, stage_visit_job
-from models import Customer, RollupCursor, StageVisit, Ticket, TicketEvent, TicketStatus
+from handlers.boards.stage_windows import stage_windows_job
+from models import (
+    Customer,
+    RollupCursor,
+    StageVisit,
+    StageWindow,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+)
 from tests.console import browser_login, logged_in, screenshot, url
 from tests.harness import Harness, say, walk_in
 
@@ -108,9 +117,11 @@ async def expected_here(kind: str = "新车交付", region: str | None = None) -
 
 
 async def tick(h: Harness) -> None:
-    """A scheduler tick a minute later: the stage-visit job catches up on the history."""
+    """A scheduler tick a minute later: the stage-visit job catches up on the history and
+    the stage-window job recomputes the snapshot the page reads."""
     h.clock.advance(timedelta(minutes=1))
     await stage_visit_job(h.app[context_key])
+    await stage_windows_job(h.app[context_key])
 
 
 def cell(html: str, index: int, what: str) -> str:
@@ -218,6 +229,55 @@ async def test_median_over_limit_and_late_team_match_the_history(harness: Harnes
     assert sheet is not None
     xlsx = [[norm(c) for c in r] for r in sheet.iter_rows(values_only=True)]
     assert xlsx == [[norm(c) for c in r] for r in rows]  # one table, two encodings
+
+
+STATION_CELLS = ("visits", "median", "over", "team")
+
+
+def visit_cells(html: str) -> list[list[str]]:
+    return [[cell(html, i, what) for what in STATION_CELLS] for i in range(len(NEW_CAR))]
+
+
+async def test_the_snapshot_holds_the_live_figures_of_every_window_and_region(
+        harness: Harness) -> None:
+    h = harness
+    await seeded_line(h)
+    old = await seed(h, region="华东", stay_h=[40, 3], team="北京服务组")
+    await TicketEvent.filter(ticket=old).update(at=h.clock.now() - timedelta(days=20))
+    ctx = h.app[context_key]
+    h.clock.advance(timedelta(minutes=1))
+    await stage_visit_job(ctx)
+    queries = [f"type=新车交付&days={d}{r}" for d in (7, 30, 90) for r in ("", "&region=华东")]
+    async with logged_in(h, "zhaoliu") as s:
+        live = {q: (await get(s, h, f"/boards/stages?{q}"))[1] for q in queries}
+        assert await StageWindow.all().count() == 0  # no snapshot yet: computed live
+        snapshot = await stage_windows_job(ctx)
+        assert snapshot.rows == await StageWindow.all().count() > 0
+        read = {q: (await get(s, h, f"/boards/stages?{q}"))[1] for q in queries}
+    for q in queries:
+        assert visit_cells(read[q]) == visit_cells(live[q]), q
+    assert visit_cells(read["type=新车交付&days=7"]) != visit_cells(
+        read["type=新车交付&days=30"])  # the 20-day-old visits count in 30 days only
+    assert "每 5 分钟汇总" in read[queries[0]]
+
+
+async def test_a_visit_reaches_the_map_with_the_next_snapshot(harness: Harness) -> None:
+    h = harness
+    await seeded_line(h)
+    await tick(h)
+    as_of = h.clock.now()
+    async with logged_in(h, "zhaoliu") as s:
+        _, before = await get(s, h, "/boards/stages?type=新车交付")
+        await seed(h, region="西南", stay_h=[3])  # a new visit at 订单确认, now at 车辆调配
+        h.clock.advance(timedelta(minutes=1))
+        await stage_visit_job(h.app[context_key])  # the visit is written …
+        _, between = await get(s, h, "/boards/stages?type=新车交付")
+        await stage_windows_job(h.app[context_key])  # … and counted by the next snapshot
+        _, after = await get(s, h, "/boards/stages?type=新车交付")
+    assert cell(between, 0, "visits") == cell(before, 0, "visits") == "7"
+    assert cell(between, 1, "here") == str(int(cell(before, 1, "here")) + 1)  # live
+    assert f"截至 {as_of.astimezone(h.settings.tz):%Y-%m-%d %H:%M}" in between
+    assert cell(after, 0, "visits") == "8"
 
 
 async def test_the_region_filter_counts_one_region_only(harness: Harness) -> None:

@@ -582,12 +582,16 @@ async def region_board_export(page: PageReq) -> web.StreamResponse:
     ctx = page.ctx
     rules, tz, now = ctx.rules.current, ctx.settings.tz, ctx.clock.now()
     stamp = now.astimezone(tz).strftime("%Y%m%d-%H%M")
+    w = windows(now, tz)  # each figure reads only what it is made of
     if figure == "trend":
         region = _chosen_region(page, rules)
-        table = trend_table(await ticket_trend(windows(now, tz), tz, region), region)
+        table = trend_table(await ticket_trend(w, tz, region), region)
+    elif figure == "periods":
+        table = period_table(await period_figures(rules, w, tz))
+    elif figure == "anomalies":
+        complaints, periods = await asyncio.gather(complaint_counts(rules, w),
+                                                   period_figures(rules, w, tz))
+        table = anomaly_table(board_anomalies(complaints, periods))
     else:
-        board = await region_board_figures(rules, now, tz)
-        table = {"regions": lambda: region_table(board.rows),
-                 "periods": lambda: period_table(board.periods),
-                 "anomalies": lambda: anomaly_table(board.anomalies)}[figure]()
+        table = region_table((await region_board_figures(rules, now, tz)).rows)
     return page.export(table, f"总部看板-{FIGURES[figure]}-{stamp}")
