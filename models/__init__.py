@@ -5,7 +5,14 @@ semicolons: keep semicolons out of model docstrings.
 """
 
 from models.audit import AuditEntry
-from models.boards import ChannelDay, RollupCursor, StageVisit, StageWindow, TicketDay
+from models.boards import (
+    ChannelDay,
+    PayoutPeriod,
+    RollupCursor,
+    StageVisit,
+    StageWindow,
+    TicketDay,
+)
 from models.care import CareRecord, JobRun, Purchase
 from models.channels import Channel, ChannelScan, WelcomeSend
 from models.contacts import CorpTag, Customer, CustomerTag, FollowRelation, Staff
@@ -50,6 +57,7 @@ __all__ = [
     "OutboxStatus",
     "OverdueDay",
     "Payout",
+    "PayoutPeriod",
     "PayoutStatus",
     "Purchase",
     "RollupCursor",

@@ -116,3 +116,27 @@ class StageWindow(Model):
     class Meta:
         table = "stage_window"
         unique_together = (("ticket_type", "region", "days", "station_name", "team"),)
+
+
+class PayoutPeriod(Model):
+    """The revenue board's cube: payouts of one settlement period, ticket type, region
+    ("" = none), rule set and version, and channel, in one status bucket (awaiting,
+    approved, paid, reversed), counted and summed. Recomputed by the payout-period job."""
+
+    id = fields.BigIntField(primary_key=True)
+    period = fields.CharField(max_length=7)
+    ticket_type = fields.CharField(max_length=32)
+    region = fields.CharField(max_length=32, default="")
+    rule_set = fields.CharField(max_length=32)
+    rule_version = fields.IntField()
+    channel = fields.CharField(max_length=32)
+    bucket = fields.CharField(max_length=10)
+    n = fields.IntField(default=0)
+    payout_fen = fields.BigIntField(default=0)
+    installer_fen = fields.BigIntField(default=0)
+    total_fen = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "payout_period"
+        unique_together = (("period", "ticket_type", "region", "rule_set", "rule_version",
+                            "channel", "bucket"),)

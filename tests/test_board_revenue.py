@@ -1,19 +1,22 @@
 """The revenue and settlement board (收益看板): each figure equals what the database holds,
-computed here another way (plain Python over the payout rows, and hand-counted), the reward
-list and its export keep to the member's region, and the charts really render."""
+computed here another way (plain Python over the payout rows, and hand-counted) after the
+payout-period job ran as a scheduler tick would, the rollup's freshness, the reward list and
+its export keep to the member's region, and the charts really render."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from openpyxl import load_workbook
 
-from models import Payout, PayoutStatus, Ticket
+from bot.app.keys import context_key
+from handlers.boards.payout_periods import payout_periods_job
+from models import Payout, PayoutPeriod, PayoutStatus, Ticket
 from tests.console import browser_login, logged_in, screenshot, url
 from tests.harness import Harness, say
 from tests.settlement_data import (
@@ -30,6 +33,12 @@ GOLD = "金牌服务通道"  # rules.toml: the tier with approval = true (repair
 LIVE = ("awaiting", "approved", "paid")
 EAST_CUSTOMERS = ("钱女士", "孙先生", "冯东")
 WEST_CUSTOMERS = ("周先生", "吴女士")
+
+
+async def tick(h: Harness, minutes: int = 1) -> None:
+    """A scheduler tick `minutes` later: the payout-period job recomputes the rollup."""
+    h.clock.advance(timedelta(minutes=minutes))
+    await payout_periods_job(h.app[context_key])
 
 
 def _bucket(status: str) -> str:
@@ -120,6 +129,7 @@ async def test_every_figure_equals_the_database(harness: Harness) -> None:
     h = harness
     numbers = await seed_by_chat(h)
     await seed_rows()
+    await tick(h)
     rows = await all_payouts()
     async with logged_in(h, "admin") as s:
         html = await (await s.get(url(h, "/boards/revenue?period=2026-11"))).text()
@@ -209,10 +219,41 @@ async def test_every_figure_equals_the_database(harness: Harness) -> None:
 
         # approving moves the figures
         assert "已审批通过" in await say(h, "sunqi", f"/payout approve {numbers['gold']}")
+        await tick(h)
         again = await (await s.get(url(h, "/boards/revenue?period=2026-11"))).text()
         assert table_cells(again, "fig-status")["awaiting"][1:3] == ["0", "¥0.00"]
         assert table_cells(again, "fig-status")["approved"][1:3] == ["3", "¥3,410.00"]
         assert table_cells(again, "fig-pending")["total"][1:3] == ["1", "¥3,000.00"]
+
+
+FIGURE_NAMES = ("status", "types", "regions", "rule-sets", "channels", "trend")
+
+
+async def test_the_rollup_holds_the_live_figures_and_keeps_old_periods_within_ten_minutes(
+        harness: Harness) -> None:
+    h = harness
+    await seed_by_chat(h)
+    seeded = await seed_rows()
+    periods = ("2026-11", "2026-10", "2026-09")
+    async with logged_in(h, "admin") as s:
+        live = {(f, p): await export(s, h, f, f"period={p}") for f in FIGURE_NAMES
+                for p in periods}  # no run yet: grouped live
+        await tick(h)
+        assert await PayoutPeriod.all().count() > 0
+        for (figure, period), body in live.items():
+            assert await export(s, h, figure, f"period={period}") == body, (figure, period)
+        # a decision on a September payout: the rollup has it within ten minutes
+        north_old = await Ticket.get(id=seeded["north-old"].ticket_id)  # type: ignore[attr-defined]
+        assert "已审批通过" in await say(h, "admin", f"/payout approve {north_old.number}")
+        await tick(h)  # this period and the one before only
+        stale = by_first(csv_rows(await export(s, h, "status", "period=2026-09")))
+        assert stale["待审批"][:2] == ["1", "3000.00"]
+        pending = by_first(csv_rows(await export(s, h, "pending", "period=2026-09")))
+        assert "华北" not in pending  # pending approvals are live
+        await tick(h, minutes=10)  # every period
+        fresh = by_first(csv_rows(await export(s, h, "status", "period=2026-09")))
+        assert fresh["待审批"][:2] == ["0", "0.00"]
+        assert fresh["已确认待付"][:2] == ["1", "3000.00"]
 
 
 async def test_the_reward_list_and_its_export_keep_to_the_region(harness: Harness) -> None:
@@ -303,6 +344,7 @@ async def test_the_board_in_a_browser(harness: Harness, browser: Any) -> None:
     h = harness
     await seed_by_chat(h)
     await seed_rows()
+    await tick(h)
     rows = await all_payouts()
     live = [p for p in rows if p["period"] == "2026-11" and _bucket(p["status"]) in LIVE]
     page = await browser.new_page(viewport={"width": 1280, "height": 900})

@@ -1,11 +1,13 @@
 """Boards: what managers and headquarters look at (region board, stage map, revenue,
 channel funnel), each figure exportable, region-scoped by the console's middleware chain;
 the rollup jobs keep the tables some boards read (the stage map's visits and windows,
-the region board's ticket days, the funnel's channel days)."""
+the region board's ticket days, the funnel's channel days, the revenue board's
+payout periods)."""
 
 from handlers import Feature
 from handlers.boards import funnel, region, revenue, stages
 from handlers.boards.channel_days import channel_days_job
+from handlers.boards.payout_periods import payout_periods_job
 from handlers.boards.rollups import stage_visit_job
 from handlers.boards.router import pages
 from handlers.boards.stage_windows import stage_windows_job
@@ -23,4 +25,6 @@ feature = Feature("boards", console=pages,
                         JobSpec("channel-days", "渠道漏斗汇总", channel_days_job, 60,
                                 every_minute),
                         JobSpec("ticket-days", "总部看板汇总", ticket_days_job, 60,
+                                every_minute),
+                        JobSpec("payout-periods", "收益看板汇总", payout_periods_job, 60,
                                 every_minute)))

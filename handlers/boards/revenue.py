@@ -33,75 +33,31 @@ from bot.app.context import BotContext, PageReq
 from bot.chat.parsing import UsageError
 from bot.domain.settlement import RuleBook, format_yuan
 from bot.web.exports import Cell, Table
+from handlers.boards.payout_periods import (
+    BUCKETS,
+    CANCELLED,
+    CUBE,
+    LIVE,
+    Group,
+    Money,
+    bucket_of,
+    fen,
+    fold,
+    period_groups,
+)
 from handlers.boards.router import pages
 from handlers.settlement.service import requested_period, shift_period
 from models import Customer, Payout, PayoutStatus, Staff, Ticket
 
-BUCKETS = ("awaiting", "approved", "paid", "reversed")
 BUCKET_NAMES = {"awaiting": "待审批", "approved": "已确认待付", "paid": "已支付",
                 "reversed": "已冲销"}
-LIVE = ("awaiting", "approved", "paid")
-CANCELLED = (PayoutStatus.REVERSED, PayoutStatus.REJECTED)
 TREND_MONTHS = 12
 PAGE_SIZE = 20
 EXPORT_LIMIT = 20_000
 NO_REGION = "未分配区域"
 
 
-def bucket_of(status: str) -> str:
-    return "reversed" if status in CANCELLED else str(status)
-
-
 # --- figures ----------------------------------------------------------------------------------
-
-@dataclass
-class Money:
-    count: int = 0
-    payout_fen: int = 0
-    installer_fen: int = 0
-    total_fen: int = 0
-
-    def add(self, other: Money) -> None:
-        self.count += other.count
-        self.payout_fen += other.payout_fen
-        self.installer_fen += other.installer_fen
-        self.total_fen += other.total_fen
-
-
-@dataclass
-class Group:
-    """One group's payouts (a ticket type, a region …), per status bucket."""
-
-    key: tuple[Any, ...]
-    buckets: dict[str, Money] = field(default_factory=lambda: {b: Money() for b in BUCKETS})
-
-    @property
-    def live(self) -> Money:
-        total = Money()
-        for name in LIVE:
-            total.add(self.buckets[name])
-        return total
-
-
-async def grouped(where: QuerySet[Payout], *keys: str) -> list[Group]:
-    """Count and sum payouts by `keys` and status in one GROUP BY; one Group per key."""
-    rows = await where.annotate(
-        n=Count("id"), payout=Sum("payout_fen"), installer=Sum("installer_fen"),
-        total=Sum("total_fen")).group_by(*keys, "status").values(
-        *keys, "status", "n", "payout", "installer", "total")
-    groups: dict[tuple[Any, ...], Group] = {}
-    for row in rows:
-        key = tuple(row[k] for k in keys)
-        group = groups.setdefault(key, Group(key))
-        group.buckets[bucket_of(row["status"])].add(Money(
-            int(row["n"]), _fen(row["payout"]), _fen(row["installer"]), _fen(row["total"])))
-    return list(groups.values())
-
-
-def _fen(value: Any) -> int:
-    """A SUM as int fen (PostgreSQL answers a bigint SUM as numeric)."""
-    return int(value or 0)
-
 
 @dataclass(frozen=True)
 class Column:
@@ -145,14 +101,11 @@ def gold_channels(book: RuleBook) -> frozenset[str]:
                      if tier.approval)
 
 
-CUBE = ("ticket__type", "region", "rule_set", "rule_version", "channel")
-
-
 @dataclass
 class Source:
-    """What the figures read: the context, the period, and the period's payouts grouped once
-    by every key a figure breaks them down by — one scan of the period shared by five
-    figures (a few hundred groups at most), and the one query a rollup would replace."""
+    """What the figures read: the context, the period, and the period's cube (its payouts
+    grouped by every key a figure breaks them down by, from the payout-period rollup), read
+    once and folded per figure."""
 
     ctx: BotContext
     period: str
@@ -160,19 +113,12 @@ class Source:
 
     async def cube(self) -> list[Group]:
         if self._cube is None:
-            self._cube = await grouped(Payout.filter(period=self.period), *CUBE)
+            self._cube = await period_groups([self.period], *CUBE)
         return self._cube
 
     async def by(self, *keys: str) -> list[Group]:
         """The period's payouts grouped by `keys` (some of CUBE), folded from the cube."""
-        where = [CUBE.index(k) for k in keys]
-        folded: dict[tuple[Any, ...], Group] = {}
-        for group in await self.cube():
-            key = tuple(group.key[i] for i in where)
-            target = folded.setdefault(key, Group(key))
-            for name, money in group.buckets.items():
-                target.buckets[name].add(money)
-        return list(folded.values())
+        return fold(await self.cube(), [CUBE.index(k) for k in keys])
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -264,14 +210,14 @@ async def pending_approvals(src: Source) -> Figure:
     now = src.ctx.clock.now()
     rows: list[list[Cell | datetime]] = []
     keys: list[str] = []
-    count = fen = 0
+    count = total_fen = 0
     for row in sorted(found, key=lambda r: str(r["region"] or NO_REGION)):
         oldest = _as_datetime(row["oldest"])
-        count, fen = count + int(row["n"]), fen + _fen(row["payout"])
-        rows.append([row["region"] or NO_REGION, int(row["n"]), _fen(row["payout"]), oldest,
+        count, total_fen = count + int(row["n"]), total_fen + fen(row["payout"])
+        rows.append([row["region"] or NO_REGION, int(row["n"]), fen(row["payout"]), oldest,
                      (now - oldest).days if oldest else None])
         keys.append(str(row["region"] or NO_REGION))
-    rows.append(["合计", count, fen, None, None])
+    rows.append(["合计", count, total_fen, None, None])
     columns = (Column("区域"), Column("待审批笔数", "int"), Column("应付", "fen"),
                Column("最早提交", "time"), Column("已等待（天）", "int"))
     return Figure("pending", "待审批（全部账期）", columns, rows, [*keys, "total"])
@@ -288,7 +234,7 @@ def _as_datetime(value: Any) -> datetime | None:
 async def trend(src: Source) -> Figure:
     """The twelve periods up to the chosen one: live 应付 and its statuses per period."""
     periods = [shift_period(src.period, -i) for i in range(TREND_MONTHS - 1, -1, -1)]
-    groups = {g.key[0]: g for g in await grouped(Payout.filter(period__in=periods), "period")}
+    groups = {g.key[0]: g for g in await period_groups(periods, "period")}
     rows: list[list[Cell | datetime]] = []
     for name in periods:
         g = groups.get(name) or Group((name,))

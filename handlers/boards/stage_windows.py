@@ -36,6 +36,9 @@ class Snapshot:
     rows: int
     seconds: float = field(compare=False)
 
+    def __str__(self) -> str:  # what /admin jobs shows
+        return f"已汇总 {self.rows} 行（用时 {self.seconds:.1f} 秒）"
+
 
 def window_rows(line: Line, region: str, days: int, as_of: datetime) -> list[StageWindow]:
     """A computed line as snapshot rows: each station's own row, then its late teams."""

@@ -172,4 +172,4 @@ async def ticket_days_job(ctx: BotContext) -> str:
     if full:
         await RollupCursor.update_or_create(
             name=CURSOR, defaults={"position": first.toordinal(), "updated_at": now})
-    return f"{first.isoformat()}…{today.isoformat()}: {count} rows"
+    return f"已汇总 {first.isoformat()} 至 {today.isoformat()}，共 {count} 行"
