@@ -74,7 +74,9 @@ class Customer(Model):
 
     class Meta:
         table = "customer"
-        indexes = (("first_contact_at", "region"),)  # new customers per region
+        indexes = (("first_contact_at", "region"),  # new customers per region
+                   ("source_state",),  # the lists' channel filter
+                   ("owner_userid", "dormant_since"))  # an owner's dormant customers
 
 
 class RelationStatus(StrEnum):
@@ -135,3 +137,4 @@ class CustomerTag(Model):
     class Meta:
         table = "customer_tag"
         unique_together = (("customer", "group_name", "name"),)
+        indexes = (("name", "group_name", "customer_id"),)  # the lists' tag filter

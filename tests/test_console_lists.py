@@ -17,6 +17,8 @@ from openpyxl import load_workbook
 from yarl import URL
 
 from bot.web.links import signed_url
+from handlers.customers import pages as customer_pages
+from handlers.tickets import pages as ticket_pages
 from models import (
     Channel,
     Customer,
@@ -436,6 +438,29 @@ async def test_the_ticket_export_holds_the_filtered_list(harness: Harness) -> No
             assert all("工单客户东" not in r for r in body)
             if wanted:
                 assert {r[header.index("超时")] for r in body} == {"是"}
+
+
+async def test_an_export_over_its_limit_is_refused_with_the_fix(
+        harness: Harness, monkeypatch: Any) -> None:
+    h = harness
+    await seed_tickets(h)
+    await seed_customers(h)
+    tickets = await visible_tickets(MANAGER, "华北")
+    customers = await visible_customers(MANAGER, "华北")
+    monkeypatch.setattr(ticket_pages, "EXPORT_LIMIT", len(tickets) - 1)
+    monkeypatch.setattr(customer_pages, "EXPORT_LIMIT", len(customers))
+    async with logged_in(h, MANAGER) as s:
+        over = await s.get(url(h, "/tickets/export.csv"))
+        assert over.status == 409
+        assert f"超过 {len(tickets) - 1} 张工单，请用状态、团队、区域等条件缩小范围" in await over.text()
+        filtered = await s.get(url(h, "/tickets/export.csv?state=open"))
+        assert filtered.status == 200  # fewer than the limit
+        at_limit = await s.get(url(h, "/customers/export.csv"))  # exactly the limit: fine
+        assert at_limit.status == 200
+        assert len(csv_rows(await at_limit.read())) == len(customers) + 1
+        monkeypatch.setattr(customer_pages, "EXPORT_LIMIT", len(customers) - 1)
+        refused = await s.get(url(h, "/customers/export.xlsx"))
+        assert refused.status == 409 and "缩小范围后再导出" in await refused.text()
 
 
 async def test_the_browser_opens_a_ticket_from_the_list(harness: Harness, browser: Any

@@ -12,7 +12,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -21,6 +20,7 @@ from bot.access.errors import NotFound, Refusal
 from bot.app.context import PageReq, Pages
 from bot.domain.roles import has_role
 from bot.web.exports import Cell, Table
+from bot.web.listing import COUNT_CAP, PAGE_SIZE, bounded_count, listing, newest_page
 from handlers.customers.service import CustomerFilter, filtered_customers, mask_mobile
 from handlers.customers.tags import shown_tag
 from handlers.tickets.service import STATUS_NAMES as TICKET_STATES
@@ -29,8 +29,6 @@ from models.contacts import CustomerStatus
 
 pages = Pages("customers")
 
-PAGE_SIZE = 20
-COUNT_CAP = 10_000  # a list counts this far at most ("10000+"): fast on millions of rows
 EXPORT_LIMIT = 50_000
 EXPORT_ROLE = "editor"  # as `/customer export`
 CHUNK = 500  # ids per IN (...) query: well under SQLite's and PostgreSQL's parameter limits
@@ -90,10 +88,6 @@ async def customer_rows(page: PageReq, customers: Sequence[Customer]) -> list[Cu
                         tuple(tags[c.id])) for c in customers]
 
 
-async def bounded_count(query: Any, cap: int = COUNT_CAP) -> int:
-    """How many rows `query` holds, counting no further than `cap` + 1 (then "cap+")."""
-    return len(await query.order_by().limit(cap + 1).values_list("id", flat=True))
-
 
 async def filter_choices(page: PageReq) -> dict[str, list[str] | list[tuple[str, str]]]:
     """What the filter form offers: regions, owners (of the member's region), the channels
@@ -117,16 +111,15 @@ async def customer_list(page: PageReq) -> web.StreamResponse:
     """The customers the member may see, filtered as `/customer list`, 20 a page."""
     filters = wanted(page)
     number = page.int_arg("page", 1, minimum=1, maximum=COUNT_CAP // PAGE_SIZE)
-    notice, rows, total = "", [], 0
+    notice, rows, total, pages_total = "", [], 0, 1
     try:
         query = await filtered_customers(page.data, filters)
     except Refusal as exc:  # an unknown channel: say so above an empty list
         notice = str(exc)
     else:
-        total = await bounded_count(query)
-        found = await query.order_by("-id").offset((number - 1) * PAGE_SIZE).limit(PAGE_SIZE)
-        rows = await customer_rows(page, found)
-    pages_total = max(1, -(-min(total, COUNT_CAP) // PAGE_SIZE))
+        counted = await listing(query)
+        total, pages_total = counted.total, counted.pages
+        rows = await customer_rows(page, await newest_page(query, counted, number))
     return page.render(
         "customers/list.html.j2", rows=rows, filters=filters, notice=notice, total=total,
         capped=total > COUNT_CAP, cap=COUNT_CAP, number=number, pages=pages_total,
@@ -161,9 +154,9 @@ async def customer_export(page: PageReq) -> web.StreamResponse:
     """The filtered list as CSV or XLSX, at most 50,000 customers, masked mobiles but for
     the member's own customers."""
     query = await filtered_customers(page.data, wanted(page))
-    found = await query.order_by("id").limit(EXPORT_LIMIT + 1)
-    if len(found) > EXPORT_LIMIT:
+    if await bounded_count(query, EXPORT_LIMIT) > EXPORT_LIMIT:  # ids only, before any row
         raise Refusal(f"超过 {EXPORT_LIMIT} 位客户，请用标签、区域等条件缩小范围后再导出。")
+    found = await query.order_by("id").limit(EXPORT_LIMIT)
     rows = [export_row(page, row) for row in await customer_rows(page, found)]
     day = page.ctx.clock.now().astimezone(page.ctx.settings.tz).strftime("%Y%m%d")
     return page.export(Table("客户", EXPORT_COLUMNS, rows), f"客户-{day}")

@@ -29,6 +29,7 @@ from bot.domain.durations import format_duration
 from bot.domain.routing import explain_reason
 from bot.web.exports import Cell, Table
 from bot.web.links import LinkState, check
+from bot.web.listing import COUNT_CAP, PAGE_SIZE, bounded_count, listing, newest_page
 from handlers.settlement.service import STATUS_NAMES as PAYOUT_STATES
 from handlers.tickets.service import (
     PRIORITY_NAMES,
@@ -44,8 +45,6 @@ from models import Customer, Staff, Ticket, TicketEvent, TicketStatus
 
 console = Pages("tickets")  # the console's ticket pages (behind login)
 
-PAGE_SIZE = 20
-COUNT_CAP = 10_000  # a list counts this far at most ("10000+"): fast on a million tickets
 EXPORT_LIMIT = 50_000
 CHUNK = 500  # ids per IN (...) query
 FILTER_NAMES = ("state", "team", "region", "type", "overdue")
@@ -151,10 +150,6 @@ async def ticket_rows(page: PageReq, tickets: Sequence[Ticket]) -> list[TicketRo
     return rows
 
 
-async def bounded_count(query: QuerySet[Ticket], cap: int = COUNT_CAP) -> int:
-    """How many rows `query` holds, counting no further than `cap` + 1 (then "cap+")."""
-    return len(await query.order_by().limit(cap + 1).values_list("id", flat=True))
-
 
 def query_string(page: PageReq, number: int | None = None) -> str:
     """The list's filters as a query string, and the page `number` to go to."""
@@ -178,9 +173,9 @@ async def ticket_list(page: PageReq) -> web.StreamResponse:
     filters = wanted(page)
     number = page.int_arg("page", 1, minimum=1, maximum=COUNT_CAP // PAGE_SIZE)
     query = filtered_tickets(page, filters)
-    total = await bounded_count(query)
-    found = await query.order_by("-id").offset((number - 1) * PAGE_SIZE).limit(PAGE_SIZE)
-    pages_total = max(1, -(-min(total, COUNT_CAP) // PAGE_SIZE))
+    counted = await listing(query)
+    total, pages_total = counted.total, counted.pages
+    found = await newest_page(query, counted, number)
     return page.render(
         "tickets/list.html.j2", rows=await ticket_rows(page, found), filters=filters,
         total=total, capped=total > COUNT_CAP, cap=COUNT_CAP, number=number,
@@ -214,9 +209,10 @@ def export_row(page: PageReq, row: TicketRow, now: datetime) -> list[Cell]:
 @console.page("/tickets/export.{format}", title="导出工单", role="viewer", customer_data=True)
 async def ticket_export(page: PageReq) -> web.StreamResponse:
     """The filtered list as CSV or XLSX (at most 50,000 tickets)."""
-    found = await filtered_tickets(page, wanted(page)).order_by("id").limit(EXPORT_LIMIT + 1)
-    if len(found) > EXPORT_LIMIT:
+    query = filtered_tickets(page, wanted(page))
+    if await bounded_count(query, EXPORT_LIMIT) > EXPORT_LIMIT:  # ids only, before any row
         raise Refusal(f"超过 {EXPORT_LIMIT} 张工单，请用状态、团队、区域等条件缩小范围后再导出。")
+    found = await query.order_by("id").limit(EXPORT_LIMIT)
     now = page.ctx.clock.now()
     rows = [export_row(page, row, now) for row in await ticket_rows(page, found)]
     day = now.astimezone(page.ctx.settings.tz).strftime("%Y%m%d")
