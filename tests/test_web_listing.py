@@ -3,7 +3,9 @@ ids the count read; both give the same pages, newest first, and keep the query's
 
 from __future__ import annotations
 
-from bot.web.listing import PAGE_SIZE, listing, newest_page
+import pytest
+
+from bot.web.listing import PAGE_SIZE, every_row, listing, newest_page
 from models import Customer
 from tests.harness import Harness
 
@@ -27,3 +29,13 @@ async def test_an_empty_list_is_one_empty_page(harness: Harness) -> None:
     counted = await listing(Customer.filter(region="西南"))
     assert (counted.total, counted.ids, counted.pages) == (0, [], 1)
     assert await newest_page(Customer.filter(region="西南"), counted, 1) == []
+
+
+async def test_an_export_reads_every_row_by_the_counted_ids(harness: Harness) -> None:
+    made = [await Customer.create(name=f"客户{i}", external_userid=f"wm-all-{i}",
+                                  region="华北" if i % 2 else "华东") for i in range(13)]
+    north = Customer.filter(region="华北")
+    rows = await every_row(north, await listing(north, cap=50), chunk=4)  # 2 chunks
+    assert [c.id for c in rows] == [c.id for c in made if c.region == "华北"]
+    with pytest.raises(ValueError):
+        await every_row(north, await listing(north, cap=3))

@@ -20,7 +20,7 @@ from bot.access.errors import NotFound, Refusal
 from bot.app.context import PageReq, Pages
 from bot.domain.roles import has_role
 from bot.web.exports import Cell, Table
-from bot.web.listing import COUNT_CAP, PAGE_SIZE, bounded_count, listing, newest_page
+from bot.web.listing import COUNT_CAP, PAGE_SIZE, every_row, listing, newest_page
 from handlers.customers.service import CustomerFilter, filtered_customers, mask_mobile
 from handlers.customers.tags import shown_tag
 from handlers.tickets.service import STATUS_NAMES as TICKET_STATES
@@ -75,10 +75,10 @@ async def customer_rows(page: PageReq, customers: Sequence[Customer]) -> list[Cu
     """Owners' names, source channels' names and tags for `customers`, in a few queries."""
     tags: dict[int, list[str]] = defaultdict(list)
     for chunk in _chunks([c.id for c in customers]):
-        for tag in await CustomerTag.filter(customer_id__in=chunk).order_by("group_name",
-                                                                            "name"):
-            tags[tag.customer_id].append(  # type: ignore[attr-defined]
-                shown_tag(page.ctx, tag.group_name, tag.name))
+        for customer_id, group, name in await CustomerTag.filter(
+                customer_id__in=chunk).order_by("group_name", "name").values_list(
+                "customer_id", "group_name", "name"):
+            tags[customer_id].append(shown_tag(page.ctx, group, name))
     owner_ids = sorted({c.owner_userid for c in customers if c.owner_userid})
     owners = {s.userid: s.name or s.userid for s in await Staff.filter(userid__in=owner_ids)}
     states = sorted({c.source_state for c in customers if c.source_state})
@@ -154,9 +154,10 @@ async def customer_export(page: PageReq) -> web.StreamResponse:
     """The filtered list as CSV or XLSX, at most 50,000 customers, masked mobiles but for
     the member's own customers."""
     query = await filtered_customers(page.data, wanted(page))
-    if await bounded_count(query, EXPORT_LIMIT) > EXPORT_LIMIT:  # ids only, before any row
+    counted = await listing(query, EXPORT_LIMIT)  # ids only, before any row
+    if counted.capped:
         raise Refusal(f"超过 {EXPORT_LIMIT} 位客户，请用标签、区域等条件缩小范围后再导出。")
-    found = await query.order_by("id").limit(EXPORT_LIMIT)
+    found = await every_row(query, counted, CHUNK)
     rows = [export_row(page, row) for row in await customer_rows(page, found)]
     day = page.ctx.clock.now().astimezone(page.ctx.settings.tz).strftime("%Y%m%d")
     return page.export(Table("客户", EXPORT_COLUMNS, rows), f"客户-{day}")

@@ -29,7 +29,7 @@ from bot.domain.durations import format_duration
 from bot.domain.routing import explain_reason
 from bot.web.exports import Cell, Table
 from bot.web.links import LinkState, check
-from bot.web.listing import COUNT_CAP, PAGE_SIZE, bounded_count, listing, newest_page
+from bot.web.listing import COUNT_CAP, PAGE_SIZE, every_row, listing, newest_page
 from handlers.settlement.service import STATUS_NAMES as PAYOUT_STATES
 from handlers.tickets.service import (
     PRIORITY_NAMES,
@@ -210,9 +210,10 @@ def export_row(page: PageReq, row: TicketRow, now: datetime) -> list[Cell]:
 async def ticket_export(page: PageReq) -> web.StreamResponse:
     """The filtered list as CSV or XLSX (at most 50,000 tickets)."""
     query = filtered_tickets(page, wanted(page))
-    if await bounded_count(query, EXPORT_LIMIT) > EXPORT_LIMIT:  # ids only, before any row
+    counted = await listing(query, EXPORT_LIMIT)  # ids only, before any row
+    if counted.capped:
         raise Refusal(f"超过 {EXPORT_LIMIT} 张工单，请用状态、团队、区域等条件缩小范围后再导出。")
-    found = await query.order_by("id").limit(EXPORT_LIMIT)
+    found = await every_row(query, counted, CHUNK)
     now = page.ctx.clock.now()
     rows = [export_row(page, row, now) for row in await ticket_rows(page, found)]
     day = now.astimezone(page.ctx.settings.tz).strftime("%Y%m%d")
