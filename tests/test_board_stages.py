@@ -1,8 +1,9 @@
 """The stage map (阶段地图): each figure checked against the database computed another way
 (plain Python over the history rows), after the stage-visit and stage-window jobs ran as a
-scheduler tick would; the snapshot against the live figures; the job itself (re-runs, a crash between batches, a backfill in batches, skipped,
-emergency and reopened stages); the 12-stage 新车交付 line, region isolation of the station
-lists, exports, and the page in a real browser."""
+scheduler tick would; the snapshot against the live figures; the job itself (re-runs, a
+crash between batches, a backfill in batches, skipped, emergency and reopened stages); the
+12-stage 新车交付 line, region isolation of the station lists, exports, and the page in a
+real browser."""
 
 from __future__ import annotations
 
