@@ -398,9 +398,10 @@ async def test_the_stage_map_in_the_browser(harness: Harness, browser: Any) -> N
     chart = "scrm.charts['line-新车交付']"
     await page.wait_for_function(f"window.scrm && {chart}")
     assert await page.evaluate(f"{chart}.getOption().series.length") == 1
-    nodes = await page.evaluate(f"{chart}.getOption().series[0].data.map(d => d.name)")
+    stations = f"{chart}.getOption().series[0].data.filter(d => d.station)"
+    nodes = await page.evaluate(f"{stations}.map(d => d.name)")
     assert nodes == NEW_CAR
-    values = await page.evaluate(f"{chart}.getOption().series[0].data.map(d => d.value)")
+    values = await page.evaluate(f"{stations}.map(d => d.value)")
     here = await expected_here()
     assert values == [here.get(n, 0) for n in NEW_CAR]
     assert await page.inner_text("#st-2-here") == "2"
@@ -414,6 +415,19 @@ async def test_the_stage_map_in_the_browser(harness: Harness, browser: Any) -> N
     text = await page.inner_text("main")
     assert "PDI检查" in text and tickets[1].number in text
     assert tickets[2].number not in text  # 华东: out of zhaoliu's scope
+    # a line of one row (安装: 4 stations) is drawn as round stations on a level line, not
+    # stretched across the whole height
+    await page.goto(url(h, "/boards/stages?type=安装"))
+    line = "scrm.charts['line-安装']"
+    await page.wait_for_function(f"window.scrm && {line}")
+    await page.wait_for_timeout(1200)  # the drawing's animation
+    await screenshot(page, "stage-map-one-row")
+    height = (await page.locator("#line-安装").bounding_box())["height"]
+    points = [await page.evaluate(f"{line}.convertToPixel({{seriesIndex: 0}}, {xy})")
+              for xy in ([0, 0], [300, 0], [0, 30])]
+    assert points[0][1] == points[1][1] and 0 < points[0][1] < height  # level, inside
+    across, down = points[1][0] - points[0][0], points[2][1] - points[0][1]
+    assert across > 300 and abs(down * 10 - across) < across * 0.02  # one scale: round
 
 
 # --- the stage-visit job ----------------------------------------------------------------------

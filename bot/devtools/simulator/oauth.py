@@ -79,6 +79,7 @@ def _page(title: str, body: str, status: int = 200) -> web.Response:
     return web.Response(status=status, content_type="text/html", text=(
         "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<link rel='icon' href='data:,'>"  # no /favicon.ico request to the simulator
         f"<title>{title}</title><style>body{{font-family:sans-serif;max-width:28rem;"
         "margin:2rem auto;padding:0 1rem}a.m{display:block;padding:.7rem 1rem;margin:.4rem 0;"
         "border:1px solid #ccc;border-radius:6px;text-decoration:none;color:#222}"
