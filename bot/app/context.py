@@ -18,6 +18,7 @@ from bot.rules.loader import RulesHolder
 from bot.store.locks import KeyedLocks
 from bot.web.pages import Page, PageRouter
 from bot.wecom import WeComClient
+from bot.wecom.jsapi import JsTickets
 from bot.wecom.oa import OAClient
 
 T = TypeVar("T")
@@ -51,6 +52,7 @@ class BotContext:
     renderer: Renderer
     outbox: Outbox
     chat: ChatRunner[BotContext]
+    jsapi: JsTickets  # the JS-SDK's tickets and signatures (pages inside WeCom)
     oa: OAClient | None = None
     instance: str = "scrmbot"  # this process, in leases and claims
     locks: KeyedLocks = field(default_factory=KeyedLocks)

@@ -50,6 +50,7 @@ from bot.web.login import LoginConfig
 from bot.wecom import MemberRateLimiter, TokenCache, WeComClient
 from bot.wecom.crypto import CallbackCrypto
 from bot.wecom.endpoints import MAX_BODY_BYTES, Accepted, CallbackEndpoints
+from bot.wecom.jsapi import AGENT, CORP, JsTickets
 from bot.wecom.oa import OAClient
 from handlers import Feature
 from handlers.staff.service import ensure_staff
@@ -204,8 +205,11 @@ def _context(settings: Settings, clock: Clock, rules: RulesHolder,
     chat: ChatRunner[BotContext] = ChatRunner(
         registry, renderer, clock, outbox,
         lambda member: rules.current.is_headquarters(member.department_ids), settings.tz)
+    jsapi = JsTickets(redis, settings.corp_id, settings.agent_id, clock,
+                      {CORP: wecom.fetch_jsapi_ticket, AGENT: wecom.fetch_agent_ticket})
     return BotContext(settings=settings, wecom=wecom, redis=redis, clock=clock, rules=rules,
-                      renderer=renderer, outbox=outbox, chat=chat, oa=oa, instance=name)
+                      renderer=renderer, outbox=outbox, chat=chat, jsapi=jsapi, oa=oa,
+                      instance=name)
 
 
 def _senders(ctx: BotContext, features: Sequence[Feature]) -> SenderRegistry:

@@ -137,6 +137,15 @@ class WeComClient:
         userid = answer.get("userid") or answer.get("UserId")
         return str(userid) if userid else None
 
+    async def fetch_jsapi_ticket(self) -> tuple[str, int]:
+        """The corp's JS-SDK ticket, fetched (``get_jsapi_ticket``): (ticket, expires_in).
+        Rate limited by WeCom: callers go through `bot.wecom.jsapi.JsTickets`."""
+        return _ticket(await self.get("get_jsapi_ticket"), "get_jsapi_ticket")
+
+    async def fetch_agent_ticket(self) -> tuple[str, int]:
+        """The app's JS-SDK ticket (``ticket/get?type=agent_config``): (ticket, expires_in)."""
+        return _ticket(await self.get("ticket/get", {"type": "agent_config"}), "ticket/get")
+
     async def list_users(self, department_id: int = 1, *, fetch_child: bool = False) -> JSON:
         """Members of a department, ``userlist`` of ``{userid, name, department}``."""
         return await self.get("user/simplelist", {"department_id": department_id,
@@ -526,3 +535,10 @@ def _recipients(touser: str | Sequence[str]) -> list[str]:
         msg = f"at most {_MAX_RECIPIENTS} recipients per message"
         raise ValueError(msg)
     return members
+
+
+def _ticket(answer: JSON, endpoint: str) -> tuple[str, int]:
+    ticket, expires_in = answer.get("ticket"), answer.get("expires_in")
+    if not isinstance(ticket, str) or not ticket:
+        raise WeComHTTPError("answer has no ticket", endpoint, status=200)
+    return ticket, expires_in if isinstance(expires_in, int) else _DEFAULT_EXPIRES_IN

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -771,8 +772,46 @@ def auth_getuserinfo(state: SimState, req: ApiRequest) -> dict[str, Any]:
             "expires_in": 1800}
 
 
+JS_TICKET_TTL_S = 7200
+# WeCom's limits on fetching JS-SDK tickets: per corp an hour, and per app an hour
+JS_TICKET_LIMITS = {"corp": 400, "agent": 100}
+
+
+def _js_ticket(state: SimState, kind: str) -> dict[str, Any]:
+    """The current ticket of `kind` (a new one once it expired), within the hourly limit."""
+    now = state.timestamp()
+    fetches = state.js_ticket_fetches.setdefault(kind, deque())
+    while fetches and fetches[0] <= now - 3600:
+        fetches.popleft()
+    if len(fetches) >= JS_TICKET_LIMITS[kind]:
+        raise ApiError(45009, f"api freq out of limit: {kind} jsapi ticket")
+    fetches.append(now)
+    current = state.js_tickets.get(kind)
+    if current is None or current[1] <= now:
+        current = (f"sim-{kind}-jsapi-{secrets.token_urlsafe(24)}", now + JS_TICKET_TTL_S)
+        state.js_tickets[kind] = current
+    return {"ticket": current[0], "expires_in": int(current[1] - now)}
+
+
+def get_jsapi_ticket(state: SimState, req: ApiRequest) -> dict[str, Any]:
+    """The corp's jsapi_ticket (wx.config signatures)."""
+    return _js_ticket(state, "corp")
+
+
+def ticket_get(state: SimState, req: ApiRequest) -> dict[str, Any]:
+    """The app's ticket (``type=agent_config``: wx.agentConfig signatures); it needs the
+    app's own access token."""
+    if req.query.get("type") != "agent_config":
+        raise ApiError(40058, "type must be agent_config")
+    if req.secret_label != "app":
+        raise ApiError(48002, "api forbidden: the agent ticket needs the app's access token")
+    return _js_ticket(state, "agent")
+
+
 ENDPOINTS: dict[str, Endpoint] = {
     "auth/getuserinfo": Endpoint("GET", auth_getuserinfo),
+    "get_jsapi_ticket": Endpoint("GET", get_jsapi_ticket),
+    "ticket/get": Endpoint("GET", ticket_get),
     "gettoken": Endpoint("GET", gettoken),
     "user/get": Endpoint("GET", user_get),
     "user/simplelist": Endpoint("GET", user_simplelist),

@@ -262,6 +262,9 @@ class SimState:
         self.app_sends: dict[str, deque[float]] = {}  # userid -> send times, last hour only
         self.group_msg_counts: dict[tuple[str, str], int] = {}  # (external_userid, "YYYY-MM")
         self.calls: list[Call] = []
+        # JS-SDK tickets: kind ("corp", "agent") → (ticket, expires at); fetch times per kind
+        self.js_tickets: dict[str, tuple[str, float]] = {}
+        self.js_ticket_fetches: dict[str, deque[float]] = {}
         self.sent_messages: list[dict[str, Any]] = []
         # message/send with enable_duplicate_check: identical body → (first sent, msgid)
         self.duplicate_checks: dict[str, tuple[float, str]] = {}
