@@ -54,6 +54,9 @@ def _figures(board: str) -> list[dict[str, str]]:
 FILLERS: dict[str, Filler] = {
     "/customers/{id}": Filler(lambda s: [{"id": str(s.customer_id)}], record=True),
     "/tickets/{number}": Filler(lambda s: [{"number": s.number}], record=True),
+    # the seeded customer's external userid is wm-<its ticket number>
+    "/sidebar/customers/{external_userid}": Filler(
+        lambda s: [{"external_userid": f"wm-{s.number}"}], record=True),
     "/boards/region/export/{figure:[a-z]+}.{format:[a-z]+}": Filler(
         lambda s: _figures("region")),
     "/boards/revenue/export/{figure}.{format:csv|xlsx}": Filler(lambda s: _figures("revenue")),

@@ -15,9 +15,10 @@ from handlers.customers.feature import feature as customers
 from handlers.digest.feature import feature as digest
 from handlers.help.feature import feature as help_feature
 from handlers.settlement.feature import feature as settlement
+from handlers.sidebar.feature import feature as sidebar
 from handlers.staff.feature import feature as staff
 from handlers.tickets.feature import feature as tickets
 
 FEATURES: tuple[Feature, ...] = (
     staff, channels, customers, tickets, settlement, care, digest, help_feature, admin,
-    boards)
+    boards, sidebar)

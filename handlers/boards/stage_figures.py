@@ -174,7 +174,6 @@ WHERE rn IN ((cnt + 1) / 2, (cnt + 2) / 2) GROUP BY station""")
     return {r["station"]: float(r["median"]) for r in rows if r["median"] is not None}
 
 
-
 def new_line(ticket_type: str, pipeline: tuple[Stage, ...]) -> Line:
     """The line of a pipeline, its figures still zero."""
     return Line(ticket_type, [

@@ -9,8 +9,6 @@ further than a chat reply, so the console is more careful than `/customer export
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -21,37 +19,26 @@ from bot.app.context import PageReq, Pages
 from bot.domain.roles import has_role
 from bot.web.exports import Cell, Table
 from bot.web.listing import COUNT_CAP, PAGE_SIZE, every_row, listing, newest_page
-from handlers.customers.service import CustomerFilter, filtered_customers, mask_mobile
+from handlers.customers.service import (
+    CHUNK,
+    CustomerFilter,
+    CustomerRow,
+    customer_rows,
+    filtered_customers,
+)
 from handlers.customers.tags import shown_tag
 from handlers.tickets.service import STATUS_NAMES as TICKET_STATES
-from models import Channel, CorpTag, Customer, CustomerTag, FollowRelation, Purchase, Staff
+from models import CorpTag, CustomerTag, FollowRelation, Purchase, Staff
 from models.contacts import CustomerStatus
 
 pages = Pages("customers")
 
 EXPORT_LIMIT = 50_000
 EXPORT_ROLE = "editor"  # as `/customer export`
-CHUNK = 500  # ids per IN (...) query: well under SQLite's and PostgreSQL's parameter limits
 FILTER_NAMES = ("tag", "owner", "region", "channel", "dormant")
-SOURCE_NAMES = {"oa": "公众号", "unknown": "未知来源"}
 STATUS_NAMES = {CustomerStatus.ACTIVE: "正常", CustomerStatus.ENDED: "已流失"}
 RELATION_NAMES = {"half": "待通过验证", "active": "正常", "deleted_by_staff": "员工已删除",
                   "deleted_by_customer": "客户已删除"}
-
-
-@dataclass(frozen=True)
-class CustomerRow:
-    """A customer as a list row: the record and the names its ids stand for."""
-
-    customer: Customer
-    owner: str
-    channel: str
-    tags: tuple[str, ...]
-
-    def mobile_for(self, userid: str) -> str:
-        """The full number for the customer's owner, masked for everyone else."""
-        c = self.customer
-        return (c.mobile or "-") if c.owner_userid == userid else mask_mobile(c.mobile)
 
 
 def wanted(page: PageReq) -> CustomerFilter:
@@ -65,28 +52,6 @@ def query_string(page: PageReq, number: int | None = None) -> str:
     values = {name: page.arg(name) for name in FILTER_NAMES}
     values["page"] = str(number) if number else ""
     return urlencode({name: value for name, value in values.items() if value})
-
-
-def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
-    return [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)]
-
-
-async def customer_rows(page: PageReq, customers: Sequence[Customer]) -> list[CustomerRow]:
-    """Owners' names, source channels' names and tags for `customers`, in a few queries."""
-    tags: dict[int, list[str]] = defaultdict(list)
-    for chunk in _chunks([c.id for c in customers]):
-        for customer_id, group, name in await CustomerTag.filter(
-                customer_id__in=chunk).order_by("group_name", "name").values_list(
-                "customer_id", "group_name", "name"):
-            tags[customer_id].append(shown_tag(page.ctx, group, name))
-    owner_ids = sorted({c.owner_userid for c in customers if c.owner_userid})
-    owners = {s.userid: s.name or s.userid for s in await Staff.filter(userid__in=owner_ids)}
-    states = sorted({c.source_state for c in customers if c.source_state})
-    channels = {ch.state: ch.name for ch in await Channel.filter(state__in=states)}
-    return [CustomerRow(c, owners.get(c.owner_userid or "", c.owner_userid or "—"),
-                        channels.get(c.source_state or "") or SOURCE_NAMES.get(c.source, "—"),
-                        tuple(tags[c.id])) for c in customers]
-
 
 
 async def filter_choices(page: PageReq) -> dict[str, list[str] | list[tuple[str, str]]]:
@@ -119,7 +84,7 @@ async def customer_list(page: PageReq) -> web.StreamResponse:
     else:
         counted = await listing(query)
         total, pages_total = counted.total, counted.pages
-        rows = await customer_rows(page, await newest_page(query, counted, number))
+        rows = await customer_rows(page.ctx, await newest_page(query, counted, number))
     return page.render(
         "customers/list.html.j2", rows=rows, filters=filters, notice=notice, total=total,
         capped=total > COUNT_CAP, cap=COUNT_CAP, number=number, pages=pages_total,
@@ -158,7 +123,7 @@ async def customer_export(page: PageReq) -> web.StreamResponse:
     if counted.capped:
         raise Refusal(f"超过 {EXPORT_LIMIT} 位客户，请用标签、区域等条件缩小范围后再导出。")
     found = await every_row(query, counted, CHUNK)
-    rows = [export_row(page, row) for row in await customer_rows(page, found)]
+    rows = [export_row(page, row) for row in await customer_rows(page.ctx, found)]
     day = page.ctx.clock.now().astimezone(page.ctx.settings.tz).strftime("%Y%m%d")
     return page.export(Table("客户", EXPORT_COLUMNS, rows), f"客户-{day}")
 
@@ -172,7 +137,7 @@ async def customer_detail(page: PageReq) -> web.StreamResponse:
         if text.isdigit() and len(text) < 12 else None
     if customer is None:
         raise NotFound("没有这位客户，或不在你的可见范围内。")
-    [row] = await customer_rows(page, [customer])
+    [row] = await customer_rows(page.ctx, [customer])
     groups: dict[str, list[CustomerTag]] = defaultdict(list)
     for tag in await CustomerTag.filter(customer=customer).order_by("group_name", "name"):
         groups[tag.group_name or "未分组"].append(tag)

@@ -4,6 +4,8 @@ how members find the customers they may see. What other features use is here."""
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,10 +21,11 @@ from handlers.customers.tags import (
     apply_tags,
     remove_tags,
     resync_unsynced_tags,
+    shown_tag,
     sync_tags_from_wecom,
 )
 from handlers.staff.service import ensure_staff
-from models import Channel, Customer, CustomerTag, FollowRelation, Purchase
+from models import Channel, Customer, CustomerTag, FollowRelation, Purchase, Staff
 from models.contacts import CustomerStatus, RelationStatus
 
 logger = logging.getLogger(__name__)
@@ -211,3 +214,45 @@ async def annual_spend_fen(ctx: BotContext, customer: Customer) -> int:
         month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
     return sum(p.amount_fen for p in await Purchase.filter(customer_id=customer.id,
                                                            at__gte=year_start))
+
+
+# --- customers as the console's rows (list, detail, export, sidebar) --------------------------
+
+CHUNK = 500  # ids per IN (...) query: well under SQLite's and PostgreSQL's parameter limits
+SOURCE_NAMES = {"oa": "公众号", "unknown": "未知来源"}
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    """A customer as a list row: the record and the names its ids stand for."""
+
+    customer: Customer
+    owner: str
+    channel: str
+    tags: tuple[str, ...]
+
+    def mobile_for(self, userid: str) -> str:
+        """The full number for the customer's owner, masked for everyone else."""
+        c = self.customer
+        return (c.mobile or "-") if c.owner_userid == userid else mask_mobile(c.mobile)
+
+
+def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
+    return [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)]
+
+
+async def customer_rows(ctx: BotContext, customers: Sequence[Customer]) -> list[CustomerRow]:
+    """Owners' names, source channels' names and tags for `customers`, in a few queries."""
+    tags: dict[int, list[str]] = defaultdict(list)
+    for chunk in _chunks([c.id for c in customers]):
+        for customer_id, group, name in await CustomerTag.filter(
+                customer_id__in=chunk).order_by("group_name", "name").values_list(
+                "customer_id", "group_name", "name"):
+            tags[customer_id].append(shown_tag(ctx, group, name))
+    owner_ids = sorted({c.owner_userid for c in customers if c.owner_userid})
+    owners = {s.userid: s.name or s.userid for s in await Staff.filter(userid__in=owner_ids)}
+    states = sorted({c.source_state for c in customers if c.source_state})
+    channels = {ch.state: ch.name for ch in await Channel.filter(state__in=states)}
+    return [CustomerRow(c, owners.get(c.owner_userid or "", c.owner_userid or "—"),
+                        channels.get(c.source_state or "") or SOURCE_NAMES.get(c.source, "—"),
+                        tuple(tags[c.id])) for c in customers]

@@ -38,6 +38,7 @@ from handlers.tickets.service import (
     is_overdue,
     overdue,
     policy_of,
+    stage_name,
     stages_of,
     ticket_words,
 )
@@ -99,15 +100,6 @@ class TicketRow:
     stage: str
     sla: str
     sla_class: str
-
-
-def stage_name(ticket: Ticket) -> str:
-    stages = stages_of(ticket)
-    if not stages:
-        return "—"
-    if ticket.stage_index >= len(stages):
-        return "全部完成"
-    return f"{stages[ticket.stage_index].name}（{ticket.stage_index + 1}/{len(stages)}）"
 
 
 def sla_state(page: PageReq, ticket: Ticket, now: datetime) -> tuple[str, str]:

@@ -368,6 +368,16 @@ def stages_of(ticket: Ticket) -> tuple[Stage, ...]:
     return tuple(Stage.from_json(s) for s in ticket.stages)
 
 
+def stage_name(ticket: Ticket) -> str:
+    """Where a ticket is on its pipeline, as lists show it: 上门（2/4）."""
+    stages = stages_of(ticket)
+    if not stages:
+        return "—"
+    if ticket.stage_index >= len(stages):
+        return "全部完成"
+    return f"{stages[ticket.stage_index].name}（{ticket.stage_index + 1}/{len(stages)}）"
+
+
 @dataclass(frozen=True)
 class StageMove:
     finished: Stage

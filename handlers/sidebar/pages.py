@@ -1,0 +1,85 @@
+"""The sidebar's pages: the shell WeCom opens beside a chat, the JS-SDK signatures it asks
+for, and the customer card it loads once the SDK says which customer the chat is with.
+
+The shell holds no customer data: WeCom tells the page the external userid only through the
+JS-SDK (`ww.getCurExternalContact`), so the card is a second request, scoped like every
+customer page (`page.data`): a customer outside the member's scope answers 404.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from bot.access.errors import NotFound
+from bot.app.context import PageReq, Pages
+from bot.chat.parsing import UsageError
+from bot.wecom.jsapi import AGENT, CORP
+from handlers.customers.service import customer_rows
+from handlers.tickets.service import STATUS_NAMES as TICKET_STATES
+from handlers.tickets.service import stage_name
+from models import CustomerTag, Purchase, TicketStatus
+
+pages = Pages("sidebar")
+
+# the entries (ww.getContext().entry) where a chat's customer is known
+CUSTOMER_ENTRIES = ("single_chat_tools", "contact_profile")
+# what the page asks WeCom to allow (the admin grants the app these: README)
+JS_API_LIST = ("getContext", "getCurExternalContact", "sendChatMessage")
+KINDS = {"corp": CORP, "agent": AGENT}
+
+
+@pages.page("/sidebar", title="客户侧边栏", role="viewer")
+async def sidebar(page: PageReq) -> web.StreamResponse:
+    """The page WeCom opens beside a chat; the card is filled in by its script."""
+    settings = page.ctx.settings
+    return page.render("sidebar/index.html.j2", config={
+        "corpId": settings.corp_id, "agentId": settings.agent_id,
+        "jsApiList": list(JS_API_LIST), "customerEntries": list(CUSTOMER_ENTRIES),
+        "host": urlsplit(settings.public_url).netloc})
+
+
+def signed_url(page: PageReq) -> str:
+    """The page URL to sign: one of scrmbot's own (a signature for any other page would
+    lend our tickets to someone else's site)."""
+    url = page.arg("url")
+    ours, asked = urlsplit(page.ctx.settings.public_url), urlsplit(url)
+    if (asked.scheme, asked.netloc) != (ours.scheme, ours.netloc):
+        raise UsageError(f"只能为本系统的页面签名（{ours.scheme}://{ours.netloc}）。")
+    return url
+
+
+@pages.page("/sidebar/signature.json", title="侧边栏签名", role="viewer")
+async def signature(page: PageReq) -> web.StreamResponse:
+    """`{timestamp, nonceStr, signature}` for `ww.register`'s getConfigSignature (`kind=corp`)
+    or getAgentConfigSignature (`kind=agent`)."""
+    kind = KINDS.get(page.arg("kind"))
+    if kind is None:
+        raise UsageError("kind 只能是 corp 或 agent。")
+    signed = await page.ctx.jsapi.sign(kind, signed_url(page))
+    return web.json_response(signed.as_json(), headers={"Cache-Control": "no-store"})
+
+
+@pages.page("/sidebar/customers/{external_userid}", title="侧边栏客户", role="viewer",
+            customer_data=True)
+async def customer_card(page: PageReq) -> web.StreamResponse:
+    """The customer of the chat, as far as the member's scope reaches."""
+    external = page.request.match_info["external_userid"]
+    customer = await page.data.customers().get_or_none(external_userid=external)
+    if customer is None:
+        raise NotFound("看不到这位客户：不在你的可见范围内，或还没有同步到 scrmbot。")
+    [row] = await customer_rows(page.ctx, [customer])
+    groups: dict[str, list[str]] = defaultdict(list)
+    for group, name in await CustomerTag.filter(customer=customer).order_by(
+            "group_name", "name").values_list("group_name", "name"):
+        groups[group or "未分组"].append(name)
+    tickets = await page.data.tickets().filter(customer_id=customer.id).order_by(
+        "-id").limit(20)
+    purchases = await Purchase.filter(customer_id=customer.id).order_by("-at").limit(5)
+    return page.render(
+        "sidebar/customer.html.j2", row=row, c=customer, tag_groups=dict(groups),
+        mobile=row.mobile_for(page.member.userid), tickets=tickets, purchases=purchases,
+        ticket_states=TICKET_STATES, stage_name=stage_name, open_states=(
+            TicketStatus.OPEN, TicketStatus.WAITING))

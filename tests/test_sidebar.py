@@ -1,0 +1,120 @@
+"""The WeCom sidebar in Chromium, as a member inside WeCom: a stand-in for the JS-SDK is
+served in place of `@wecom/jssdk` (it answers `register`, `getContext` and
+`getCurExternalContact` like WeCom, with a chosen entry and external userid, and keeps the
+signatures scrmbot gave it). The card shows the chat's customer, the signatures are WeCom's
+algorithm over the simulator's tickets, another region's customer shows nothing, a wrong
+entry and a page outside WeCom say what to do, and 375 px has no horizontal scroll."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from bot.wecom.jsapi import js_signature
+from tests.console import browser_login, logged_in, screenshot, url
+from tests.console_records import seed_two_regions
+from tests.harness import Harness
+
+STAND_IN = """
+window.ww = (function () {
+  var calls = [];
+  return {
+    calls: calls,
+    register: function (o) {
+      calls.push({register: [o.corpId, String(o.agentId), o.jsApiList]});
+      window.__signed = Promise.all([o.getConfigSignature(location.href),
+                                     o.getAgentConfigSignature(location.href)]);
+    },
+    getContext: function () { return Promise.resolve({entry: ENTRY}); },
+    getCurExternalContact: function () { return Promise.resolve({userId: EXTERNAL}); },
+    sendChatMessage: function (p) { calls.push({sendChatMessage: p}); return Promise.resolve({}); }
+  };
+})();
+"""
+
+
+async def open_sidebar(browser: Any, h: Harness, userid: str, *, entry: str, external: str,
+                       sdk: bool = True, width: int = 375) -> Any:
+    page = await browser.new_page(viewport={"width": width, "height": 667})
+    script = STAND_IN.replace("ENTRY", json.dumps(entry)).replace(
+        "EXTERNAL", json.dumps(external)) if sdk else "/* no SDK outside WeCom */"
+
+    async def serve(route: Any) -> None:
+        await route.fulfill(content_type="application/javascript", body=script)
+
+    await page.route("**/static/vendor/wecom.js", serve)
+    await browser_login(page, h, userid, next_path="/sidebar")
+    assert page.url.endswith("/sidebar")
+    return page
+
+
+async def test_the_chats_customer_appears_signed_by_wecoms_rules(harness: Harness,
+                                                                  browser: Any) -> None:
+    h = harness
+    north, _ = await seed_two_regions(h)
+    page = await open_sidebar(browser, h, "zhaoliu", entry="single_chat_tools",
+                              external=f"wm-{north.number}")
+    await page.wait_for_selector("#sb-customer")
+    assert await page.inner_text("#sb-name") == north.name
+    assert "VIP" in await page.inner_text("#sb-tags")
+    assert north.number in await page.inner_text("#sb-tickets")
+    assert await page.inner_text("#sb-mobile") == north.masked  # not zhaoliu's own customer
+    # what the SDK was given: the corp and app, the APIs, and two signatures of this URL
+    calls = await page.evaluate("ww.calls")
+    assert calls[0]["register"] == [h.settings.corp_id, str(h.settings.agent_id),
+                                    ["getContext", "getCurExternalContact", "sendChatMessage"]]
+    corp, agent = await page.evaluate("window.__signed")
+    tickets = h.sim.state.js_tickets
+    for signed, kind in ((corp, "corp"), (agent, "agent")):
+        assert signed["signature"] == js_signature(
+            tickets[kind][0], signed["nonceStr"], signed["timestamp"], page.url)
+    assert corp["signature"] != agent["signature"]
+    width = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], "horizontal scroll at 375 px"
+    await screenshot(page, "sidebar-375")
+
+
+async def test_another_regions_customer_shows_nothing(harness: Harness, browser: Any) -> None:
+    h = harness
+    _, east = await seed_two_regions(h)
+    page = await open_sidebar(browser, h, "zhaoliu", entry="contact_profile",
+                              external=f"wm-{east.number}")
+    await page.wait_for_function("document.querySelector('#sb-status.error')")
+    text = await page.inner_text("body")
+    assert "看不到这位客户" in text
+    for secret in east.secrets:
+        assert secret not in await page.content()
+
+
+async def test_a_wrong_entry_and_a_page_outside_wecom_say_what_to_do(harness: Harness,
+                                                                      browser: Any) -> None:
+    h = harness
+    north, _ = await seed_two_regions(h)
+    page = await open_sidebar(browser, h, "zhaoliu", entry="normal",
+                              external=f"wm-{north.number}")
+    await page.wait_for_function("document.querySelector('#sb-status').textContent"
+                                 ".includes('请从客户单聊')")
+    assert north.name not in await page.inner_text("body")
+    outside = await open_sidebar(browser, h, "zhaoliu", entry="", external="", sdk=False)
+    await outside.wait_for_function("document.querySelector('#sb-status.error')")
+    assert "没有加载企业微信 JS-SDK" in await outside.inner_text("#sb-status")
+
+
+async def test_signatures_are_only_for_scrmbots_own_pages(harness: Harness) -> None:
+    h = harness
+    async with logged_in(h, "zhaoliu") as s:
+        mine = url(h, "/sidebar?x=1#frag")
+        ok = await s.get(url(h, f"/sidebar/signature.json?kind=agent&url={quote(mine)}"))
+        assert ok.status == 200
+        body = await ok.json()
+        ticket = h.sim.state.js_tickets["agent"][0]
+        assert body["signature"] == js_signature(ticket, body["nonceStr"], body["timestamp"],
+                                                 mine)
+        other = await s.get(url(h, "/sidebar/signature.json?kind=corp&url="
+                                   + quote("https://evil.example.com/sidebar")))
+        assert other.status == 400 and "只能为本系统的页面签名" in (await other.json())["error"]
+        bad = await s.get(url(h, f"/sidebar/signature.json?kind=suite&url={quote(mine)}"))
+        assert bad.status == 400
+    anonymous = await h.client.get("/sidebar/signature.json?kind=corp&url=" + quote(mine))
+    assert anonymous.status == 401
