@@ -19,6 +19,7 @@ from bot.app.keys import outbox_key, redis_key, worker_key
 from bot.app.serving import make_runner
 from bot.app.settings import Settings
 from bot.devtools.simulator import WeComSimulator, load_demo_corp
+from bot.devtools.simulator.jssdk import JSSDK_PATH
 from bot.domain.clock import ManualClock
 from bot.store.db import dialect
 from bot.wecom.crypto import CallbackCrypto
@@ -119,6 +120,8 @@ async def start_harness(aiohttp_client: Any, *, run_worker: bool = True,
     api_base = await sim.start()
     port = overrides.pop("port", None) or unused_port()
     sim_root = api_base.removesuffix("/cgi-bin")
+    if overrides.pop("sim_jssdk", False):  # the simulator stands in for WeCom's JS-SDK
+        overrides["jssdk_stand_in"] = sim_root + JSSDK_PATH
     overrides = {"public_url": f"http://127.0.0.1:{port}", "oauth_base": sim_root,
                  "login_base": sim_root, **overrides}
     settings = test_settings(api_base, **overrides)

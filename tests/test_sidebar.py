@@ -7,14 +7,17 @@ entry and a page outside WeCom say what to do, and 375 px has no horizontal scro
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 from urllib.parse import quote
 
+from bot.devtools.console import Console
+from bot.devtools.running import Sandbox
 from bot.wecom.jsapi import js_signature
 from tests.console import browser_login, logged_in, screenshot, url
 from tests.console_records import seed_two_regions
-from tests.harness import Harness
+from tests.harness import Harness, start_harness
 
 STAND_IN = """
 window.ww = (function () {
@@ -118,3 +121,35 @@ async def test_signatures_are_only_for_scrmbots_own_pages(harness: Harness) -> N
         assert bad.status == 400
     anonymous = await h.client.get("/sidebar/signature.json?kind=corp&url=" + quote(mine))
     assert anonymous.status == 401
+
+
+async def test_the_sandbox_sidebar_with_the_simulators_sdk(aiohttp_client: Any,
+                                                           database_url: str,
+                                                           browser: Any) -> None:
+    """The stand-in the sandbox uses: the simulator checks scrmbot's signatures as WeCom
+    does, and the console prints where to open the sidebar for a customer."""
+    h = await start_harness(aiohttp_client, database_url=database_url, sim_jssdk=True)
+    north, _ = await seed_two_regions(h)
+    out = io.StringIO()
+    console = Console(Sandbox(sim=h.sim, app=h.app, clock=h.clock, server_url=h.callback_url),
+                      out=out, colour=False)
+    await console.execute(f"sidebar {north.name}")
+    await console.execute("sidebar 没有这人")
+    printed = out.getvalue()
+    assert "no customer '没有这人'" in printed
+    link = next(line.split("open ", 1)[1] for line in printed.splitlines()
+                if line.startswith("open "))
+    assert link.startswith(url(h, "/sidebar?")) and f"wm-{north.number}" in link
+    page = await browser.new_page(viewport={"width": 375, "height": 667})
+    await browser_login(page, h, "zhaoliu",
+                        next_path=quote(link.removeprefix(url(h, "")), safe="/"))
+    await page.wait_for_selector("#sb-customer")
+    assert await page.inner_text("#sb-name") == north.name
+    # a ticket WeCom no longer knows (it expired there): the check fails and the page says
+    # which setting to look at
+    h.sim.state.js_tickets.clear()
+    await page.reload()
+    await page.wait_for_function("document.querySelector('#sb-status.error')")
+    status = await page.inner_text("#sb-status")
+    assert "签名校验失败" in status and "可信域名" in status
+    assert north.name not in await page.inner_text("body")

@@ -70,6 +70,9 @@ class Settings:
     link_ttl_days: int = 7
     oauth_base: str = DEFAULT_OAUTH_BASE
     login_base: str = DEFAULT_LOGIN_BASE
+    # the simulator's stand-in for WeCom's JS-SDK (sandbox and tests only; never from the
+    # environment): the sidebar loads it instead of @wecom/jssdk
+    jssdk_stand_in: str = ""
     session_idle_h: int = 8  # a console session ends after this long without a request
     domain_verify_file: str = ""  # WeCom's WW_verify_….txt, served at the site's root
     assets_dir: str = ""  # node_modules/ holding the console's vendor files ("" = the project's)

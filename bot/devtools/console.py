@@ -4,6 +4,7 @@
     scan 抖音直播 as 王女士       a customer scans a channel QR code
     as customer 王女士: 我要报修  a customer writes to the Official Account
     clock +3h                   move time forward (SLA, care and settlement jobs)
+    sidebar 王女士               the sidebar's URL for a chat with a customer
     calls [n]                   the last WeCom API calls scrmbot made
 """
 
@@ -17,6 +18,7 @@ import shlex
 import sys
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from bot.app.keys import context_key
 from bot.devtools.running import Sandbox
@@ -29,6 +31,7 @@ _AS = re.compile(r"^as\s+(?P<who>[\w.-]+)\s*[:：]\s*(?P<text>.+)$", re.S)
 _AS_CUSTOMER = re.compile(r"^as\s+customer\s+(?P<name>\S+?)\s*[:：]\s*(?P<text>.+)$", re.S)
 _SCAN = re.compile(r"^scan\s+(?P<state>\S+)\s+as\s+(?P<name>\S+)(?P<rest>.*)$")
 _CLOCK = re.compile(r"^clock\s+\+(?P<n>\d+)(?P<unit>[smhd])$")
+_SIDEBAR = re.compile(r"^sidebar\s+(?P<name>\S+)(?:\s+entry=(?P<entry>\w+))?$")
 _CONFIRM = re.compile(r"^confirm\s+(?P<name>\S+)(?:\s+by\s+(?P<who>[\w.-]+))?$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _TAGS = re.compile(r"\s*<[^>]+>\s*")
@@ -39,6 +42,10 @@ HELP = """commands:
   scan <channel|state> as <name> [mobile=138…] [staff=<userid>] [half]
                              a customer scans a channel QR code (staff= for a state
                              that belongs to no channel)
+  sidebar <customer> [entry=<entry>]
+                             the sidebar's URL for a chat with that customer, with the
+                             simulator standing in for WeCom's JS-SDK (entry: single_chat_tools,
+                             contact_profile, group_chat_tools, normal)
   confirm <customer> [by <userid>]
                              the member confirms a customer's half add (a skip-verify
                              scan with `half`), as they would in WeCom
@@ -116,6 +123,8 @@ class Console:
             self.say(self.c(f"{m['name']} scanned {m['state']} and added {result.userid} "
                             f"(external id {result.external_userid})", "2"))
             await self.show_effects()
+        elif m := _SIDEBAR.match(line):
+            await self._sidebar_url(m["name"], m["entry"] or "single_chat_tools")
         elif m := _CONFIRM.match(line):
             await self._confirm_half(m["name"], m["who"])
         elif m := _CLOCK.match(line):
@@ -143,6 +152,18 @@ class Console:
             self.say(HELP)
         else:
             self.say(self.c("unknown console command; type help", "31"))
+
+    async def _sidebar_url(self, name: str, entry: str) -> None:
+        """Where to open the sidebar as if a member were chatting with `name` in WeCom."""
+        customer = await Customer.filter(name=name).first()
+        if customer is None or not customer.external_userid:
+            self.say(self.c(f"no customer {name!r} with a WeCom contact", "31"))
+            return
+        base = self.sandbox.app[context_key].settings.public_url
+        query = urlencode({"sim_entry": entry, "sim_external": customer.external_userid})
+        self.say(f"open {base}/sidebar?{query}")
+        self.say(self.c(f"  log in as {customer.owner_userid or 'a member of the region'} "
+                        f"(the owner); a member of another region sees nothing", "2"))
 
     async def _confirm_half(self, name: str, who: str | None) -> None:
         """A member confirms a half add (the customer added a skip-verify member)."""

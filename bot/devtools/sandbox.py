@@ -34,6 +34,7 @@ from bot.devtools.simulator.__main__ import (
     DEMO_SECRET,
     DEMO_TOKEN,
 )
+from bot.devtools.simulator.jssdk import JSSDK_PATH
 from bot.devtools.simulator.oa import OASimulator
 from bot.domain.clock import OffsetClock
 
@@ -67,6 +68,7 @@ def sandbox_settings(api_base: str, port: int, oa_api_base: str) -> Settings:
         secret_key=sandbox_secret_key(), public_url=f"http://127.0.0.1:{port}",
         # the simulator plays both login pages (a member picker instead of WeCom's)
         oauth_base=api_base.removesuffix("/cgi-bin"), login_base=api_base.removesuffix("/cgi-bin"),
+        jssdk_stand_in=api_base.removesuffix("/cgi-bin") + JSSDK_PATH,
     )
 
 

@@ -9,7 +9,7 @@ customer page (`page.data`): a customer outside the member's scope answers 404.
 from __future__ import annotations
 
 from collections import defaultdict
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
@@ -35,10 +35,20 @@ KINDS = {"corp": CORP, "agent": AGENT}
 async def sidebar(page: PageReq) -> web.StreamResponse:
     """The page WeCom opens beside a chat; the card is filled in by its script."""
     settings = page.ctx.settings
-    return page.render("sidebar/index.html.j2", config={
+    return page.render("sidebar/index.html.j2", sdk_url=sdk_url(page), config={
         "corpId": settings.corp_id, "agentId": settings.agent_id,
         "jsApiList": list(JS_API_LIST), "customerEntries": list(CUSTOMER_ENTRIES),
         "host": urlsplit(settings.public_url).netloc})
+
+
+def sdk_url(page: PageReq) -> str:
+    """WeCom's JS-SDK as scrmbot serves it; in the sandbox the simulator's stand-in, told
+    which entry and customer to report (`?sim_entry=`, `?sim_external=`)."""
+    stand_in = page.ctx.settings.jssdk_stand_in
+    if not stand_in:
+        return "/static/vendor/wecom.js"
+    return stand_in + "?" + urlencode({"entry": page.arg("sim_entry") or "single_chat_tools",
+                                       "external": page.arg("sim_external")})
 
 
 def signed_url(page: PageReq) -> str:

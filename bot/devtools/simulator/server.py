@@ -31,6 +31,7 @@ from bot.devtools.simulator.callbacks import (
     text_message_xml,
 )
 from bot.devtools.simulator.control import setup_control
+from bot.devtools.simulator.jssdk import setup_jssdk
 from bot.devtools.simulator.oauth import setup_oauth
 from bot.devtools.simulator.state import (
     Call,
@@ -78,6 +79,7 @@ class WeComSimulator:
         self.app.router.add_route("*", "/cgi-bin/{endpoint:.*}", CgiDispatcher(self.state).handle)
         setup_control(self.app, self)
         setup_oauth(self.app, self.state)
+        setup_jssdk(self.app, self.state)
         self.app.cleanup_ctx.append(self._sender_ctx)
 
     async def _sender_ctx(self, app: web.Application) -> AsyncIterator[None]:
