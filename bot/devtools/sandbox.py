@@ -160,7 +160,8 @@ def run_sandbox(port: int = 8080, console: bool = True) -> int:
             print(f"Restored from {SANDBOX_DIR / 'sandbox.db'}: {sandbox.restored}. "
                   f"To start afresh: quit, delete {SANDBOX_DIR}/, make run.")
         print("Try:  as zhangsan: /help    as zhangsan: /channel new 抖音直播 tags=直播高意向用户 "
-              "staff=zhangsan    scan 抖音直播 as 王女士    help")
+              "staff=zhangsan    scan 抖音直播 as 王女士    sidebar 王女士 (the WeCom sidebar "
+              "for a chat with her)    help")
         print(f"Or from another shell: curl -XPOST {control}/sim/text "
               "-d '{\"userid\":\"zhangsan\",\"content\":\"/help\"}'")
         try:
