@@ -15,9 +15,10 @@ from urllib.parse import quote
 from bot.devtools.console import Console
 from bot.devtools.running import Sandbox
 from bot.wecom.jsapi import js_signature
-from tests.console import browser_login, logged_in, screenshot, url
+from models import CustomerTag, Staff
+from tests.console import browser_login, csrf_of, logged_in, screenshot, url
 from tests.console_records import seed_two_regions
-from tests.harness import Harness, start_harness
+from tests.harness import Harness, say, start_harness, walk_in
 
 STAND_IN = """
 window.ww = (function () {
@@ -153,3 +154,54 @@ async def test_the_sandbox_sidebar_with_the_simulators_sdk(aiohttp_client: Any,
     status = await page.inner_text("#sb-status")
     assert "签名校验失败" in status and "可信域名" in status
     assert north.name not in await page.inner_text("body")
+
+
+async def test_tags_are_edited_from_the_sidebar_and_mirrored_to_wecom(harness: Harness,
+                                                                      browser: Any) -> None:
+    h = harness
+    customer = await walk_in(h, "王女士", region="华北")  # a real WeCom contact of zhangsan
+    await say(h, "zhangsan", "/tag add 王女士 客户等级:VIP")
+    page = await open_sidebar(browser, h, "zhangsan", entry="single_chat_tools",
+                              external=customer.external_userid or "")
+    await page.wait_for_selector("#sb-customer")
+    assert "VIP" in await page.inner_text("#sb-tags")
+    before = {t.name for t in await CustomerTag.filter(customer=customer)}  # VIP, the 时段
+    await page.fill(".sb-tag-form input[name=add]", "高意向")
+    await page.click(".sb-tag-form button")
+    await page.wait_for_function("document.querySelector('#sb-tags').textContent"
+                                 ".includes('高意向')")
+    assert {t.name for t in await CustomerTag.filter(customer=customer)} == before | {"高意向"}
+    added = [c for c in h.sim.state.calls if c.endpoint == "externalcontact/mark_tag"
+             and c.body and c.body.get("add_tag")]
+    assert added[-1].body["external_userid"] == customer.external_userid  # type: ignore[index]
+    removals = len([c for c in h.sim.state.calls if c.endpoint == "externalcontact/mark_tag"
+                    and c.body and c.body.get("remove_tag")])
+    await page.click("#sb-tags .sb-untag[data-tag='客户等级:VIP']")
+    await page.wait_for_function("!document.querySelector('#sb-tags').textContent"
+                                 ".includes('VIP')")
+    assert {t.name for t in await CustomerTag.filter(customer=customer)} == \
+        before - {"VIP"} | {"高意向"}
+    assert len([c for c in h.sim.state.calls if c.endpoint == "externalcontact/mark_tag"
+                and c.body and c.body.get("remove_tag")]) == removals + 1
+    # a tag it does not have: said in the section, nothing changed
+    await page.evaluate("scrm.post(document.querySelector('.sb-tag-form').dataset.url, "
+                        "{remove: '不存在的标签'}).then(r => window.__status = r.status)")
+    await page.wait_for_function("window.__status")
+    assert await page.evaluate("window.__status") == 400
+
+
+async def test_a_viewer_sees_tags_but_cannot_edit_them(harness: Harness) -> None:
+    h = harness
+    north, _ = await seed_two_regions(h)
+    path = f"/sidebar/customers/wm-{north.number}"
+    async with logged_in(h, "zhangsan") as s:
+        assert "sb-tag-form" in await (await s.get(url(h, path))).text()  # an editor's card
+        assert await Staff.filter(userid="zhangsan").update(role="viewer") == 1
+        card = await (await s.get(url(h, path))).text()
+        assert "VIP" in card and "sb-tag-form" not in card
+        token = csrf_of(await (await s.get(url(h, "/sidebar"))).text())
+        refused = await s.post(url(h, path + "/tags"), json={"add": "高意向"},
+                               headers={"X-CSRF-Token": token})
+        assert refused.status == 403
+        no_token = await s.post(url(h, path + "/tags"), json={"add": "高意向"})
+        assert no_token.status == 403

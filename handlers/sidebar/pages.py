@@ -16,11 +16,12 @@ from aiohttp import web
 from bot.access.errors import NotFound
 from bot.app.context import PageReq, Pages
 from bot.chat.parsing import UsageError
+from bot.domain.roles import has_role
 from bot.wecom.jsapi import AGENT, CORP
-from handlers.customers.service import customer_rows
+from handlers.customers.service import apply_tags, customer_rows, remove_tags
 from handlers.tickets.service import STATUS_NAMES as TICKET_STATES
 from handlers.tickets.service import stage_name
-from models import CustomerTag, Purchase, TicketStatus
+from models import Customer, CustomerTag, Purchase, TicketStatus
 
 pages = Pages("sidebar")
 
@@ -29,6 +30,7 @@ CUSTOMER_ENTRIES = ("single_chat_tools", "contact_profile")
 # what the page asks WeCom to allow (the admin grants the app these: README)
 JS_API_LIST = ("getContext", "getCurExternalContact", "sendChatMessage")
 KINDS = {"corp": CORP, "agent": AGENT}
+TAG_ROLE = "editor"  # as /tag add and /tag rm
 
 
 @pages.page("/sidebar", title="客户侧边栏", role="viewer")
@@ -72,24 +74,69 @@ async def signature(page: PageReq) -> web.StreamResponse:
     return web.json_response(signed.as_json(), headers={"Cache-Control": "no-store"})
 
 
-@pages.page("/sidebar/customers/{external_userid}", title="侧边栏客户", role="viewer",
-            customer_data=True)
-async def customer_card(page: PageReq) -> web.StreamResponse:
-    """The customer of the chat, as far as the member's scope reaches."""
+async def chat_customer(page: PageReq) -> Customer:
+    """The customer the URL names, if the member's scope reaches them (else 404)."""
     external = page.request.match_info["external_userid"]
     customer = await page.data.customers().get_or_none(external_userid=external)
     if customer is None:
         raise NotFound("看不到这位客户：不在你的可见范围内，或还没有同步到 scrmbot。")
-    [row] = await customer_rows(page.ctx, [customer])
+    return customer
+
+
+async def tag_groups(customer: Customer) -> dict[str, list[str]]:
     groups: dict[str, list[str]] = defaultdict(list)
     for group, name in await CustomerTag.filter(customer=customer).order_by(
             "group_name", "name").values_list("group_name", "name"):
         groups[group or "未分组"].append(name)
+    return dict(groups)
+
+
+def can_edit_tags(page: PageReq) -> bool:
+    return has_role(page.member.role, TAG_ROLE)
+
+
+@pages.page("/sidebar/customers/{external_userid}", title="侧边栏客户", role="viewer",
+            customer_data=True)
+async def customer_card(page: PageReq) -> web.StreamResponse:
+    """The customer of the chat, as far as the member's scope reaches."""
+    customer = await chat_customer(page)
+    [row] = await customer_rows(page.ctx, [customer])
+    groups = await tag_groups(customer)
     tickets = await page.data.tickets().filter(customer_id=customer.id).order_by(
         "-id").limit(20)
     purchases = await Purchase.filter(customer_id=customer.id).order_by("-at").limit(5)
     return page.render(
-        "sidebar/customer.html.j2", row=row, c=customer, tag_groups=dict(groups),
+        "sidebar/customer.html.j2", row=row, c=customer, tag_groups=groups,
+        can_edit=can_edit_tags(page),
         mobile=row.mobile_for(page.member.userid), tickets=tickets, purchases=purchases,
         ticket_states=TICKET_STATES, stage_name=stage_name, open_states=(
             TicketStatus.OPEN, TicketStatus.WAITING))
+
+
+def _names(value: object) -> list[str]:
+    return [part for part in str(value or "").split() if part]
+
+
+@pages.page("/sidebar/customers/{external_userid}/tags", title="侧边栏改标签", role=TAG_ROLE,
+            customer_data=True, changes_data=True, method="POST")
+async def edit_tags(page: PageReq) -> web.StreamResponse:
+    """Add (`{"add": "VIP 门店:朝阳"}`) or remove (`{"remove": "客户等级:VIP"}`) tags, in our
+    database and in WeCom, as `/tag add` and `/tag rm` do; answers the tags section."""
+    customer = await chat_customer(page)
+    try:
+        body = await page.request.json()
+    except ValueError as exc:
+        raise UsageError("请求格式不对：应为 JSON。") from exc
+    if not isinstance(body, dict):
+        raise UsageError("请求格式不对：应为 JSON 对象。")
+    add, remove = _names(body.get("add")), _names(body.get("remove"))
+    if not add and not remove:
+        raise UsageError("请写要添加或去掉的标签。")
+    if add:
+        await apply_tags(page.ctx, customer, add, origin="sidebar", fresh=True)
+    if remove:
+        removed = await remove_tags(page.ctx, customer, remove)  # an ambiguous name: refused
+        if not removed:
+            raise UsageError(f"{customer.name} 没有这些标签：{'、'.join(remove)}")
+    return page.render("sidebar/tags.html.j2", c=customer, tag_groups=await tag_groups(customer),
+                       can_edit=True)

@@ -42,6 +42,39 @@
     });
   }
 
+  // Tags: add from the form, remove with ×; the server answers the new tags section.
+  function editTags(section, body) {
+    var error = section.querySelector(".sb-tag-error");
+    var form = section.querySelector(".sb-tag-form");
+    return scrm.post(form.dataset.url, body).then(function (r) {
+      return r.text().then(function (text) {
+        if (!r.ok) {
+          var message = text;
+          try { message = JSON.parse(text).error || text; } catch (e) { /* HTML */ }
+          if (/<[a-z]/i.test(message)) {
+            var doc = new DOMParser().parseFromString(message, "text/html");
+            message = (doc.querySelector("main") || doc.body).textContent.trim();
+          }
+          error.textContent = message || ("没有改成（HTTP " + r.status + "）");
+          error.hidden = false;
+          return;
+        }
+        section.outerHTML = text;
+      });
+    });
+  }
+  card.addEventListener("submit", function (event) {
+    var form = event.target.closest(".sb-tag-form");
+    if (!form) { return; }
+    event.preventDefault();
+    var names = form.elements.add.value.trim();
+    if (names) { editTags(form.closest(".sb-tags"), { add: names }); }
+  });
+  card.addEventListener("click", function (event) {
+    var button = event.target.closest(".sb-untag");
+    if (button) { editTags(button.closest(".sb-tags"), { remove: button.dataset.tag }); }
+  });
+
   if (!window.ww || typeof window.ww.register !== "function") {
     say("没有加载企业微信 JS-SDK：请在企业微信中从客户聊天的工具栏打开本页。", true);
     return;
