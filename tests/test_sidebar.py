@@ -15,7 +15,7 @@ from urllib.parse import quote
 from bot.devtools.console import Console
 from bot.devtools.running import Sandbox
 from bot.wecom.jsapi import js_signature
-from models import CustomerTag, Staff
+from models import Customer, CustomerTag, Staff
 from tests.console import browser_login, csrf_of, logged_in, screenshot, url
 from tests.console_records import seed_two_regions
 from tests.harness import Harness, say, start_harness, walk_in
@@ -205,3 +205,28 @@ async def test_a_viewer_sees_tags_but_cannot_edit_them(harness: Harness) -> None
         assert refused.status == 403
         no_token = await s.post(url(h, path + "/tags"), json={"add": "高意向"})
         assert no_token.status == 403
+
+
+async def test_dates_are_set_from_the_sidebar_as_by_customer_set(harness: Harness,
+                                                                 browser: Any) -> None:
+    h = harness
+    north, _ = await seed_two_regions(h)
+    page = await open_sidebar(browser, h, "zhangsan", entry="contact_profile",
+                              external=f"wm-{north.number}")
+    await page.wait_for_selector("#sb-dates")
+    await page.fill(".sb-dates-form input[name=birthday]", "1990-05-01")
+    await page.fill(".sb-dates-form input[name=baby_birthday]", "2026-10-26")
+    await page.click(".sb-dates-form button")
+    await page.wait_for_function("document.querySelector('#sb-dates').textContent"
+                                 ".includes('已保存')")
+    customer = await Customer.get(external_userid=f"wm-{north.number}")
+    assert customer.birthday is not None and customer.birthday.isoformat() == "1990-05-01"
+    assert (customer.dates or {}).get("baby_birthday") == "2026-10-26"
+    assert await page.input_value(".sb-dates-form input[name=birthday]") == "1990-05-01"
+    async with logged_in(h, "zhangsan") as s:
+        token = csrf_of(await (await s.get(url(h, "/sidebar"))).text())
+        bad = await s.post(url(h, f"/sidebar/customers/wm-{north.number}/dates"),
+                           json={"birthday": "1990-13-01"}, headers={"X-CSRF-Token": token})
+        assert bad.status == 409 and "生日应写成 1990-05-01 这样的日期" in await bad.text()
+    await customer.refresh_from_db()
+    assert customer.birthday is not None and customer.birthday.isoformat() == "1990-05-01"

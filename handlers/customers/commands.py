@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import timedelta
 
 from tortoise.functions import Count
 from tortoise.queryset import QuerySet
@@ -24,6 +24,7 @@ from handlers.customers.service import (
     mask_mobile,
     oa_window_left,
     record_purchase,
+    set_customer_details,
 )
 from handlers.customers.tags import apply_tags, refresh_corp_tags, remove_tags, shown_tag
 from models import Channel, CorpTag, Customer, CustomerTag, FollowRelation, Staff
@@ -107,30 +108,12 @@ async def customer_buy(cmd: Cmd) -> str:
                   aliases=("customer 设置",))
 async def customer_set(cmd: Cmd) -> str:
     customer = await find_one_customer(cmd.data, cmd["customer"])
-    changed = []
-    for key in ("birthday", "baby_birthday"):
-        value = cmd.args.get(key)
-        if value is None:
-            continue
-        try:
-            day = date.fromisoformat(value)
-        except ValueError:
-            raise CommandError(f"{key} 应写成 1990-05-01 这样的日期。") from None
-        if key == "birthday":
-            customer.birthday = day
-        else:
-            customer.dates = {**(customer.dates or {}), key: day.isoformat()}
-        changed.append(f"{key}={day.isoformat()}")
-    if cmd.args.get("home_store"):
-        store = cmd["home_store"]
-        if store not in cmd.ctx.rules.current.tickets.routing.stores:
-            raise CommandError(f"没有门店 {store}。")
-        customer.home_store = store
-        changed.append(f"home_store={store}")
+    changed = await set_customer_details(
+        cmd.ctx, customer, birthday=cmd.args.get("birthday"),
+        baby_birthday=cmd.args.get("baby_birthday"), home_store=cmd.args.get("home_store"))
     if not changed:
         raise CommandError("请指定 birthday=、baby_birthday= 或 home_store=。")
-    await customer.save(update_fields=["birthday", "dates", "home_store"])
-    return f"已更新 {customer.name}：{'，'.join(changed)}。"
+    return f"已更新 {customer.name}：{'，'.join(f'{k}={v}' for k, v in changed)}。"
 
 
 @commands.command("tag add", "给客户加标签（同步到企业微信）", role="editor",

@@ -7,7 +7,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from tortoise.expressions import F, Q, Subquery
@@ -256,3 +256,37 @@ async def customer_rows(ctx: BotContext, customers: Sequence[Customer]) -> list[
     return [CustomerRow(c, owners.get(c.owner_userid or "", c.owner_userid or "—"),
                         channels.get(c.source_state or "") or SOURCE_NAMES.get(c.source, "—"),
                         tuple(tags[c.id])) for c in customers]
+
+
+# --- the customer's dates and home store (chat's /customer set, the sidebar) ----------------
+
+DATE_NAMES = {"birthday": "生日", "baby_birthday": "宝宝生日"}
+
+
+async def set_customer_details(ctx: BotContext, customer: Customer, *,
+                               birthday: str | None = None, baby_birthday: str | None = None,
+                               home_store: str | None = None) -> list[tuple[str, str]]:
+    """Set the dates the care schedules read (YYYY-MM-DD) and the home store tickets are
+    routed by; None or "" leaves a field as it is. Returns (field, value) for each change;
+    a bad date or an unknown store is refused before anything is saved."""
+    changed: list[tuple[str, str]] = []
+    for key, value in (("birthday", birthday), ("baby_birthday", baby_birthday)):
+        if not value:
+            continue
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise Refusal(f"{DATE_NAMES[key]}应写成 1990-05-01 这样的日期。") from None
+        if key == "birthday":
+            customer.birthday = day
+        else:
+            customer.dates = {**(customer.dates or {}), key: day.isoformat()}
+        changed.append((key, day.isoformat()))
+    if home_store:
+        if home_store not in ctx.rules.current.tickets.routing.stores:
+            raise Refusal(f"没有门店 {home_store}。")
+        customer.home_store = home_store
+        changed.append(("home_store", home_store))
+    if changed:
+        await customer.save(update_fields=["birthday", "dates", "home_store"])
+    return changed

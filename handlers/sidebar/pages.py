@@ -18,7 +18,13 @@ from bot.app.context import PageReq, Pages
 from bot.chat.parsing import UsageError
 from bot.domain.roles import has_role
 from bot.wecom.jsapi import AGENT, CORP
-from handlers.customers.service import apply_tags, customer_rows, remove_tags
+from handlers.customers.service import (
+    DATE_NAMES,
+    apply_tags,
+    customer_rows,
+    remove_tags,
+    set_customer_details,
+)
 from handlers.tickets.service import STATUS_NAMES as TICKET_STATES
 from handlers.tickets.service import stage_name
 from models import Customer, CustomerTag, Purchase, TicketStatus
@@ -107,10 +113,20 @@ async def customer_card(page: PageReq) -> web.StreamResponse:
     purchases = await Purchase.filter(customer_id=customer.id).order_by("-at").limit(5)
     return page.render(
         "sidebar/customer.html.j2", row=row, c=customer, tag_groups=groups,
-        can_edit=can_edit_tags(page),
+        can_edit=can_edit_tags(page), note="",
         mobile=row.mobile_for(page.member.userid), tickets=tickets, purchases=purchases,
         ticket_states=TICKET_STATES, stage_name=stage_name, open_states=(
             TicketStatus.OPEN, TicketStatus.WAITING))
+
+
+async def json_body(page: PageReq) -> dict[str, object]:
+    try:
+        body = await page.request.json()
+    except ValueError as exc:
+        raise UsageError("请求格式不对：应为 JSON。") from exc
+    if not isinstance(body, dict):
+        raise UsageError("请求格式不对：应为 JSON 对象。")
+    return body
 
 
 def _names(value: object) -> list[str]:
@@ -123,12 +139,7 @@ async def edit_tags(page: PageReq) -> web.StreamResponse:
     """Add (`{"add": "VIP 门店:朝阳"}`) or remove (`{"remove": "客户等级:VIP"}`) tags, in our
     database and in WeCom, as `/tag add` and `/tag rm` do; answers the tags section."""
     customer = await chat_customer(page)
-    try:
-        body = await page.request.json()
-    except ValueError as exc:
-        raise UsageError("请求格式不对：应为 JSON。") from exc
-    if not isinstance(body, dict):
-        raise UsageError("请求格式不对：应为 JSON 对象。")
+    body = await json_body(page)
     add, remove = _names(body.get("add")), _names(body.get("remove"))
     if not add and not remove:
         raise UsageError("请写要添加或去掉的标签。")
@@ -140,3 +151,18 @@ async def edit_tags(page: PageReq) -> web.StreamResponse:
             raise UsageError(f"{customer.name} 没有这些标签：{'、'.join(remove)}")
     return page.render("sidebar/tags.html.j2", c=customer, tag_groups=await tag_groups(customer),
                        can_edit=True)
+
+
+@pages.page("/sidebar/customers/{external_userid}/dates", title="侧边栏改日期", role=TAG_ROLE,
+            customer_data=True, changes_data=True, method="POST")
+async def edit_dates(page: PageReq) -> web.StreamResponse:
+    """Set the birthday and the baby's birthday the care schedules read, as
+    `/customer set` does; answers the dates section."""
+    customer = await chat_customer(page)
+    body = await json_body(page)
+    changed = await set_customer_details(
+        page.ctx, customer, birthday=str(body.get("birthday") or ""),
+        baby_birthday=str(body.get("baby_birthday") or ""))
+    note = "已保存：" + "，".join(f"{DATE_NAMES.get(k, k)} {v}" for k, v in changed) \
+        if changed else "没有要保存的日期。"
+    return page.render("sidebar/dates.html.j2", c=customer, can_edit=True, note=note)

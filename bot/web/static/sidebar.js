@@ -44,8 +44,11 @@
 
   // Tags: add from the form, remove with ×; the server answers the new tags section.
   function editTags(section, body) {
-    var error = section.querySelector(".sb-tag-error");
-    var form = section.querySelector(".sb-tag-form");
+    return send(section, section.querySelector(".sb-tag-form"), ".sb-tag-error", body);
+  }
+  // POST a section's change; the server answers the section, or an error to show in it
+  function send(section, form, errorSelector, body) {
+    var error = section.querySelector(errorSelector);
     return scrm.post(form.dataset.url, body).then(function (r) {
       return r.text().then(function (text) {
         if (!r.ok) {
@@ -64,9 +67,15 @@
     });
   }
   card.addEventListener("submit", function (event) {
-    var form = event.target.closest(".sb-tag-form");
+    var form = event.target.closest(".sb-tag-form, .sb-dates-form");
     if (!form) { return; }
     event.preventDefault();
+    if (form.classList.contains("sb-dates-form")) {
+      send(form.closest(".sb-dates"), form, ".sb-dates-error",
+           { birthday: form.elements.birthday.value,
+             baby_birthday: form.elements.baby_birthday.value });
+      return;
+    }
     var names = form.elements.add.value.trim();
     if (names) { editTags(form.closest(".sb-tags"), { add: names }); }
   });
