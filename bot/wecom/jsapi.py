@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.domain.clock import Clock
+from bot.wecom.tokens import redis_text
 
 logger = logging.getLogger(__name__)
 
@@ -113,18 +114,13 @@ class JsTickets:
         nonce = secrets.token_urlsafe(12)
         return Signed(timestamp, nonce, js_signature(ticket, nonce, timestamp, url))
 
-    async def forget(self, kind: str) -> None:
-        """Drop the cached ticket (WeCom refused a signature made with it)."""
-        self._local.pop(kind, None)
-        await self._redis.delete(self.key(kind))
-
     async def _cached(self, kind: str) -> str | None:
         ticket, expires_at = await self._redis.hmget(self.key(kind), ["ticket", "expires_at"])
-        if not ticket or expires_at is None:
+        text, until_text = redis_text(ticket), redis_text(expires_at)
+        if not text or until_text is None:
             return None
-        text = ticket.decode() if isinstance(ticket, bytes) else str(ticket)
         try:
-            until = float(expires_at)
+            until = float(until_text)
         except ValueError:
             return None
         if self._clock.timestamp() >= until:

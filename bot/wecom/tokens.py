@@ -31,7 +31,8 @@ return 0
 """
 
 
-def _text(value: Any) -> str | None:
+def redis_text(value: Any) -> str | None:
+    """A Redis reply as text (clients answer bytes or str depending on decode_responses)."""
     if value is None:
         return None
     if isinstance(value, bytes):
@@ -75,7 +76,7 @@ class TokenCache:
     async def peek(self, secret: str) -> str | None:
         """The cached token if it is still fresh, without fetching."""
         token, expires_at = await self._redis.hmget(self.key(secret), ["token", "expires_at"])
-        token_s, expires_s = _text(token), _text(expires_at)
+        token_s, expires_s = redis_text(token), redis_text(expires_at)
         if not token_s or expires_s is None:
             return None
         try:

@@ -13,11 +13,11 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from bot.access.errors import NotFound
+from bot.access.errors import NotFound, Refusal
 from bot.app.context import PageReq, Pages
 from bot.chat.parsing import UsageError
 from bot.domain.roles import has_role
-from bot.wecom.jsapi import AGENT, CORP
+from bot.wecom.jsapi import AGENT, CORP, TicketUnavailable
 from handlers.customers.service import (
     DATE_NAMES,
     apply_tags,
@@ -36,7 +36,7 @@ CUSTOMER_ENTRIES = ("single_chat_tools", "contact_profile")
 # what the page asks WeCom to allow (the admin grants the app these: README)
 JS_API_LIST = ("getContext", "getCurExternalContact", "sendChatMessage")
 KINDS = {"corp": CORP, "agent": AGENT}
-TAG_ROLE = "editor"  # as /tag add and /tag rm
+EDIT_ROLE = "editor"  # editing a customer, as /tag add, /tag rm and /customer set
 
 
 @pages.page("/sidebar", title="客户侧边栏", role="viewer")
@@ -76,7 +76,10 @@ async def signature(page: PageReq) -> web.StreamResponse:
     kind = KINDS.get(page.arg("kind"))
     if kind is None:
         raise UsageError("kind 只能是 corp 或 agent。")
-    signed = await page.ctx.jsapi.sign(kind, signed_url(page))
+    try:
+        signed = await page.ctx.jsapi.sign(kind, signed_url(page))
+    except TicketUnavailable as exc:
+        raise Refusal("暂时取不到企业微信的 JS-SDK 票据，请稍后刷新重试。") from exc
     return web.json_response(signed.as_json(), headers={"Cache-Control": "no-store"})
 
 
@@ -97,8 +100,8 @@ async def tag_groups(customer: Customer) -> dict[str, list[str]]:
     return dict(groups)
 
 
-def can_edit_tags(page: PageReq) -> bool:
-    return has_role(page.member.role, TAG_ROLE)
+def may_edit(page: PageReq) -> bool:
+    return has_role(page.member.role, EDIT_ROLE)
 
 
 @pages.page("/sidebar/customers/{external_userid}", title="侧边栏客户", role="viewer",
@@ -113,7 +116,7 @@ async def customer_card(page: PageReq) -> web.StreamResponse:
     purchases = await Purchase.filter(customer_id=customer.id).order_by("-at").limit(5)
     return page.render(
         "sidebar/customer.html.j2", row=row, c=customer, tag_groups=groups,
-        can_edit=can_edit_tags(page), note="",
+        can_edit=may_edit(page), note="",
         mobile=row.mobile_for(page.member.userid), tickets=tickets, purchases=purchases,
         ticket_states=TICKET_STATES, stage_name=stage_name, open_states=(
             TicketStatus.OPEN, TicketStatus.WAITING))
@@ -133,7 +136,7 @@ def _names(value: object) -> list[str]:
     return [part for part in str(value or "").split() if part]
 
 
-@pages.page("/sidebar/customers/{external_userid}/tags", title="侧边栏改标签", role=TAG_ROLE,
+@pages.page("/sidebar/customers/{external_userid}/tags", title="侧边栏改标签", role=EDIT_ROLE,
             customer_data=True, changes_data=True, method="POST")
 async def edit_tags(page: PageReq) -> web.StreamResponse:
     """Add (`{"add": "VIP 门店:朝阳"}`) or remove (`{"remove": "客户等级:VIP"}`) tags, in our
@@ -153,7 +156,7 @@ async def edit_tags(page: PageReq) -> web.StreamResponse:
                        can_edit=True)
 
 
-@pages.page("/sidebar/customers/{external_userid}/dates", title="侧边栏改日期", role=TAG_ROLE,
+@pages.page("/sidebar/customers/{external_userid}/dates", title="侧边栏改日期", role=EDIT_ROLE,
             customer_data=True, changes_data=True, method="POST")
 async def edit_dates(page: PageReq) -> web.StreamResponse:
     """Set the birthday and the baby's birthday the care schedules read, as
