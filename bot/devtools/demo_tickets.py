@@ -363,9 +363,10 @@ def _place(world: World, draft: Draft) -> None:
     """Choose the ticket's opening so that its outcome holds at the sandbox's now."""
     rng, now = world.rng, world.now
     if draft.outcome == "today":
-        midnight = world.at_local(now, 0)
-        room = max(timedelta(minutes=15), min(hours(3), (now - midnight) * 0.8))
-        draft.t0 = now - uniform(rng, timedelta(minutes=10), room) - draft.close
+        # closed between local midnight and now, even just after midnight (it was pushed
+        # back to yesterday then, and the installer's page had nothing for today)
+        room = min(hours(3), (now - world.at_local(now, 0)) * 0.8)
+        draft.t0 = now - uniform(rng, min(timedelta(minutes=10), room / 2), room) - draft.close
         return
     if draft.outcome == "stuck":
         if draft.spans and draft.position is not None:
