@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.domain.compliance import ComplianceRules
 from bot.domain.periods import DEFAULT_PERIODS, Period, overlapping, parse_hhmm
 from bot.domain.routing import RoutingTable
 from bot.rules.care import CareRules, parse_care_rules
 from bot.rules.checker import Checker, RulesError
+from bot.rules.compliance import parse_compliance_rules
 from bot.rules.settlement import SettlementRules, parse_settlement_rules
+from bot.rules.sidebar import SidebarRules, parse_sidebar_rules
 from bot.rules.tickets import TicketRules, parse_ticket_rules
 
 
@@ -43,6 +46,8 @@ class Rules:
         RoutingTable((), {}, {}, "客服中心")))
     settlement: SettlementRules = field(default_factory=SettlementRules)
     care: CareRules = field(default_factory=CareRules)
+    compliance: ComplianceRules = field(default_factory=ComplianceRules)
+    sidebar: SidebarRules = field(default_factory=SidebarRules)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def region_for_departments(self, departments: list[int]) -> str | None:
@@ -63,7 +68,7 @@ class Rules:
 KNOWN_SECTIONS = {"organisation", "roles", "regions", "visit_periods", "tickets", "routing",
                   "teams", "sla", "business_hours", "stages", "stores", "settlement",
                   "commission", "rebate",
-                  "care", "digest", "outbox"}
+                  "care", "digest", "outbox", "compliance", "sidebar"}
 
 
 def parse_rules(text: str, path: str = "rules.toml", tz: str = "Asia/Shanghai") -> Rules:
@@ -119,10 +124,12 @@ def parse_rules(text: str, path: str = "rules.toml", tz: str = "Asia/Shanghai") 
     tickets = parse_ticket_rules(check, data, set(regions), ZoneInfo(tz))
     settlement = parse_settlement_rules(check, data, regions=set(regions),
                                         stores=set(tickets.routing.stores) or None)
+    compliance = parse_compliance_rules(check, data)
     return Rules(source=path, regions=regions, headquarters_departments=frozenset(hq),
                  default_role=default_role, initial_roles=initial_roles,
                  visit_periods=periods, tickets=tickets, settlement=settlement,
-                 care=parse_care_rules(check, data), raw=data)
+                 care=parse_care_rules(check, data), compliance=compliance,
+                 sidebar=parse_sidebar_rules(check, data, compliance), raw=data)
 
 
 def _visit_periods(check: Checker, data: dict[str, Any]) -> tuple[Period, ...]:
