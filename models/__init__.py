@@ -19,6 +19,7 @@ from models.contacts import CorpTag, Customer, CustomerTag, FollowRelation, Staf
 from models.group_tasks import GroupMessageReceipt
 from models.inbox import InboxEntry, InboxHandled, InboxStatus
 from models.outbox import OutboxMessage, OutboxStatus
+from models.replies import QuickReply
 from models.settlement import LedgerEntry, Payout, PayoutStatus
 from models.tickets import (
     Freeze,
@@ -33,7 +34,8 @@ from models.web import WebSession
 
 MODEL_MODULES = ["models.inbox", "models.contacts", "models.audit", "models.channels",
                  "models.tickets", "models.outbox", "models.group_tasks",
-                 "models.settlement", "models.care", "models.web", "models.boards"]
+                 "models.settlement", "models.care", "models.web", "models.boards",
+                 "models.replies"]
 
 __all__ = [
     "MODEL_MODULES",
@@ -60,6 +62,7 @@ __all__ = [
     "PayoutPeriod",
     "PayoutStatus",
     "Purchase",
+    "QuickReply",
     "RollupCursor",
     "Staff",
     "StageVisit",

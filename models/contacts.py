@@ -102,6 +102,7 @@ class FollowRelation(Model):
     class Meta:
         table = "follow_relation"
         unique_together = (("customer", "staff_userid"),)
+        indexes = (("staff_userid", "status"),)  # the customers a member follows: scope
 
 
 class CorpTag(Model):

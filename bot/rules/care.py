@@ -46,6 +46,8 @@ from bot.domain.quiet_hours import QuietHours
 from bot.rules.checker import Checker
 
 TRIGGERS = ("birthday", "date", "after_ticket", "dormant")
+TRIGGER_NAMES = {"birthday": "生日祝福", "date": "关怀提醒", "after_ticket": "满意度回访",
+                 "dormant": "沉睡唤醒"}  # as staff read a schedule's kind
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 

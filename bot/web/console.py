@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 C = TypeVar("C")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-NAV_GROUPS = ("看板", "列表", "我的")
+NAV_GROUPS = ("看板", "列表", "管理", "我的")
 
 
 @dataclass(frozen=True)

@@ -111,3 +111,7 @@ class PageRouter(Generic[C]):
                 method=method, nav=nav, order=order))
             return handler
         return register
+
+    def including(self, *others: PageRouter[C]) -> PageRouter[C]:
+        """One feature's pages kept in several modules, served as one router."""
+        return PageRouter(self.feature, [*self.specs, *(s for o in others for s in o.specs)])

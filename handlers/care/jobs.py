@@ -16,16 +16,13 @@ from datetime import date, datetime, timedelta
 from jinja2 import TemplateError
 
 from bot.app.context import BotContext
-from bot.rules.care import CareSchedule
+from bot.rules.care import TRIGGER_NAMES, CareSchedule
 from bot.store.db import atomic
 from handlers.customers.service import oa_window_left
 from models import CareRecord, Customer, Staff, Ticket, TicketStatus
 from models.contacts import CustomerStatus
 
 logger = logging.getLogger(__name__)
-
-SCHEDULE_NAMES = {"birthday": "生日祝福", "date": "关怀提醒", "after_ticket": "满意度回访",
-                  "dormant": "沉睡唤醒"}
 
 
 def _same_day_of_year(birthday: date, today: date) -> bool:
@@ -116,7 +113,7 @@ async def _owner_task(ctx: BotContext, schedule: CareSchedule, owner: str,
         return 0
     key = f"care-task:{schedule.name}:{owner}:{today}"
     names = "、".join(c.name for c, _ in customers[:10]) + ("等" if len(customers) > 10 else "")
-    label = SCHEDULE_NAMES.get(schedule.trigger, schedule.name)
+    label = TRIGGER_NAMES.get(schedule.trigger, schedule.name)
     async with atomic():  # the task, the owner's notice and the care records, together
         created = await ctx.outbox.enqueue(
             key, kind="care", channel="group_task", recipient=owner,

@@ -13,10 +13,9 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from bot.access.errors import NotFound, Refusal
+from bot.access.errors import Refusal
 from bot.app.context import PageReq, Pages
 from bot.chat.parsing import UsageError
-from bot.domain.roles import has_role
 from bot.wecom.jsapi import AGENT, CORP, TicketUnavailable
 from handlers.customers.service import (
     DATE_NAMES,
@@ -25,9 +24,11 @@ from handlers.customers.service import (
     remove_tags,
     set_customer_details,
 )
-from handlers.tickets.service import STATUS_NAMES as TICKET_STATES
-from handlers.tickets.service import stage_name
-from models import Customer, CustomerTag, Purchase, TicketStatus
+from handlers.sidebar.requests import EDIT_ROLE, chat_customer, json_body
+from handlers.sidebar.service import group_replies, library
+from handlers.sidebar.tickets import tickets_view
+from handlers.sidebar.timeline import timeline
+from models import Customer, CustomerTag, Purchase
 
 pages = Pages("sidebar")
 
@@ -36,7 +37,6 @@ CUSTOMER_ENTRIES = ("single_chat_tools", "contact_profile")
 # what the page asks WeCom to allow (the admin grants the app these: README)
 JS_API_LIST = ("getContext", "getCurExternalContact", "sendChatMessage")
 KINDS = {"corp": CORP, "agent": AGENT}
-EDIT_ROLE = "editor"  # editing a customer, as /tag add, /tag rm and /customer set
 
 
 @pages.page("/sidebar", title="客户侧边栏", role="viewer")
@@ -83,15 +83,6 @@ async def signature(page: PageReq) -> web.StreamResponse:
     return web.json_response(signed.as_json(), headers={"Cache-Control": "no-store"})
 
 
-async def chat_customer(page: PageReq) -> Customer:
-    """The customer the URL names, if the member's scope reaches them (else 404)."""
-    external = page.request.match_info["external_userid"]
-    customer = await page.data.customers().get_or_none(external_userid=external)
-    if customer is None:
-        raise NotFound("看不到这位客户：不在你的可见范围内，或还没有同步到 scrmbot。")
-    return customer
-
-
 async def tag_groups(customer: Customer) -> dict[str, list[str]]:
     groups: dict[str, list[str]] = defaultdict(list)
     for group, name in await CustomerTag.filter(customer=customer).order_by(
@@ -100,36 +91,28 @@ async def tag_groups(customer: Customer) -> dict[str, list[str]]:
     return dict(groups)
 
 
-def may_edit(page: PageReq) -> bool:
-    return has_role(page.member.role, EDIT_ROLE)
+def sees_full_mobile(page: PageReq) -> bool:
+    """Beside the customer's owner (always), the roles the rules file lets see it."""
+    return page.member.role in page.ctx.rules.current.sidebar.full_mobile_roles
 
 
 @pages.page("/sidebar/customers/{external_userid}", title="侧边栏客户", role="viewer",
             customer_data=True)
 async def customer_card(page: PageReq) -> web.StreamResponse:
-    """The customer of the chat, as far as the member's scope reaches."""
+    """The customer of the chat, as far as the member's scope reaches: the card, tags,
+    dates and purchases; the quick replies; the tickets; the timeline."""
     customer = await chat_customer(page)
     [row] = await customer_rows(page.ctx, [customer])
-    groups = await tag_groups(customer)
-    tickets = await page.data.tickets().filter(customer_id=customer.id).order_by(
-        "-id").limit(20)
     purchases = await Purchase.filter(customer_id=customer.id).order_by("-at").limit(5)
+    mobile = (customer.mobile or "-") if sees_full_mobile(page) else \
+        row.mobile_for(page.member.userid)
     return page.render(
-        "sidebar/customer.html.j2", row=row, c=customer, tag_groups=groups,
-        can_edit=may_edit(page), note="",
-        mobile=row.mobile_for(page.member.userid), tickets=tickets, purchases=purchases,
-        ticket_states=TICKET_STATES, stage_name=stage_name, open_states=(
-            TicketStatus.OPEN, TicketStatus.WAITING))
-
-
-async def json_body(page: PageReq) -> dict[str, object]:
-    try:
-        body = await page.request.json()
-    except ValueError as exc:
-        raise UsageError("请求格式不对：应为 JSON。") from exc
-    if not isinstance(body, dict):
-        raise UsageError("请求格式不对：应为 JSON 对象。")
-    return body
+        "sidebar/customer.html.j2", row=row,
+        tag_groups=await tag_groups(customer), note="",
+        mobile=mobile, purchases=purchases,
+        timeline=await timeline(customer, page.data.tickets(), page.ctx.rules.current),
+        replies=group_replies(await library(page.ctx)),
+        **await tickets_view(page, customer))
 
 
 def _names(value: object) -> list[str]:

@@ -21,6 +21,7 @@ from handlers.tickets.service import (
     PRIORITY_NAMES,
     STATUS_NAMES,
     TicketError,
+    add_note,
     assign,
     close_ticket,
     insert_stage,
@@ -31,7 +32,6 @@ from handlers.tickets.service import (
     overdue,
     pause,
     policy_of,
-    record,
     reopen,
     resume,
     stages_of,
@@ -190,8 +190,7 @@ async def ticket_assign(cmd: Cmd) -> str:
                   aliases=("ticket 备注",))
 async def ticket_note(cmd: Cmd) -> str:
     ticket = await find_ticket(cmd, cmd["ticket"])
-    await record(ticket, cmd.ctx, cmd.staff.userid, "note", cmd["text"])
-    await _respond(cmd, ticket)
+    await add_note(cmd.ctx, ticket, cmd.staff.userid, cmd["text"])
     return f"已为工单 {ticket.number} 添加备注。"
 
 

@@ -33,16 +33,16 @@ from bot.web.listing import COUNT_CAP, PAGE_SIZE, every_row, listing, newest_pag
 from handlers.settlement.service import STATUS_NAMES as PAYOUT_STATES
 from handlers.tickets.service import (
     PRIORITY_NAMES,
-    RUNG_NAMES,
     STATUS_NAMES,
     is_overdue,
     overdue,
     policy_of,
+    sla_state,
     stage_name,
     stages_of,
     ticket_words,
 )
-from models import Customer, Staff, Ticket, TicketEvent, TicketStatus
+from models import Customer, Staff, Ticket, TicketEvent
 
 console = Pages("tickets")  # the console's ticket pages (behind login)
 
@@ -102,24 +102,6 @@ class TicketRow:
     sla_class: str
 
 
-def sla_state(page: PageReq, ticket: Ticket, now: datetime) -> tuple[str, str]:
-    """(what the SLA column says, its status class): overdue exactly as `is_overdue`."""
-    if ticket.status == TicketStatus.CLOSED:
-        return "已关闭", "status-ok"
-    if ticket.status == TicketStatus.WAITING:
-        return "暂停计时（等待客户）", "status-warn"
-    if overdue(ticket, now):
-        rung = f"，已升级到{RUNG_NAMES.get(ticket.escalation, ticket.escalation)}" \
-            if ticket.escalation else ""
-        return f"已超时{rung}", "status-bad"
-    due = ticket.response_due if ticket.responded_at is None else ticket.resolution_due
-    what = "首次响应" if ticket.responded_at is None else "解决"
-    if due is None:
-        return "正常", "status-ok"
-    return (f"正常，{what}截止 {due.astimezone(page.ctx.settings.tz).strftime('%m-%d %H:%M')}",
-            "status-ok")
-
-
 def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
     return [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)]
 
@@ -135,7 +117,7 @@ async def ticket_rows(page: PageReq, tickets: Sequence[Ticket]) -> list[TicketRo
     now = page.ctx.clock.now()
     rows = []
     for t in tickets:
-        sla, sla_class = sla_state(page, t, now)
+        sla, sla_class = sla_state(t, now, page.ctx.settings.tz)
         rows.append(TicketRow(t, customers.get(t.customer_id, ""),  # type: ignore[attr-defined]
                               staff.get(t.assignee, t.assignee) if t.assignee else "待认领",
                               stage_name(t), sla, sla_class))

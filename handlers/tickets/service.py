@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from tortoise.connection import get_connection
 from tortoise.expressions import Q
@@ -153,11 +153,27 @@ async def facts_for(customer: Customer, ticket_type: str, priority: str, product
                        store=store or customer.store, home_store=customer.home_store)
 
 
+def check_ticket_fields(ticket_type: str, summary: str, product: str | None,
+                        priority: str) -> None:
+    """What every surface opening a ticket is refused alike (the columns' limits)."""
+    if not ticket_type.strip() or len(ticket_type) > 32:
+        raise TicketError("工单类型要写 1–32 个字，如 售后、安装、维修。")
+    if not summary.strip():
+        raise TicketError("请写问题描述。")
+    if len(summary) > 1000:
+        raise TicketError(f"问题描述不能超过 1000 个字（现在 {len(summary)} 个）。")
+    if product is not None and len(product) > 32:
+        raise TicketError("产品类别不能超过 32 个字。")
+    if priority not in PRIORITY_NAMES:
+        raise TicketError("优先级只能是：" + "、".join(PRIORITY_NAMES.values()))
+
+
 async def open_ticket(ctx: BotContext, *, customer: Customer, ticket_type: str, summary: str,
                       priority: str = "normal", product: str | None = None,
                       store: str | None = None, source: str = "staff",
                       actor: str = "system") -> Ticket:
     """Route, create, time and announce a new ticket."""
+    check_ticket_fields(ticket_type, summary, product, priority)
     rules = ctx.rules.current.tickets
     facts = await facts_for(customer, ticket_type, priority, product, store)
     table = rules.routing
@@ -284,6 +300,24 @@ def overdue(ticket: Ticket, now: datetime) -> bool:
                  ticket.response_due < now))
 
 
+def sla_state(ticket: Ticket, now: datetime, tz: tzinfo) -> tuple[str, str]:
+    """(what a ticket's SLA state reads, its status class): overdue exactly as
+    `is_overdue`; the console's list and the sidebar say it alike."""
+    if ticket.status == TicketStatus.CLOSED:
+        return "已关闭", "status-ok"
+    if ticket.status == TicketStatus.WAITING:
+        return "暂停计时（等待客户）", "status-warn"
+    if overdue(ticket, now):
+        rung = f"，已升级到{RUNG_NAMES.get(ticket.escalation, ticket.escalation)}" \
+            if ticket.escalation else ""
+        return f"已超时{rung}", "status-bad"
+    due = ticket.response_due if ticket.responded_at is None else ticket.resolution_due
+    what = "首次响应" if ticket.responded_at is None else "解决"
+    if due is None:
+        return "正常", "status-ok"
+    return f"正常，{what}截止 {due.astimezone(tz).strftime('%m-%d %H:%M')}", "status-ok"
+
+
 async def response_compliance(tickets: QuerySet[Ticket], since: datetime, now: datetime
                               ) -> tuple[int, int]:
     """First responses kept since `since`: (on time, counted). Counted are tickets answered
@@ -297,6 +331,16 @@ async def response_compliance(tickets: QuerySet[Ticket], since: datetime, now: d
     counted += await tickets.filter(responded_at__isnull=True, status=TicketStatus.OPEN,
                                     response_due__gte=since, response_due__lt=now).count()
     return on_time, counted
+
+
+async def add_note(ctx: BotContext, ticket: Ticket, actor: str, text: str) -> None:
+    """A note from chat or the sidebar; the assignee's (or anyone's, while unassigned)
+    first note is the first response."""
+    if not text.strip():
+        raise TicketError("请写备注内容。")
+    await record(ticket, ctx, actor, "note", text.strip()[:1000])
+    if ticket.assignee == actor or ticket.assignee is None:
+        await mark_responded(ctx, ticket, actor)
 
 
 def require_open(ticket: Ticket) -> None:

@@ -6,7 +6,9 @@ return against the tickets it issued (`/sim/jssdk/verify`, the same sha1 WeCom c
 calling `onConfigFail` / `onAgentConfigFail` on a mismatch; API calls wait for that check
 and fail without it. `getContext` answers the chosen entry, `getCurExternalContact` the
 chosen external userid (only where WeCom would: a single chat's toolbar or a customer
-detail page), `sendChatMessage` is recorded (`ww.calls`).
+detail page); `sendChatMessage` works only from a chat's toolbar, as in WeCom, and is
+recorded in the page (`ww.calls`) and in the simulator (`/sim/jssdk/sent`, the state's
+`chat_messages`), so the sandbox console can show what was sent.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from bot.devtools.simulator.state import SimState
 
 JSSDK_PATH = "/sim/jssdk.js"
 VERIFY_PATH = "/sim/jssdk/verify"
+SENT_PATH = "/sim/jssdk/sent"
 CUSTOMER_ENTRIES = ("single_chat_tools", "contact_profile")
+CHAT_ENTRIES = ("single_chat_tools", "group_chat_tools")  # where sendChatMessage works
 
 _SCRIPT = """// scrmbot simulator: a stand-in for @wecom/jssdk (sandbox and tests only)
 window.ww = (function () {
   "use strict";
-  var ENTRY = __ENTRY__, EXTERNAL = __EXTERNAL__, VERIFY = __VERIFY__,
-      CUSTOMER_ENTRIES = __CUSTOMER_ENTRIES__;
+  var ENTRY = __ENTRY__, EXTERNAL = __EXTERNAL__, VERIFY = __VERIFY__, SENT = __SENT__,
+      CUSTOMER_ENTRIES = __CUSTOMER_ENTRIES__, CHAT_ENTRIES = __CHAT_ENTRIES__;
   var calls = [], ready = null;
   function check(kind, factory) {
     return Promise.resolve(factory(location.href)).then(function (s) {
@@ -62,17 +66,22 @@ window.ww = (function () {
         return { errMsg: "getCurExternalContact:ok", userId: EXTERNAL }; });
     },
     sendChatMessage: function (p) {
-      calls.push({ sendChatMessage: p });
-      return Promise.resolve({ errMsg: "sendChatMessage:ok" });
+      if (!ready || CHAT_ENTRIES.indexOf(ENTRY) < 0) { return fail("sendChatMessage"); }
+      return ready.then(function () {
+        calls.push({ sendChatMessage: p });
+        return fetch(SENT, { method: "POST", body: JSON.stringify(
+          { entry: ENTRY, external_userid: EXTERNAL, message: p }) });
+      }).then(function () { return { errMsg: "sendChatMessage:ok" }; });
     }
   };
 })();
 """
 
 
-def stand_in_script(entry: str, external: str, verify_url: str) -> str:
+def stand_in_script(entry: str, external: str, verify_url: str, sent_url: str) -> str:
     values = {"__ENTRY__": entry, "__EXTERNAL__": external, "__VERIFY__": verify_url,
-              "__CUSTOMER_ENTRIES__": list(CUSTOMER_ENTRIES)}
+              "__SENT__": sent_url, "__CUSTOMER_ENTRIES__": list(CUSTOMER_ENTRIES),
+              "__CHAT_ENTRIES__": list(CHAT_ENTRIES)}
     script = _SCRIPT
     for name, value in values.items():
         script = script.replace(name, json.dumps(value))
@@ -81,9 +90,10 @@ def stand_in_script(entry: str, external: str, verify_url: str) -> str:
 
 def setup_jssdk(app: web.Application, state: SimState) -> None:
     async def jssdk(request: web.Request) -> web.Response:
-        verify = f"{request.scheme}://{request.host}{VERIFY_PATH}"
+        base = f"{request.scheme}://{request.host}"
         body = stand_in_script(request.query.get("entry", "single_chat_tools"),
-                               request.query.get("external", ""), verify)
+                               request.query.get("external", ""), base + VERIFY_PATH,
+                               base + SENT_PATH)
         return web.Response(text=body, content_type="application/javascript",
                             headers={"Cache-Control": "no-store"})
 
@@ -99,5 +109,15 @@ def setup_jssdk(app: web.Application, state: SimState) -> None:
             ok = hashlib.sha1(text.encode("utf-8")).hexdigest() == q.get("signature")
         return web.json_response({"ok": ok}, headers={"Access-Control-Allow-Origin": "*"})
 
+    async def sent(request: web.Request) -> web.Response:
+        """A message the page sent into the chat (a plain POST: no CORS pre-flight)."""
+        try:
+            body = json.loads(await request.text())
+        except ValueError:
+            return web.json_response({"ok": False}, status=400)
+        state.chat_messages.append({**body, "at": state.timestamp()})
+        return web.json_response({"ok": True}, headers={"Access-Control-Allow-Origin": "*"})
+
     app.router.add_get(JSSDK_PATH, jssdk)
+    app.router.add_post(SENT_PATH, sent)
     app.router.add_get(VERIFY_PATH, verify)

@@ -265,6 +265,8 @@ class SimState:
         # JS-SDK tickets: kind ("corp", "agent") → (ticket, expires at); fetch times per kind
         self.js_tickets: dict[str, tuple[str, float]] = {}
         self.js_ticket_fetches: dict[str, deque[float]] = {}
+        # what pages sent into chats through the stand-in JS-SDK's sendChatMessage
+        self.chat_messages: list[dict[str, Any]] = []
         self.sent_messages: list[dict[str, Any]] = []
         # message/send with enable_duplicate_check: identical body → (first sent, msgid)
         self.duplicate_checks: dict[str, tuple[float, str]] = {}

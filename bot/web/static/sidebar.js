@@ -52,13 +52,7 @@
     return scrm.post(form.dataset.url, body).then(function (r) {
       return r.text().then(function (text) {
         if (!r.ok) {
-          var message = text;
-          try { message = JSON.parse(text).error || text; } catch (e) { /* HTML */ }
-          if (/<[a-z]/i.test(message)) {
-            var doc = new DOMParser().parseFromString(message, "text/html");
-            message = (doc.querySelector("main") || doc.body).textContent.trim();
-          }
-          error.textContent = message || ("没有改成（HTTP " + r.status + "）");
+          error.textContent = message(r, text);
           error.hidden = false;
           return;
         }
@@ -66,21 +60,171 @@
       });
     });
   }
+  function message(r, text) {
+    var m = text;
+    try { m = JSON.parse(text).error || text; } catch (e) { /* HTML */ }
+    if (/<[a-z]/i.test(m)) {
+      var doc = new DOMParser().parseFromString(m, "text/html");
+      m = (doc.querySelector("main") || doc.body).textContent.trim();
+    }
+    return m || ("没有完成（HTTP " + r.status + "）");
+  }
+  var FORMS = ".sb-tag-form, .sb-dates-form, .sb-ticket-form, .sb-note-form";
   card.addEventListener("submit", function (event) {
-    var form = event.target.closest(".sb-tag-form, .sb-dates-form");
+    var form = event.target.closest(FORMS);
     if (!form) { return; }
     event.preventDefault();
+    var el = form.elements;
     if (form.classList.contains("sb-dates-form")) {
       send(form.closest(".sb-dates"), form, ".sb-dates-error",
-           { birthday: form.elements.birthday.value,
-             baby_birthday: form.elements.baby_birthday.value });
-      return;
+           { birthday: el.birthday.value, baby_birthday: el.baby_birthday.value });
+    } else if (form.classList.contains("sb-ticket-form")) {
+      send(form.closest("#sb-tickets"), form, ".sb-tickets-error",
+           { type: el.type.value, priority: el.priority.value, product: el.product.value,
+             summary: el.summary.value });
+    } else if (form.classList.contains("sb-note-form")) {
+      send(form.closest("#sb-tickets"), form, ".sb-tickets-error", { text: el.text.value });
+    } else {
+      var names = el.add.value.trim();
+      if (names) { editTags(form.closest(".sb-tags"), { add: names }); }
     }
-    var names = form.elements.add.value.trim();
-    if (names) { editTags(form.closest(".sb-tags"), { add: names }); }
+  });
+
+  // Tabs: 客户 · 话术 · 工单 · 动态
+  function showTab(name) {
+    card.querySelectorAll(".sb-tabs button").forEach(function (b) {
+      b.classList.toggle("on", b.dataset.tab === name);
+    });
+    card.querySelectorAll(".sb-pane").forEach(function (p) { p.hidden = p.dataset.pane !== name; });
+  }
+
+  // Quick replies: search as you type; every send is checked against the compliance rules
+  function filterReplies(query) {
+    var words = query.toLowerCase().split(/\s+/).filter(Boolean), shown = 0;
+    card.querySelectorAll(".sb-reply-group").forEach(function (group) {
+      var inGroup = 0;
+      group.querySelectorAll(".sb-reply").forEach(function (reply) {
+        var hit = words.every(function (w) { return reply.dataset.search.indexOf(w) >= 0; });
+        reply.hidden = !hit;
+        inGroup += hit ? 1 : 0;
+      });
+      group.hidden = inGroup === 0;
+      shown += inGroup;
+    });
+    var none = card.querySelector(".sb-no-match");
+    if (none) { none.hidden = shown > 0; }
+  }
+  function customerId() {
+    var el = document.getElementById("sb-customer");
+    return el ? el.dataset.externalUserid : "";
+  }
+  function sentNote(text, isError) {
+    var el = document.getElementById("sb-sent");
+    el.textContent = text;
+    el.className = "sb-sent " + (isError ? "error" : "muted");
+    el.hidden = false;
+  }
+  function deliver(text, replyId) {
+    return ww.sendChatMessage({ msgtype: "text", text: { content: text } }).then(function () {
+      document.getElementById("sb-check").hidden = true;
+      sentNote("已发送到聊天。");
+      if (replyId) { scrm.post("/sidebar/replies/" + replyId + "/sent.json", {}); }
+    }, function (err) {
+      sentNote("没有发出去" + (err && err.errMsg ? "（" + err.errMsg + "）" : "") +
+               "：请从客户单聊的工具栏打开侧边栏再发送。", true);
+    });
+  }
+  function postJson(url, body) {
+    return scrm.post(url, body).then(function (r) {
+      return r.text().then(function (text) {
+        if (!r.ok) { throw new Error(message(r, text)); }
+        return JSON.parse(text);
+      });
+    });
+  }
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+  function showVerdict(text, replyId, verdict) {
+    var box = document.getElementById("sb-check");
+    box.innerHTML = "";
+    box.className = "sb-check" + (verdict.blocked ? " blocked" : "");
+    box.appendChild(el("strong", "", verdict.blocked ? "含禁用语，暂不能发送" : "发送前请留意"));
+    var list = el("ul");
+    verdict.lines.forEach(function (line) { list.appendChild(el("li", "", line)); });
+    box.appendChild(list);
+    if (verdict.suggestion) {
+      box.appendChild(el("div", "muted", "建议改为："));
+      box.appendChild(el("div", "suggestion", verdict.suggestion));
+      var use = el("button", "button sb-use-suggestion", "用建议文本");
+      use.type = "button";
+      use.addEventListener("click", function () {
+        var draft = document.getElementById("sb-draft-text");
+        draft.value = verdict.suggestion;
+        box.hidden = true;
+        draft.focus();
+      });
+      box.appendChild(use);
+    }
+    if (!verdict.blocked) {
+      var anyway = el("button", "link sb-send-anyway", "仍然发送");
+      anyway.type = "button";
+      anyway.addEventListener("click", function () { deliver(text, replyId); });
+      box.appendChild(anyway);
+    } else if (verdict.may_override) {
+      var reason = el("input", "sb-override-reason");
+      reason.placeholder = "仍要发送的理由（记入审计）";
+      reason.setAttribute("aria-label", "理由");
+      var confirm = el("button", "button sb-override", "确认发送（记入审计）");
+      confirm.type = "button";
+      var problem = el("p", "error sb-override-error");
+      problem.hidden = true;
+      confirm.addEventListener("click", function () {
+        postJson("/sidebar/replies/override.json",
+                 { text: text, reason: reason.value, customer: customerId() }).then(function () {
+          return deliver(text, replyId);
+        }).catch(function (err) { problem.textContent = err.message; problem.hidden = false; });
+      });
+      [reason, confirm, problem].forEach(function (n) { box.appendChild(n); });
+    } else {
+      box.appendChild(el("p", "error", "只有" + verdict.override_role +
+                                       "及以上可以确认后发送。请按提示修改后再发。"));
+    }
+    box.hidden = false;
+  }
+  function checkAndSend(text, replyId) {
+    document.getElementById("sb-sent").hidden = true;
+    return postJson("/sidebar/replies/check.json", { text: text }).then(function (verdict) {
+      if (verdict.clean) { return deliver(text, replyId); }
+      showVerdict(text, replyId, verdict);
+    }).catch(function (err) { sentNote(err.message, true); });
+  }
+  card.addEventListener("input", function (event) {
+    if (event.target.id === "sb-reply-search") { filterReplies(event.target.value); }
   });
   card.addEventListener("click", function (event) {
-    var button = event.target.closest(".sb-untag");
+    var target = event.target;
+    var tab = target.closest(".sb-tabs button");
+    if (tab) { showTab(tab.dataset.tab); return; }
+    var reply = target.closest(".sb-reply");
+    if (reply && target.closest(".sb-send-reply")) {
+      checkAndSend(reply.querySelector(".sb-reply-text").textContent, reply.dataset.replyId);
+      return;
+    }
+    if (reply && target.closest(".sb-draft-reply")) {
+      var draft = document.getElementById("sb-draft-text");
+      draft.value = reply.querySelector(".sb-reply-text").textContent;
+      draft.focus();
+      return;
+    }
+    if (target.id === "sb-draft-send") {
+      checkAndSend(document.getElementById("sb-draft-text").value, null);
+      return;
+    }
+    var button = target.closest(".sb-untag");
     if (button) { editTags(button.closest(".sb-tags"), { remove: button.dataset.tag }); }
   });
 

@@ -1,0 +1,74 @@
+"""Tickets beside the chat: the customer's open and past tickets with their stage line and
+SLA state, a ticket opened (routed and timed exactly as `/ticket open`) and a note added
+(as `/ticket note`)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.access.errors import NotFound
+from bot.app.context import PageReq, Pages
+from handlers.sidebar.requests import EDIT_ROLE, chat_customer, json_body, may_edit, text_of
+from handlers.tickets.service import (
+    OPEN_STATES,
+    PRIORITY_NAMES,
+    STATUS_NAMES,
+    add_note,
+    open_ticket,
+    sla_state,
+    stages_of,
+)
+from models import Customer, Ticket
+
+pages = Pages("sidebar")
+SHOWN = 20  # tickets listed, newest first
+
+
+def ticket_types(page: PageReq) -> list[str]:
+    """The types the rules know (pipelines, keywords, routing), offered as suggestions; any
+    other type is allowed, as in chat."""
+    rules = page.ctx.rules.current.tickets
+    types = [*rules.pipelines, *rules.keywords.values(),
+             *(t for r in rules.routing.rules for t in r.conditions.get("type", ()))]
+    return list(dict.fromkeys(types))
+
+
+async def tickets_view(page: PageReq, customer: Customer, note: str = "") -> dict[str, object]:
+    tickets = await page.data.tickets().filter(customer_id=customer.id).order_by(
+        "-id").limit(SHOWN)
+    now, tz = page.ctx.clock.now(), page.ctx.settings.tz
+    return {"c": customer, "tickets": [(t, stages_of(t), *sla_state(t, now, tz))
+                                       for t in tickets],
+            "open_states": OPEN_STATES, "ticket_states": STATUS_NAMES,
+            "priorities": PRIORITY_NAMES, "types": ticket_types(page),
+            "can_edit": may_edit(page), "tickets_note": note}
+
+
+@pages.page("/sidebar/customers/{external_userid}/tickets", title="侧边栏开工单",
+            role=EDIT_ROLE, customer_data=True, changes_data=True, method="POST")
+async def open_from_sidebar(page: PageReq) -> web.StreamResponse:
+    """`{"type", "summary", "priority", "product"}`: a ticket for the chat's customer."""
+    customer = await chat_customer(page)
+    body = await json_body(page)
+    ticket = await open_ticket(
+        page.ctx, customer=customer, ticket_type=text_of(body, "type"),
+        summary=text_of(body, "summary"), priority=text_of(body, "priority") or "normal",
+        product=text_of(body, "product") or None, source="sidebar",
+        actor=page.member.userid)
+    who = f"已分派给 {ticket.assignee}" if ticket.assignee else f"在「{ticket.team}」排队"
+    return page.render("sidebar/tickets.html.j2", **await tickets_view(
+        page, customer, f"已开工单 {ticket.number}（{ticket.team}），{who}。"))
+
+
+@pages.page("/sidebar/tickets/{number}/notes", title="侧边栏工单备注", role=EDIT_ROLE,
+            customer_data=True, changes_data=True, method="POST")
+async def note_from_sidebar(page: PageReq) -> web.StreamResponse:
+    """`{"text"}`: a note on an open ticket the member's scope reaches."""
+    ticket: Ticket | None = await page.data.tickets().get_or_none(
+        number=page.request.match_info["number"])
+    if ticket is None:
+        raise NotFound("没有这张工单，或不在你的可见范围内。")
+    await add_note(page.ctx, ticket, page.member.userid, text_of(await json_body(page), "text"))
+    customer = await Customer.get(id=ticket.customer_id)  # type: ignore[attr-defined]
+    return page.render("sidebar/tickets.html.j2", **await tickets_view(
+        page, customer, f"已为工单 {ticket.number} 添加备注。"))
