@@ -17,7 +17,8 @@ from bot.app.keys import context_key
 from bot.chat.commands import CommandRegistry
 from bot.chat.runner import ChatRunner
 from bot.domain.scope import Scope
-from models import Channel, Customer, Payout, Staff, Ticket
+from models import Channel, Customer, FollowRelation, Payout, Staff, Ticket
+from models.contacts import RelationStatus
 from tests.harness import Harness, say
 
 REGIONS = ("华北", "华东", None)
@@ -99,6 +100,14 @@ async def test_the_scope_policy_and_its_query_filters_agree(harness: Harness) ->
         rule_version=1, channel="普通通道", base_fen=0, total_fen=0, payout_fen=0,
         installer_fen=0, status="approved", period="2026-11", created_at=harness.clock.now())
         for i, (t, s) in enumerate(zip(tickets, specs, strict=True))]
+    rng = random.Random(11)
+    follows: dict[int, list[str]] = {c.id: [] for c in customers}
+    for c in customers:
+        for member in rng.sample(MEMBERS, rng.randint(0, 2)):
+            status = rng.choice(list(RelationStatus))
+            await FollowRelation.create(customer=c, staff_userid=member, status=status)
+            if status in (RelationStatus.ACTIVE, RelationStatus.HALF):
+                follows[c.id].append(member)
     channels = [await Channel.create(name=f"渠道{i}", state=f"chprobe{i}", region=s["region"],
                                      created_by=s["created_by"], created_at=harness.clock.now())
                 for i, s in enumerate(specs)]
@@ -109,7 +118,8 @@ async def test_the_scope_policy_and_its_query_filters_agree(harness: Harness) ->
         assignees = {c.id: [t.assignee for t in tickets if t.customer_id == c.id]  # type: ignore[attr-defined]
                      for c in customers}
         assert seen == {c.id for c in customers if scope.sees_customer(
-            region=c.region, owner=c.owner_userid, ticket_assignees=assignees[c.id])}, \
+            region=c.region, owner=c.owner_userid, ticket_assignees=assignees[c.id],
+            followers=follows[c.id])}, \
             (scope, "customers")
         seen = set(await data.tickets().values_list("id", flat=True))
         owners = {c.id: c.owner_userid for c in customers}

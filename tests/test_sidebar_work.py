@@ -9,7 +9,8 @@ from typing import Any
 
 from bot.app.keys import context_key
 from handlers.sidebar.service import OVERRIDE_ACTION
-from models import AuditEntry, QuickReply, Ticket, TicketEvent
+from models import AuditEntry, Customer, FollowRelation, QuickReply, Ticket, TicketEvent
+from models.contacts import RelationStatus
 from tests.console import browser_login, csrf_of, logged_in, screenshot, url
 from tests.console_records import seed_two_regions
 from tests.harness import Harness, say
@@ -190,3 +191,20 @@ async def test_admins_keep_the_library_in_the_console(harness: Harness,
     # a viewer cannot open it
     async with logged_in(h, "zhangsan") as s:
         assert (await s.get(url(h, "/replies"))).status == 403
+
+
+async def test_a_follower_outside_the_region_sees_the_customer_while_following(
+        harness: Harness) -> None:
+    h = harness
+    _, east = await seed_two_regions(h)  # 华东, owned by lisi; zhaoliu manages 华北
+    path = url(h, f"/sidebar/customers/wm-{east.number}")
+    customer = await Customer.get(external_userid=f"wm-{east.number}")
+    async with logged_in(h, "zhaoliu") as s:
+        assert (await s.get(path)).status == 404
+        relation = await FollowRelation.create(customer=customer, staff_userid="zhaoliu",
+                                               status=RelationStatus.ACTIVE)
+        card = await s.get(path)
+        assert card.status == 200 and east.name in await card.text()
+        relation.status = RelationStatus.DELETED_BY_CUSTOMER
+        await relation.save()
+        assert (await s.get(path)).status == 404

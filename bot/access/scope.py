@@ -12,7 +12,10 @@ from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
 from bot.domain.scope import Scope
-from models import Channel, Customer, Payout, Ticket
+from models import Channel, Customer, FollowRelation, Payout, Ticket
+from models.contacts import RelationStatus
+
+LIVE_RELATIONS = (RelationStatus.ACTIVE, RelationStatus.HALF)  # as WeCom counts a contact
 
 
 def _visible(scope: Scope, *mine: Q) -> Q:
@@ -30,7 +33,10 @@ class ScopedData:
     def customer_filter(self) -> Q:
         me = self.scope.member
         handled = Subquery(Ticket.filter(assignee=me).values("customer_id"))
-        return _visible(self.scope, Q(owner_userid=me), Q(id__in=handled))
+        followed = Subquery(FollowRelation.filter(
+            staff_userid=me, status__in=LIVE_RELATIONS).values("customer_id"))
+        return _visible(self.scope, Q(owner_userid=me), Q(id__in=handled),
+                        Q(id__in=followed))
 
     def ticket_filter(self) -> Q:
         # the customers owned as a subquery, not a join: a join makes every scoped ticket

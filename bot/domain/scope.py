@@ -1,8 +1,9 @@
 """Region scope as a pure value: which region-scoped records a member may see.
 
 Admins and headquarters staff see every region. Everyone else sees their own region's
-records, plus the ones tied to them: customers they own or handle a ticket of (an Official
-Account follower has no region, but whoever handles their ticket must find them), tickets
+records, plus the ones tied to them: customers they own, follow in WeCom (a live
+relationship: the sidebar beside their chat must show them) or handle a ticket of (an
+Official Account follower has no region, but whoever handles their ticket must find them), tickets
 assigned to or opened by them, their own payouts, channels they created. Aggregate figures
 are not scoped: a 华北 manager may compare regions but never read 华南's customers. The
 ORM adapter in `bot/access/scope.py` turns these predicates into query filters; both are
@@ -30,9 +31,11 @@ class Scope:
         return self.all_regions or (region is not None and region == self.region)
 
     def sees_customer(self, *, region: str | None, owner: str | None,
-                      ticket_assignees: Collection[str | None] = ()) -> bool:
+                      ticket_assignees: Collection[str | None] = (),
+                      followers: Collection[str] = ()) -> bool:
+        """`followers`: members with a live WeCom relationship to the customer."""
         return self.sees_region(region) or owner == self.member or \
-            self.member in ticket_assignees
+            self.member in ticket_assignees or self.member in followers
 
     def sees_ticket(self, *, region: str | None, assignee: str | None,
                     customer_owner: str | None, created_by: str | None) -> bool:
