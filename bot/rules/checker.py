@@ -48,6 +48,24 @@ class Checker:
             raise self.fail(f"{where}.{key}", 'expected a list of names, e.g. ["北京", "天津"]')
         return value
 
+    def entries(self, section: dict[str, Any], key: str, where: str, keys: set[str]
+                ) -> list[tuple[str, dict[str, Any]]]:
+        """`[[where.key]]` tables, each with only `keys`: (its key path, the table)."""
+        items = section.get(key, [])
+        if not isinstance(items, list):
+            raise self.fail(f"{where}.{key}", f"expected [[{where}.{key}]] entries")
+        out = []
+        for i, spec in enumerate(items):
+            at = f"{where}.{key}[{i}]"
+            if not isinstance(spec, dict):
+                raise self.fail(at, f"expected a table with {', '.join(sorted(keys))}")
+            unknown = set(spec) - keys
+            if unknown:
+                raise self.fail(f"{at}.{sorted(unknown)[0]}",
+                                f"unknown key; expected {', '.join(sorted(keys))}")
+            out.append((at, spec))
+        return out
+
     def role(self, value: Any, where: str) -> str:
         if value not in ROLES:
             raise self.fail(where, f"unknown role {value!r}; expected one of {', '.join(ROLES)}")

@@ -37,24 +37,6 @@ def _text(check: Checker, spec: dict[str, Any], key: str, where: str) -> str:
     return value.strip()
 
 
-def _entries(check: Checker, section: dict[str, Any], key: str, keys: set[str]
-             ) -> list[tuple[str, dict[str, Any]]]:
-    entries = section.get(key, [])
-    if not isinstance(entries, list):
-        raise check.fail(f"compliance.{key}", f"expected [[compliance.{key}]] entries")
-    out = []
-    for i, spec in enumerate(entries):
-        where = f"compliance.{key}[{i}]"
-        if not isinstance(spec, dict):
-            raise check.fail(where, "expected a table")
-        unknown = set(spec) - keys
-        if unknown:
-            raise check.fail(f"{where}.{sorted(unknown)[0]}",
-                             f"unknown key; expected {', '.join(sorted(keys))}")
-        out.append((where, spec))
-    return out
-
-
 def _phrases(check: Checker, where: str, spec: dict[str, Any]) -> list[Phrase]:
     category = _text(check, spec, "category", where)
     level = spec.get("level", "forbidden")
@@ -90,7 +72,7 @@ def parse_compliance_rules(check: Checker, data: dict[str, Any]) -> ComplianceRu
     override = check.role(section.get("override_role", "approver"), "compliance.override_role")
     phrases: list[Phrase] = []
     seen: dict[str, str] = {}
-    for where, spec in _entries(check, section, "phrases", PHRASE_KEYS):
+    for where, spec in check.entries(section, "phrases", "compliance", PHRASE_KEYS):
         for phrase in _phrases(check, where, spec):
             if phrase.text in seen:
                 raise check.fail(f"{where}.words", f"{phrase.text!r} is already listed in "
@@ -98,7 +80,7 @@ def parse_compliance_rules(check: Checker, data: dict[str, Any]) -> ComplianceRu
             seen[phrase.text] = where
             phrases.append(phrase)
     disclaimers = []
-    for where, spec in _entries(check, section, "disclaimers", DISCLAIMER_KEYS):
+    for where, spec in check.entries(section, "disclaimers", "compliance", DISCLAIMER_KEYS):
         triggers = check.str_list(spec, "when", where)
         if not triggers:
             raise check.fail(f"{where}.when", 'list the words that require it, e.g. ["分期"]')

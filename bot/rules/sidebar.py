@@ -51,18 +51,8 @@ def parse_sidebar_rules(check: Checker, data: dict[str, Any],
                          "unknown key; expected full_mobile_roles or quick_replies")
     roles = tuple(check.role(r, f"sidebar.full_mobile_roles[{i}]")
                   for i, r in enumerate(check.str_list(section, "full_mobile_roles", "sidebar")))
-    entries = section.get("quick_replies", [])
-    if not isinstance(entries, list):
-        raise check.fail("sidebar.quick_replies", "expected [[sidebar.quick_replies]] entries")
     seeds: list[ReplySeed] = []
-    for i, spec in enumerate(entries):
-        where = f"sidebar.quick_replies[{i}]"
-        if not isinstance(spec, dict):
-            raise check.fail(where, "expected a table with group, title and text")
-        unknown = set(spec) - REPLY_KEYS
-        if unknown:
-            raise check.fail(f"{where}.{sorted(unknown)[0]}",
-                             "unknown key; expected group, title or text")
+    for where, spec in check.entries(section, "quick_replies", "sidebar", REPLY_KEYS):
         values = []
         for key, limit in (("group", 32), ("title", 64), ("text", MAX_REPLY)):
             value = spec.get(key)

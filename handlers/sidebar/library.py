@@ -24,8 +24,9 @@ async def _form(page: PageReq) -> dict[str, str]:
 async def _render(page: PageReq, *, error: str = "", typed: dict[str, str] | None = None,
                   editing: int | None = None, status: int = 200) -> web.StreamResponse:
     query = page.arg("q") if typed is None else typed.get("q", "")
-    replies = await library(page.ctx, query)
-    retired = await library(page.ctx, query, retired=True)
+    every = await library(page.ctx, query, retired=None)
+    replies = [r for r in every if r.active]
+    retired = [r for r in every if not r.active]
     response = page.render("sidebar/library.html.j2", reply_groups=group_replies(replies),
                            retired=retired, q=query, error=error, typed=typed or {},
                            editing=editing, total=len(replies))

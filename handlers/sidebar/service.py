@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F, Q
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from bot.access.errors import NotFound, Refusal
@@ -52,11 +52,13 @@ def _matches(reply: QuickReply, words: list[str]) -> bool:
     return all(word in haystack for word in words)
 
 
-async def library(ctx: BotContext, query: str = "", *, retired: bool = False
+async def library(ctx: BotContext, query: str = "", *, retired: bool | None = False
                   ) -> list[QuickReply]:
-    """Active replies by group and title; every word of `query` in group, title or text."""
+    """Active (or retired, or with `retired=None` all) replies by group and title; every
+    word of `query` in group, title or text."""
     await ensure_seeded(ctx)
-    replies = await QuickReply.filter(active=not retired).order_by("group_name", "title")
+    chosen = QuickReply.all() if retired is None else QuickReply.filter(active=not retired)
+    replies = await chosen.order_by("group_name", "title")
     words = query.casefold().split()
     return [r for r in replies if _matches(r, words)] if words else replies
 
@@ -166,4 +168,4 @@ async def override(ctx: BotContext, actor: str, role: str, text: str, customer: 
 
 async def count_sent(reply_id: int) -> None:
     """A library reply went into a chat: the console shows which replies are used."""
-    await QuickReply.filter(Q(id=reply_id)).update(sent_count=F("sent_count") + 1)
+    await QuickReply.filter(id=reply_id).update(sent_count=F("sent_count") + 1)
