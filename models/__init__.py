@@ -18,6 +18,7 @@ from models.channels import Channel, ChannelScan, WelcomeSend
 from models.contacts import CorpTag, Customer, CustomerTag, FollowRelation, Staff
 from models.group_tasks import GroupMessageReceipt
 from models.inbox import InboxEntry, InboxHandled, InboxStatus
+from models.orders import Order, OrderImport, ShopCursor
 from models.outbox import OutboxMessage, OutboxStatus
 from models.replies import QuickReply
 from models.settlement import LedgerEntry, Payout, PayoutStatus
@@ -35,7 +36,7 @@ from models.web import WebSession
 MODEL_MODULES = ["models.inbox", "models.contacts", "models.audit", "models.channels",
                  "models.tickets", "models.outbox", "models.group_tasks",
                  "models.settlement", "models.care", "models.web", "models.boards",
-                 "models.replies"]
+                 "models.replies", "models.orders"]
 
 __all__ = [
     "MODEL_MODULES",
@@ -55,6 +56,8 @@ __all__ = [
     "InboxStatus",
     "JobRun",
     "LedgerEntry",
+    "Order",
+    "OrderImport",
     "OutboxMessage",
     "OutboxStatus",
     "OverdueDay",
@@ -64,6 +67,7 @@ __all__ = [
     "Purchase",
     "QuickReply",
     "RollupCursor",
+    "ShopCursor",
     "Staff",
     "StageVisit",
     "StageWindow",

@@ -16,6 +16,7 @@ class Purchase(Model):
     at = fields.DatetimeField()
     source = fields.CharField(max_length=32, default="staff")
     recorded_by = fields.CharField(max_length=64, default="")
+    order_id = fields.BigIntField(null=True, db_index=True)  # an order's paid amount or refund
 
     class Meta:
         table = "purchase"

@@ -66,6 +66,9 @@ class Customer(Model):
     first_contact_at = fields.DatetimeField(null=True)
     last_purchase_at = fields.DatetimeField(null=True)
     lifetime_spend_fen = fields.BigIntField(default=0)
+    # What created a customer who is not (yet) a WeCom contact: "order:<source>:<shop>:<number>"
+    # for a buyer first seen in an order. Unique, so a batch of new buyers finds its rows.
+    origin_key = fields.CharField(max_length=160, null=True, unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -1,4 +1,4 @@
-"""The `scrmbot` command: serve, migrate, simulator, sandbox, inbox, outbox, settle."""
+"""The `scrmbot` command: serve, migrate, simulator, sandbox, inbox, outbox, orders, settle."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bot.app.settings import ConfigError, Settings, load_settings
 from bot.rules.checker import RulesError
@@ -199,6 +200,68 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return _run_db_command(settings, listing)
 
 
+def cmd_orders(args: argparse.Namespace) -> int:
+    """`scrmbot orders import FILE --source …`: a progress bar on stderr, the report on
+    stdout; exits 1 if any row was refused or the import stopped, 2 if it could not start."""
+    from bot.access.errors import Refusal
+    from bot.app.factory import standalone_context
+    from handlers.orders.importer import import_file
+
+    settings = _settings()
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"scrmbot: 找不到文件 {path}", file=sys.stderr)
+        return 2
+    bar = _ProgressBar(sys.stderr)
+
+    async def work() -> int:
+        async with standalone_context(settings) as ctx:
+            report = await import_file(ctx, path, source=args.source, shop=args.shop,
+                                       started_by=args.by, on_progress=bar.show)
+        bar.end()
+        for line in report.lines():
+            print(line)
+        print(f"用时 {report.seconds:.1f} 秒（{report.rows / max(report.seconds, 0.001):,.0f} "
+              f"行/秒）")
+        return 1 if report.failed or report.counts.refused else 0
+
+    try:
+        return asyncio.run(work())
+    except Refusal as exc:
+        bar.end()
+        print(f"scrmbot: {exc}", file=sys.stderr)
+        return 2
+    except RulesError as exc:
+        print(f"scrmbot: rules error: {exc}", file=sys.stderr)
+        return 2
+
+
+class _ProgressBar:
+    """`[#####.....]  48%  96,000 行` redrawn in place on a terminal, a line per 10% else."""
+
+    def __init__(self, out: Any, width: int = 30) -> None:
+        self.out, self.width = out, width
+        self.tty = bool(getattr(out, "isatty", lambda: False)())
+        self.last_tenth = -1
+        self.drawn = False
+
+    def show(self, fraction: float, rows: int) -> None:
+        filled = int(fraction * self.width)
+        text = f"[{'#' * filled}{'.' * (self.width - filled)}] {fraction:4.0%}  {rows:,} 行"
+        if self.tty:
+            self.out.write("\r" + text)
+            self.drawn = True
+        elif int(fraction * 10) > self.last_tenth:
+            self.last_tenth = int(fraction * 10)
+            self.out.write(text + "\n")
+        self.out.flush()
+
+    def end(self) -> None:
+        if self.drawn:
+            self.out.write("\n")
+            self.drawn = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scrmbot", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
@@ -241,6 +304,19 @@ def build_parser() -> argparse.ArgumentParser:
     outbox_list.add_argument("--failed", action="store_true", help="only permanent failures")
     outbox_list.add_argument("--limit", type=int, default=20)
     outbox.set_defaults(func=cmd_outbox)
+
+    orders = sub.add_parser("orders", help="import orders exported from shops and platforms")
+    orders_sub = orders.add_subparsers(dest="orders_cmd", required=True)
+    order_import = orders_sub.add_parser(
+        "import", help="import a CSV or XLSX order export (see the README for layouts)")
+    order_import.add_argument("file", help="the exported file (.csv or .xlsx)")
+    order_import.add_argument("--source", required=True,
+                              choices=["taobao", "jd", "douyin", "youzan", "generic"],
+                              help="whose export layout the file has")
+    order_import.add_argument("--shop", help="the shop, as in [[orders.shops]] (optional "
+                                             "when the source has one shop)")
+    order_import.add_argument("--by", default="", help="who ran the import (WeCom userid)")
+    order_import.set_defaults(func=cmd_orders)
 
     settle = sub.add_parser("settle", help="settlement ledger tools")
     settle_sub = settle.add_subparsers(dest="settle_cmd", required=True)

@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,21 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_worker: bo
     if settings.domain_verify_file:
         setup_domain_verification(app, Path(settings.domain_verify_file))
     return app
+
+
+@asynccontextmanager
+async def standalone_context(settings: Settings, *, clock: Clock | None = None,
+                             features: Sequence[Feature] = FEATURES
+                             ) -> AsyncIterator[BotContext]:
+    """The app's context without serving, for commands that act as the server would (an
+    order import from the command line): the database migrated, Redis, the WeCom client.
+    Raises RulesError when the rules file is invalid."""
+    rules = RulesHolder(load_rules(settings.rules_file, settings.timezone), settings.rules_file,
+                        settings.timezone)
+    async with database(settings.database_url, migrate=True), \
+            redis_client(settings.redis_url) as redis, aiohttp.ClientSession() as session:
+        yield _context(settings, clock or SystemClock(), rules, session, redis, features,
+                       instance_id())
 
 
 def console_for(settings: Settings, clock: Clock, rules: RulesHolder,

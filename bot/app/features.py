@@ -14,6 +14,7 @@ from handlers.channels.feature import feature as channels
 from handlers.customers.feature import feature as customers
 from handlers.digest.feature import feature as digest
 from handlers.help.feature import feature as help_feature
+from handlers.orders.feature import feature as orders
 from handlers.settlement.feature import feature as settlement
 from handlers.sidebar.feature import feature as sidebar
 from handlers.staff.feature import feature as staff
@@ -21,4 +22,4 @@ from handlers.tickets.feature import feature as tickets
 
 FEATURES: tuple[Feature, ...] = (
     staff, channels, customers, tickets, settlement, care, digest, help_feature, admin,
-    boards, sidebar)
+    boards, sidebar, orders)

@@ -76,6 +76,7 @@ class Settings:
     session_idle_h: int = 8  # a console session ends after this long without a request
     domain_verify_file: str = ""  # WeCom's WW_verify_….txt, served at the site's root
     assets_dir: str = ""  # node_modules/ holding the console's vendor files ("" = the project's)
+    data_dir: str = "var"  # files scrmbot keeps: uploaded imports and their error reports
     # Serving limits (bot/app/serving.py). WeCom sends a whole request at once and gives up
     # after 5 s, so a client slower than this is broken or hostile.
     header_timeout_s: float = 5
@@ -204,6 +205,7 @@ def load_settings(environ: Mapping[str, str] | None = None,
         oauth_base=oauth_base,
         login_base=login_base,
         assets_dir=env.get("SCRM_ASSETS_DIR") or "",
+        data_dir=env.get("SCRM_DATA_DIR") or "var",
         domain_verify_file=verify_file,
         session_idle_h=get.integer("SCRM_SESSION_IDLE_H", "8", default=8, minimum=1,
                                    maximum=720),

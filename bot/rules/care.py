@@ -9,7 +9,8 @@ dormant_hour = 8                   # the daily dormancy job runs from this hour
 
 [[care.schedules]]
 name = "birthday"                  # stable: it is part of each notice's idempotency key
-trigger = "birthday"               # birthday | date | after_ticket | dormant
+trigger = "birthday"               # birthday | date | after_ticket | after_order_delivered |
+                                   # dormant
 hour = 9                           # sent from this local hour on the day
 template = "care/birthday.txt.j2"
 
@@ -29,6 +30,14 @@ types = ["安装", "维修"]
 hour = 10
 template = "care/survey.txt.j2"
 
+[[care.schedules]]
+name = "order-survey"
+trigger = "after_order_delivered"  # `hours` after a shop order was delivered (签收)
+hours = 72
+categories = ["家电"]              # the order's product category; empty = any order
+hour = 10
+template = "care/order_survey.txt.j2"
+
 [digest]
 hour = 9                           # daily digest to each region manager and headquarters
 weekly_day = "monday"              # weekly summary to headquarters
@@ -45,9 +54,9 @@ from bot.domain.periods import parse_hhmm
 from bot.domain.quiet_hours import QuietHours
 from bot.rules.checker import Checker
 
-TRIGGERS = ("birthday", "date", "after_ticket", "dormant")
+TRIGGERS = ("birthday", "date", "after_ticket", "after_order_delivered", "dormant")
 TRIGGER_NAMES = {"birthday": "生日祝福", "date": "关怀提醒", "after_ticket": "满意度回访",
-                 "dormant": "沉睡唤醒"}  # as staff read a schedule's kind
+                 "after_order_delivered": "签收回访", "dormant": "沉睡唤醒"}  # as staff read them
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -59,8 +68,9 @@ class CareSchedule:
     hour: int = 9
     field: str | None = None  # trigger "date"
     days: int = 0  # trigger "date"
-    hours: int = 48  # trigger "after_ticket"
+    hours: int = 48  # triggers "after_ticket" and "after_order_delivered"
     types: frozenset[str] = frozenset()  # trigger "after_ticket"; empty = any type
+    categories: frozenset[str] = frozenset()  # "after_order_delivered"; empty = any order
 
 
 @dataclass(frozen=True)
@@ -123,11 +133,16 @@ def parse_care_rules(check: Checker, data: dict[str, Any]) -> CareRules:
         types = spec.get("types", [])
         if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
             raise check.fail(f"{where}.types", 'expected a list of ticket types, e.g. ["安装"]')
+        categories = spec.get("categories", [])
+        if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+            raise check.fail(f"{where}.categories",
+                             'expected a list of product categories, e.g. ["家电"]')
         schedules.append(CareSchedule(
             name=name, trigger=trigger, template=template,
             hour=_hour(check, spec.get("hour", 9), f"{where}.hour"),
             field=spec.get("field"), days=int(spec.get("days", 0)),
-            hours=int(spec.get("hours", 48)), types=frozenset(types)))
+            hours=int(spec.get("hours", 48)), types=frozenset(types),
+            categories=frozenset(categories)))
     digest = check.table(data, "digest", "")
     weekly = digest.get("weekly_day", "monday")
     if weekly not in WEEKDAYS:

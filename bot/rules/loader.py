@@ -18,6 +18,7 @@ from bot.domain.routing import RoutingTable
 from bot.rules.care import CareRules, parse_care_rules
 from bot.rules.checker import Checker, RulesError
 from bot.rules.compliance import parse_compliance_rules
+from bot.rules.orders import OrderRules, parse_order_rules
 from bot.rules.settlement import SettlementRules, parse_settlement_rules
 from bot.rules.sidebar import SidebarRules, parse_sidebar_rules
 from bot.rules.tickets import TicketRules, parse_ticket_rules
@@ -48,6 +49,7 @@ class Rules:
     care: CareRules = field(default_factory=CareRules)
     compliance: ComplianceRules = field(default_factory=ComplianceRules)
     sidebar: SidebarRules = field(default_factory=SidebarRules)
+    orders: OrderRules = field(default_factory=OrderRules)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def region_for_departments(self, departments: list[int]) -> str | None:
@@ -68,7 +70,7 @@ class Rules:
 KNOWN_SECTIONS = {"organisation", "roles", "regions", "visit_periods", "tickets", "routing",
                   "teams", "sla", "business_hours", "stages", "stores", "settlement",
                   "commission", "rebate",
-                  "care", "digest", "outbox", "compliance", "sidebar"}
+                  "care", "digest", "outbox", "compliance", "sidebar", "orders"}
 
 
 def parse_rules(text: str, path: str = "rules.toml", tz: str = "Asia/Shanghai") -> Rules:
@@ -129,7 +131,10 @@ def parse_rules(text: str, path: str = "rules.toml", tz: str = "Asia/Shanghai") 
                  default_role=default_role, initial_roles=initial_roles,
                  visit_periods=periods, tickets=tickets, settlement=settlement,
                  care=parse_care_rules(check, data), compliance=compliance,
-                 sidebar=parse_sidebar_rules(check, data, compliance), raw=data)
+                 sidebar=parse_sidebar_rules(check, data, compliance),
+                 orders=parse_order_rules(check, data, {
+                     name: store.region or "" for name, store in tickets.routing.stores.items()}),
+                 raw=data)
 
 
 def _visit_periods(check: Checker, data: dict[str, Any]) -> tuple[Period, ...]:

@@ -10,6 +10,7 @@ import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.connection import get_connection
 from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api import migrate as run_migrations
+from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from models import MODEL_MODULES
@@ -197,3 +199,65 @@ def after_commit(hook: Callable[[], None]) -> None:
         hook()
     elif hook not in hooks:
         hooks.append(hook)
+
+
+def _utc(value: Any) -> Any:
+    """Datetimes are stored in UTC: SQLite compares them as text, so one offset for all."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    return value
+
+
+async def insert_many(model: type[Model], rows: list[dict[str, Any]], *,
+                      chunk: int = 500) -> None:
+    """A multi-row INSERT of plain dicts, for imports where building ORM objects costs more
+    than the database does. Missing columns take the model's defaults (auto_now fields:
+    now), values go through each field's `to_db_value`, datetimes in UTC. Runs in the
+    caller's transaction."""
+    if not rows:
+        return
+    meta = model._meta
+    now = datetime.now(UTC)
+    projection = [(meta.fields_map[name], column)
+                  for name, column in meta.fields_db_projection.items()
+                  if not (meta.fields_map[name].pk and meta.fields_map[name].generated)]
+    fields = [f for f, _ in projection]
+    columns = [column for _, column in projection]
+    conn = get_connection(meta.default_connection or "default")
+
+    def converted(row: dict[str, Any]) -> list[Any]:
+        out = []
+        for f in fields:
+            name = f.model_field_name
+            if name in row:
+                value = row[name]
+            elif getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+                value = now
+            else:
+                value = f.default() if callable(f.default) else f.default
+            out.append(_utc(f.to_db_value(value, model)))
+        return out
+
+    if dialect() == "postgres":  # COPY: several times faster than INSERT … VALUES here
+        async with conn.acquire_connection() as raw:
+            await raw.copy_records_to_table(meta.db_table, columns=columns,
+                                            records=[converted(row) for row in rows])
+        return
+    quoted = ",".join(f'"{c}"' for c in columns)
+    width = len(columns)
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        values = [value for row in part for value in converted(row)]
+        marks = ",".join(["(" + ",".join("?" * width) + ")"] * len(part))
+        await conn.execute_query(f'INSERT INTO "{meta.db_table}" ({quoted}) VALUES {marks}',
+                                 values)
+
+
+async def analyze(*models: type[Model]) -> None:
+    """Refresh PostgreSQL's statistics of these tables (a no-op on SQLite). A bulk load
+    outgrows them long before autovacuum looks: a table planned as empty is scanned whole
+    for every lookup, and each batch gets slower than the last."""
+    if dialect() != "postgres":
+        return
+    tables = ", ".join(f'"{m._meta.db_table}"' for m in models)
+    await get_connection("default").execute_script(f"ANALYZE {tables}")

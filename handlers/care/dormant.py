@@ -13,7 +13,7 @@ from tortoise.expressions import Q
 from bot.app.context import BotContext
 from bot.store.db import atomic
 from bot.wecom import WeComError
-from handlers.customers.service import apply_tags
+from handlers.customers.service import apply_tags, lift_dormancy
 from models import Customer
 from models.contacts import CustomerStatus
 
@@ -40,6 +40,9 @@ async def dormant_job(ctx: BotContext) -> str:
                         await apply_tags(ctx, customer, [care.dormant_tag], origin="computed")
                 except WeComError as exc:  # the tag in WeCom can follow; our record is kept
                     logger.warning("dormant tag for %s not set in WeCom: %s", customer.id, exc)
+    # Bought again but still marked (an import run where WeCom could not be reached).
+    lifted = await lift_dormancy(ctx, [c.id for c in await Customer.filter(
+        dormant_since__isnull=False, last_purchase_at__gte=cutoff).only("id")])
     local = now.astimezone(ctx.settings.tz)
     day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
     by_owner: dict[str, list[Customer]] = defaultdict(list)
@@ -51,4 +54,4 @@ async def dormant_job(ctx: BotContext) -> str:
         await ctx.outbox.app_message(f"dormant:{owner}:{today}", "dormant", owner, "text", {
             "content": ctx.renderer.render("care/dormant_list.txt.j2", customers=customers,
                                            days=care.dormant_days, tag=care.dormant_tag)})
-    return f"新标记沉睡客户 {len(newly)} 位"
+    return f"新标记沉睡客户 {len(newly)} 位" + (f"，解除 {lifted} 位" if lifted else "")

@@ -14,12 +14,14 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 
 from jinja2 import TemplateError
+from tortoise.queryset import QuerySet
 
 from bot.app.context import BotContext
+from bot.domain.orders import DELIVERED
 from bot.rules.care import TRIGGER_NAMES, CareSchedule
 from bot.store.db import atomic
 from handlers.customers.service import oa_window_left
-from models import CareRecord, Customer, Staff, Ticket, TicketStatus
+from models import CareRecord, Customer, Order, Staff, Ticket, TicketStatus
 from models.contacts import CustomerStatus
 
 logger = logging.getLogger(__name__)
@@ -65,11 +67,31 @@ async def due_customers(ctx: BotContext, schedule: CareSchedule, now: datetime
             owner_of_ticket: Customer = ticket.customer  # type: ignore[assignment]
             if owner_of_ticket.status == CustomerStatus.ACTIVE:
                 due.append((owner_of_ticket, ticket.number, {"ticket": ticket}))
+    elif schedule.trigger == "after_order_delivered":
+        due += await _delivered_orders(schedule, now, active)
     elif schedule.trigger == "dormant":
         for customer in await active.filter(dormant_since__gte=now - timedelta(days=1)):
             assert customer.dormant_since is not None
             due.append((customer, customer.dormant_since.date().isoformat(), {}))
     return due
+
+
+async def _delivered_orders(schedule: CareSchedule, now: datetime, active: QuerySet[Customer]
+                            ) -> list[tuple[Customer, str, dict[str, object]]]:
+    """Orders delivered `hours` ago (within a week, so a missed day catches up), one survey
+    per order; refunded orders are not asked about."""
+    cutoff = now - timedelta(hours=schedule.hours)
+    orders = Order.filter(status=DELIVERED, delivered_at__lte=cutoff,
+                          delivered_at__gt=cutoff - timedelta(days=7), customer_id__isnull=False)
+    if schedule.categories:
+        orders = orders.filter(category__in=sorted(schedule.categories))
+    found = await orders.order_by("delivered_at")
+    ids = sorted({int(o.customer_id) for o in found if o.customer_id is not None})
+    customers: dict[int, Customer] = {}
+    for i in range(0, len(ids), 500):
+        customers.update({c.id: c for c in await active.filter(id__in=ids[i:i + 500])})
+    return [(customers[o.customer_id], f"order:{o.id}", {"order": o}) for o in found
+            if o.customer_id in customers]
 
 
 async def run_schedule(ctx: BotContext, schedule: CareSchedule) -> int:

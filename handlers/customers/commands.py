@@ -14,6 +14,7 @@ from bot.chat.commands import CommandError
 from bot.chat.files import csv_bytes, send_file
 from bot.chat.parsing import Arg, Flag, Option, parse_amount
 from bot.chat.replies import Reply
+from bot.domain.orders import SOURCE_NAMES, STATUS_NAMES
 from bot.domain.roles import has_role
 from bot.domain.settlement import rebate
 from handlers.customers.service import (
@@ -27,7 +28,7 @@ from handlers.customers.service import (
     set_customer_details,
 )
 from handlers.customers.tags import apply_tags, refresh_corp_tags, remove_tags, shown_tag
-from models import Channel, CorpTag, Customer, CustomerTag, FollowRelation, Staff
+from models import Channel, CorpTag, Customer, CustomerTag, FollowRelation, Order, Staff
 from models.contacts import CustomerStatus
 
 commands = Router("customers")
@@ -47,10 +48,14 @@ async def customer_profile(cmd: Cmd) -> Reply:
     relations = await FollowRelation.filter(customer=customer)
     channel = await Channel.get_or_none(state=customer.source_state) \
         if customer.source_state else None
+    orders = Order.filter(customer_id=customer.id)
     return Reply(template="customer/profile.txt.j2", data={
         "c": customer, "tags": [(shown_tag(cmd.ctx, t.group_name, t.name), t) for t in tags],
         "owner": owner, "relations": relations, "channel": channel,
-        "mobile": mask_mobile(customer.mobile), "tz": cmd.ctx.settings.tz})
+        "mobile": mask_mobile(customer.mobile), "tz": cmd.ctx.settings.tz,
+        "order_count": await orders.count(),
+        "orders": await orders.order_by("-paid_at", "-id").limit(5),
+        "sources": SOURCE_NAMES, "statuses": STATUS_NAMES})
 
 
 @commands.command("customer stats", "各区域客户数（汇总数字，所有区域可见）", role="viewer",

@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from tortoise.connection import get_connection
 from tortoise.expressions import F, Q, Subquery
 from tortoise.queryset import QuerySet
 
 from bot.access.errors import Refusal
 from bot.access.scope import ScopedData
 from bot.app.context import BotContext
+from bot.wecom import WeComError
 from handlers.customers.tags import (
     add_local_tags,
     apply_tags,
@@ -32,9 +34,9 @@ logger = logging.getLogger(__name__)
 
 # What other features use: customers, and tags kept the same here and in WeCom.
 __all__ = ["OA_WINDOW", "CustomerFilter", "add_local_tags", "annual_spend_fen", "apply_tags",
-           "filtered_customers", "find_one_customer", "follower", "mask_mobile",
-           "oa_window_left", "record_purchase", "remove_tags", "resync_unsynced_tags",
-           "search_customers", "sync_customer"]
+           "filtered_customers", "find_one_customer", "follower", "lift_dormancy",
+           "mask_mobile", "oa_window_left", "record_purchase", "refresh_spend", "remove_tags",
+           "resync_unsynced_tags", "search_customers", "sync_customer"]
 
 
 def _from_ts(value: Any) -> datetime | None:
@@ -206,6 +208,41 @@ async def record_purchase(ctx: BotContext, customer: Customer, amount_fen: int,
     await customer.save(update_fields=["dormant_since"])
     await remove_tags(ctx, customer, [ctx.rules.current.care.dormant_tag])
     return True
+
+
+async def refresh_spend(customer_ids: Sequence[int]) -> None:
+    """Lifetime spend and last purchase recomputed from the purchases on record (orders add
+    and refund through purchase rows, so the two never drift), in one statement per chunk."""
+    for chunk in _chunks(sorted(set(customer_ids))):
+        marks = ",".join(str(int(i)) for i in chunk)  # ints from our own rows, not input
+        await get_connection("default").execute_query(
+            "UPDATE customer SET "
+            "lifetime_spend_fen = (SELECT COALESCE(SUM(p.amount_fen), 0) FROM purchase p "
+            "WHERE p.customer_id = customer.id), "
+            "last_purchase_at = (SELECT MAX(p.at) FROM purchase p "
+            "WHERE p.customer_id = customer.id AND p.amount_fen > 0) "
+            f"WHERE id IN ({marks})")
+
+
+async def lift_dormancy(ctx: BotContext, customer_ids: Sequence[int]) -> int:
+    """Customers among these who are dormant but bought within the dormancy period lose the
+    tag (here and in WeCom) and the mark. A WeCom failure leaves them marked for the
+    dormancy job to retry. Returns how many were lifted."""
+    care = ctx.rules.current.care
+    cutoff = ctx.clock.now() - timedelta(days=care.dormant_days)
+    lifted = 0
+    for chunk in _chunks(sorted(set(customer_ids))):
+        for customer in await Customer.filter(id__in=chunk, dormant_since__isnull=False,
+                                              last_purchase_at__gte=cutoff):
+            try:
+                await remove_tags(ctx, customer, [care.dormant_tag])
+            except WeComError as exc:
+                logger.warning("dormant tag of customer %s not removed in WeCom: %s",
+                               customer.id, exc)
+                continue
+            await Customer.filter(id=customer.id).update(dormant_since=None)
+            lifted += 1
+    return lifted
 
 
 async def annual_spend_fen(ctx: BotContext, customer: Customer) -> int:

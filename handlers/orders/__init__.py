@@ -1,0 +1,1 @@
+"""Orders from shops and platforms: file imports, webhooks and pulls, joined to customers."""

@@ -1,0 +1,7 @@
+"""Orders: /order from chat; file imports (CLI and console), shop webhooks and pulls, all
+stored by one service that joins buyers to customers and feeds their purchases."""
+
+from handlers import Feature
+from handlers.orders.commands import commands
+
+feature = Feature("orders", commands=commands)
