@@ -311,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
         "import", help="import a CSV or XLSX order export (see the README for layouts)")
     order_import.add_argument("file", help="the exported file (.csv or .xlsx)")
     order_import.add_argument("--source", required=True,
-                              choices=["taobao", "jd", "douyin", "youzan", "generic"],
+                              choices=["taobao", "jd", "douyin", "youzan", "generic",
+                                       "wechat_shop"],
                               help="whose export layout the file has")
     order_import.add_argument("--shop", help="the shop, as in [[orders.shops]] (optional "
                                              "when the source has one shop)")

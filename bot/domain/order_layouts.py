@@ -9,7 +9,8 @@ names across export versions, and any of them is accepted):
 - jd: 京东商家后台 订单导出 (one row per SKU; rows of one order are adjacent);
 - douyin: 抖店「订单管理 → 批量导出」(one row per sub-order);
 - youzan: 有赞「订单查询 → 导出 → 订单维度」(one row per order);
-- generic: scrmbot's own layout (README: 通用订单表), one row per item.
+- generic: scrmbot's own layout (README: 通用订单表), one row per item; also read for
+  wechat_shop, whose pushes carry only order ids and statuses.
 
 Order-level values (amounts, buyer, times) are read from an order's first row; each row
 adds its item.
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 
 from bot.domain.orders import (
@@ -273,5 +274,8 @@ _GENERIC = Layout(
               **{code: code for code in STATUS_NAMES}},
     needs_one_of=("buyer_phone", "buyer_unionid", "buyer_platform_id"))
 
+# 微信小店's pushes carry only the order id and status: its details come in the generic layout.
+_WECHAT_SHOP = replace(_GENERIC, source="wechat_shop", title="通用订单表（微信小店）")
+
 LAYOUTS: dict[str, Layout] = {layout.source: layout for layout in (
-    _TAOBAO, _JD, _DOUYIN, _YOUZAN, _GENERIC)}
+    _TAOBAO, _JD, _DOUYIN, _YOUZAN, _GENERIC, _WECHAT_SHOP)}

@@ -22,9 +22,8 @@ from tortoise.connection import get_connection
 from bot.domain.clock import Clock
 from bot.pipeline.claimloop import ClaimLoop
 from bot.pipeline.dispatcher import Dispatcher
+from bot.pipeline.pushes import decode_row
 from bot.store.db import dialect, sql_for
-from bot.wecom.events import parse_event
-from bot.wecom.xmlparse import parse_xml
 
 C = TypeVar("C")
 
@@ -132,8 +131,7 @@ class InboxWorker(ClaimLoop, Generic[C]):
         """
         row_id, attempts = int(row["id"]), int(row["attempts"])
         try:
-            fields = parse_xml(row["payload"])
-            event = parse_event(fields, row["source"], inbox_id=row_id)
+            event = decode_row(row["source"], row["payload"], row_id)
             result = await self._dispatcher.dispatch(event, self._ctx)
         except asyncio.CancelledError:
             raise

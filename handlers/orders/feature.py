@@ -3,5 +3,7 @@ stored by one service that joins buyers to customers and feeds their purchases."
 
 from handlers import Feature
 from handlers.orders.commands import commands
+from handlers.orders.events import events
+from handlers.orders.webhook import setup_webhooks
 
-feature = Feature("orders", commands=commands)
+feature = Feature("orders", commands=commands, events=events, pages=setup_webhooks)

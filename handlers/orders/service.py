@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from tortoise.queryset import QuerySet
@@ -21,11 +21,20 @@ from bot.access.errors import Refusal
 from bot.access.scope import ScopedData
 from bot.app.context import BotContext
 from bot.domain.orders import (
+    CLOSED,
+    DELIVERED,
+    PAID,
+    PENDING,
+    REFUNDED,
+    SHIPPED,
     ImportCounts,
+    OrderItem,
     OrderRecord,
     Stored,
+    check_record,
     decide,
     net_spend_fen,
+    parse_time,
 )
 from bot.rules.orders import Shop
 from bot.store.db import atomic, insert_many
@@ -34,7 +43,8 @@ from models import Customer, Order, Purchase, Staff
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["StoredBatch", "customer_orders", "find_order", "shop_for", "store_orders"]
+__all__ = ["StoredBatch", "customer_orders", "find_order", "record_of", "shop_for",
+           "store_orders", "with_status"]
 
 CHUNK = 500
 
@@ -267,6 +277,54 @@ async def _join_buyers(ctx: BotContext, records: Sequence[OrderRecord],
         for key, buyer in buyer_of.items():
             found[key] = made[str(prospects[buyer]["origin_key"])]
     return found
+
+
+# --- a status pushed without the rest of the order -------------------------------------------
+
+_TIME_OF = {PENDING: "created_at", PAID: "paid_at", SHIPPED: "shipped_at",
+            DELIVERED: "delivered_at", REFUNDED: "refunded_at", CLOSED: "closed_at"}
+
+
+def record_of(order: Order) -> OrderRecord:
+    """A stored order as the record it was made from."""
+    return OrderRecord(
+        source=order.source, shop=order.shop, number=order.number, status=order.status,
+        items=tuple(OrderItem(str(i.get("sku", "")), str(i.get("name", "")),
+                              str(i.get("category", "")), int(str(i.get("quantity", 1))),
+                              int(str(i.get("unit_price_fen", 0)))) for i in order.items),
+        buyer_phone=order.buyer_phone, buyer_platform_id=order.buyer_platform_id,
+        buyer_unionid=order.buyer_unionid, buyer_name=order.buyer_name,
+        province=order.province, city=order.city, address=order.address,
+        goods_fen=order.goods_fen, freight_fen=order.freight_fen,
+        discount_fen=order.discount_fen, paid_fen=order.paid_fen,
+        refunded_fen=order.refunded_fen, created_at=order.ordered_at, paid_at=order.paid_at,
+        shipped_at=order.shipped_at, delivered_at=order.delivered_at,
+        refunded_at=order.refunded_at, closed_at=order.closed_at,
+        salesperson=order.salesperson, store=order.store)
+
+
+async def with_status(change: dict[str, Any], tz: tzinfo) -> OrderRecord:
+    """A pushed status change (微信小店, 抖音) applied to what we hold of the order: fields
+    the push does not carry keep their values; an order we never saw starts from the push."""
+    source, shop, number = str(change["source"]), str(change["shop"]), str(change["number"])
+    status = str(change["status"])
+    held = await Order.get_or_none(source=source, shop=shop, number=number)
+    record = record_of(held) if held is not None else OrderRecord(
+        source=source, shop=shop, number=number, status=status,
+        buyer_platform_id=str(change.get("buyer_platform_id") or ""))
+    updates: dict[str, Any] = {"status": status}
+    for name in ("paid_fen", "goods_fen"):
+        if isinstance(change.get(name), int):
+            updates[name] = change[name]
+    at = parse_time(change.get("at"), "at", tz)
+    if at is not None and getattr(record, _TIME_OF[status]) is None:
+        updates[_TIME_OF[status]] = at
+    if change.get("created_at") and record.created_at is None:
+        updates["created_at"] = parse_time(change["created_at"], "created_at", tz)
+    if status == REFUNDED:
+        updates["refunded_fen"] = max(record.refunded_fen, updates.get("paid_fen",
+                                                                       record.paid_fen))
+    return check_record(replace(record, **updates))
 
 
 # --- reading -------------------------------------------------------------------------------
