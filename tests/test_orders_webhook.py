@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import json
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.app.keys import context_key
+from bot.devtools.simulator.shop import SimulatedShop
 from bot.domain.orders import DELIVERED, PAID, REFUNDED
 from bot.wecom.crypto import CallbackCrypto, sign
 from handlers.orders.importer import import_file
+from handlers.orders.pull import pull_job
 from handlers.orders.pushes import douyin_signature, generic_signature
-from models import Customer, InboxEntry, Order, Purchase
-from tests.harness import Harness, walk_in
+from models import Customer, InboxEntry, Order, Purchase, ShopCursor
+from tests.harness import RULES_FILE, Harness, start_harness, walk_in
 from tests.order_files import write_orders
 
 WEB_SECRET = "web-shop-secret-0123456789"
@@ -193,3 +196,38 @@ async def test_wechat_shop_pushes_move_an_imported_order(harness: Harness,
                                     "order_info": {"order_id": 1}}, appid="wxsomeoneelse")
     refused = await harness.client.post("/orders/webhook/wechat_shop", params=query, data=body)
     assert refused.status == 401 and "receive id" in (await refused.json())["error"]
+
+
+async def test_a_pulled_shop_is_read_from_its_cursor(aiohttp_client: Any, database_url: str,
+                                                     tmp_path: Path) -> None:
+    rules = (RULES_FILE.read_text(encoding="utf-8").replace(
+        'shop = "官网商城"\nstore = "北京朝阳店"\n',
+        'shop = "官网商城"\nstore = "北京朝阳店"\npull_minutes = 5\n'
+        'pull_url = "http://127.0.0.1:1/shop/官网商城/orders"\n'))
+    assert "pull_minutes = 5" in rules
+    (tmp_path / "rules.toml").write_text(rules, encoding="utf-8")
+    h = await start_harness(aiohttp_client, database_url=database_url,
+                            rules_file=str(tmp_path / "rules.toml"))
+    sim_root = h.settings.api_base.removesuffix("/cgi-bin")
+    (tmp_path / "rules.toml").write_text(rules.replace("http://127.0.0.1:1", sim_root),
+                                         encoding="utf-8")
+    ctx = h.app[context_key]
+    ctx.rules.reload()
+    shop = SimulatedShop(WEB_SECRET)
+    h.sim.shops["官网商城"] = shop
+    for n in range(150):
+        shop.put(generic_order(f"P{n:03d}", buyer_phone=f"1390000{n:04d}"))
+    assert await pull_job(ctx) == "官网商城 150 单"
+    assert await Order.filter(via="pull").count() == 150 and shop.pulls == 2
+    cursor = await ShopCursor.get(shop="generic:官网商城")
+    assert cursor.cursor == "150" and cursor.last_error == ""
+    shop.put(generic_order("P007", status=DELIVERED, buyer_phone="13900000007",
+                           delivered_at="2026-11-26 10:00:00"))
+    assert await pull_job(ctx) == "未到拉取时间"  # pull_minutes = 5
+    h.clock.advance(timedelta(minutes=5))
+    assert await pull_job(ctx) == "官网商城 1 单"
+    assert (await Order.get(number="P007")).status == DELIVERED
+    h.clock.advance(timedelta(minutes=5))
+    shop.secret = "rotated-on-the-shop-side"
+    assert "失败" in await pull_job(ctx)
+    assert "HTTP 401" in (await ShopCursor.get(shop="generic:官网商城")).last_error

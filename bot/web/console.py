@@ -155,7 +155,7 @@ class WebConsole(Generic[C]):
         page: Page[C] = Page(spec, request, inv.ctx, inv.member, inv.scope, session, token,
                              self, inv.data, nav=await self.nav_for(inv.member, inv.ctx))
         try:
-            if spec.changes_data:
+            if spec.changes_data and spec.transactional:
                 async with atomic():
                     inv.response = await _redirects_returned(spec.handler(page))
             else:

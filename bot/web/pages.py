@@ -45,6 +45,9 @@ class PageSpec(Generic[C]):
     method: str = "GET"
     nav: str | None = None  # the menu group it is listed under, if any
     order: int = 100  # its place in that group
+    # A page that changes data runs in one transaction, unless it keeps its own (a file
+    # import commits batch by batch: one transaction would hold the database for minutes).
+    transactional: bool = True
 
 
 @dataclass
@@ -102,13 +105,13 @@ class PageRouter(Generic[C]):
 
     def page(self, path: str, *, title: str, role: str = "viewer",
              customer_data: bool = False, changes_data: bool = False, method: str = "GET",
-             nav: str | None = None, order: int = 100, name: str | None = None
-             ) -> Callable[[PageHandler[C]], PageHandler[C]]:
+             nav: str | None = None, order: int = 100, name: str | None = None,
+             transactional: bool = True) -> Callable[[PageHandler[C]], PageHandler[C]]:
         def register(handler: PageHandler[C]) -> PageHandler[C]:
             self.specs.append(PageSpec(
                 f"{self.feature}.{name or handler.__name__}", path, title, handler,
                 role=role, customer_data=customer_data, changes_data=changes_data,
-                method=method, nav=nav, order=order))
+                method=method, nav=nav, order=order, transactional=transactional))
             return handler
         return register
 

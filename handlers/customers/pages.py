@@ -16,6 +16,8 @@ from aiohttp import web
 
 from bot.access.errors import NotFound, Refusal
 from bot.app.context import PageReq, Pages
+from bot.domain.orders import SOURCE_NAMES as ORDER_SOURCES
+from bot.domain.orders import STATUS_NAMES as ORDER_STATES
 from bot.domain.roles import has_role
 from bot.web.exports import Cell, Table
 from bot.web.listing import COUNT_CAP, PAGE_SIZE, every_row, listing, newest_page
@@ -28,7 +30,7 @@ from handlers.customers.service import (
 )
 from handlers.customers.tags import shown_tag
 from handlers.tickets.service import STATUS_NAMES as TICKET_STATES
-from models import CorpTag, CustomerTag, FollowRelation, Purchase, Staff
+from models import CorpTag, CustomerTag, FollowRelation, Order, Purchase, Staff
 from models.contacts import CustomerStatus
 
 pages = Pages("customers")
@@ -130,7 +132,8 @@ async def customer_export(page: PageReq) -> web.StreamResponse:
 
 @pages.page("/customers/{id}", title="客户详情", role="viewer", customer_data=True)
 async def customer_detail(page: PageReq) -> web.StreamResponse:
-    """One customer: profile, tags by group, purchases, tickets the member may see, and
+    """One customer: profile, tags by group, orders from every platform, purchases, tickets
+    the member may see, and
     the members who have them as a contact."""
     text = page.request.match_info["id"]
     customer = await page.data.customers().get_or_none(id=int(text)) \
@@ -142,6 +145,7 @@ async def customer_detail(page: PageReq) -> web.StreamResponse:
     for tag in await CustomerTag.filter(customer=customer).order_by("group_name", "name"):
         groups[tag.group_name or "未分组"].append(tag)
     purchases = await Purchase.filter(customer_id=customer.id).order_by("-at").limit(50)
+    orders = await Order.filter(customer_id=customer.id).order_by("-paid_at", "-id").limit(50)
     tickets = await page.data.tickets().filter(customer_id=customer.id).order_by(
         "-id").limit(50)
     relations = await FollowRelation.filter(customer=customer).order_by("added_at")
@@ -150,6 +154,7 @@ async def customer_detail(page: PageReq) -> web.StreamResponse:
                           {p.recorded_by for p in purchases}))}
     return page.render(
         "customers/detail.html.j2", row=row, c=customer, tag_groups=dict(groups),
-        purchases=purchases, tickets=tickets, relations=relations, names=names,
+        purchases=purchases, orders=orders, order_sources=ORDER_SOURCES,
+        order_states=ORDER_STATES, tickets=tickets, relations=relations, names=names,
         mobile=row.mobile_for(page.member.userid), status_names=STATUS_NAMES,
         relation_names=RELATION_NAMES, ticket_states=TICKET_STATES)

@@ -43,8 +43,9 @@ class ImportReport:
     seconds: float = 0.0
     failed: str = ""  # why the import stopped early, if it did
 
-    def lines(self) -> list[str]:
-        """The report as staff read it."""
+    def lines(self, *, with_path: bool = True) -> list[str]:
+        """The report as staff read it (the console links the error file instead of
+        naming its path on the server)."""
         out = [f"导入完成：读取 {self.rows} 行。" if not self.failed else
                f"导入中断：{self.failed}（已写入的批次保留，重新导入同一文件即可续完）",
                self.counts.summary() + "。"]
@@ -52,7 +53,7 @@ class ImportReport:
             out.append(f"  第 {row} 行：{reason}")
         if self.counts.refused > SHOWN_REFUSALS:
             out.append(f"  …另有 {self.counts.refused - SHOWN_REFUSALS} 行，见错误文件")
-        if self.error_file is not None:
+        if self.error_file is not None and with_path:
             out.append(f"被拒绝的行（含行号与原因）：{self.error_file}")
         return out
 

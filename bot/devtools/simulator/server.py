@@ -33,6 +33,7 @@ from bot.devtools.simulator.callbacks import (
 from bot.devtools.simulator.control import setup_control
 from bot.devtools.simulator.jssdk import setup_jssdk
 from bot.devtools.simulator.oauth import setup_oauth
+from bot.devtools.simulator.shop import SimulatedShop, setup_shops
 from bot.devtools.simulator.state import (
     Call,
     ContactWay,
@@ -80,6 +81,8 @@ class WeComSimulator:
         setup_control(self.app, self)
         setup_oauth(self.app, self.state)
         setup_jssdk(self.app, self.state)
+        self.shops: dict[str, SimulatedShop] = {}  # shops serving the generic order pull
+        setup_shops(self.app, self.shops)
         self.app.cleanup_ctx.append(self._sender_ctx)
 
     async def _sender_ctx(self, app: web.Application) -> AsyncIterator[None]:
