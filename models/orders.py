@@ -79,7 +79,7 @@ class ShopCursor(Model):
     """How far a pulled shop has been read: the platform's cursor, kept after each page."""
 
     id = fields.IntField(primary_key=True)
-    shop = fields.CharField(max_length=64, unique=True)
+    shop = fields.CharField(max_length=96, unique=True)  # "<source>:<shop>"
     cursor = fields.CharField(max_length=255, default="")
     pulled_at = fields.DatetimeField(null=True)
     pulled = fields.IntField(default=0)

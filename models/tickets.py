@@ -49,6 +49,7 @@ class Ticket(Model):
     stage_index = fields.IntField(default=0)
     stage_started_at = fields.DatetimeField(null=True)
     amount_fen = fields.BigIntField(null=True)
+    order_id = fields.BigIntField(null=True)  # the shop order it is about (/ticket open --order)
 
     events: fields.ReverseRelation[TicketEvent]
 

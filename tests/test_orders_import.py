@@ -16,7 +16,7 @@ from bot.domain.orders import DELIVERED, PAID, REFUNDED
 from bot.domain.settlement import rebate
 from handlers.customers.service import annual_spend_fen
 from handlers.orders.importer import import_file
-from models import Customer, CustomerTag, Order, OrderImport, Purchase
+from models import Customer, CustomerTag, Order, OrderImport, Purchase, Ticket
 from scheduler.runner import JobBook, run_due_jobs
 from tests.harness import Harness, say, walk_in
 from tests.order_files import REFUND_WORDS, write_orders
@@ -216,3 +216,22 @@ async def test_one_bad_row_refuses_its_whole_order(harness: Harness, tmp_path: P
     j2 = await Order.get(number="J2")
     assert [i["sku"] for i in j2.items] == ["S1", "S3"]
     assert not await Order.filter(number="J1").exists()
+
+
+async def test_a_ticket_about_an_order_takes_its_product_and_store(harness: Harness,
+                                                                    tmp_path: Path) -> None:
+    await walk_in(harness, "王女士", mobile=WANG)
+    await run_import(harness, write_orders(tmp_path / "g.csv", "generic", [
+        line("3301234567890", DELIVERED, "3999", WANG, category="3C", item_name="平板电脑")]),
+        "generic")
+    wrong = await say(harness, "zhangsan", "/ticket open 王女士 售后 屏幕有划痕 --order 999")
+    assert "该客户没有订单 999（最近的订单：3301234567890）" in wrong
+    opened = await say(harness, "zhangsan",
+                       "/ticket open 王女士 售后 屏幕有划痕 --order 3301234567890")
+    assert "订单：3301234567890（官网商城）" in opened and "产品：3C" in opened
+    ticket = await Ticket.get()
+    order = await Order.get(number="3301234567890")
+    assert (ticket.product, ticket.store, ticket.order_id) == ("3C", "北京朝阳店", order.id)
+    assert ticket.team == "3C售后"  # routed by the order's category (rule 3c-returns)
+    shown = await say(harness, "zhangsan", f"/ticket show {ticket.number}")
+    assert "订单：3301234567890" in shown

@@ -43,8 +43,9 @@ from models import Customer, Order, Purchase, Staff
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["StoredBatch", "customer_orders", "find_order", "record_of", "shop_for",
-           "store_orders", "with_status"]
+__all__ = ["StoredBatch", "customer_orders", "find_order", "order_of_customer",
+           "order_product", "order_store", "record_of", "shop_for", "store_orders",
+           "with_status"]
 
 CHUNK = 500
 
@@ -336,6 +337,36 @@ async def find_order(data: ScopedData, number: str) -> list[Order]:
     visible = {c.id for c in await data.customers().filter(
         id__in=[o.customer_id for o in orders if o.customer_id])}
     return [o for o in orders if o.customer_id in visible]
+
+
+async def order_of_customer(customer_id: int, number: str) -> Order:
+    """The customer's order with this number (a ticket about it), or a refusal naming the
+    orders they have."""
+    found = await Order.filter(customer_id=customer_id, number=number.strip()).order_by(
+        "-id").first()
+    if found is not None:
+        return found
+    theirs = await Order.filter(customer_id=customer_id).order_by("-id").limit(5).values_list(
+        "number", flat=True)
+    listed = "、".join(str(n) for n in theirs)
+    raise Refusal(f"该客户没有订单 {number}" + (f"（最近的订单：{listed}）。" if listed else
+                                            "，也没有其他订单。"))
+
+
+def order_product(order: Order) -> str | None:
+    """What a ticket about the order is for: its category, else its first item's name."""
+    if order.category:
+        return order.category[:32]
+    names = [str(i.get("name") or "") for i in order.items if i.get("name")]
+    return names[0][:32] if names else None
+
+
+def order_store(ctx: BotContext, order: Order) -> str | None:
+    """Where the order was bought: its store, else its shop's."""
+    if order.store:
+        return order.store
+    shop = ctx.rules.current.orders.shop(order.source, order.shop)
+    return shop.store if shop else None
 
 
 async def customer_orders(customer_id: int, limit: int = 20) -> list[Order]:

@@ -16,6 +16,7 @@ from aiohttp import web
 from bot.access.errors import Refusal
 from bot.app.context import PageReq, Pages
 from bot.chat.parsing import UsageError
+from bot.domain.orders import SOURCE_NAMES, STATUS_NAMES
 from bot.wecom.jsapi import AGENT, CORP, TicketUnavailable
 from handlers.customers.service import (
     DATE_NAMES,
@@ -24,6 +25,7 @@ from handlers.customers.service import (
     remove_tags,
     set_customer_details,
 )
+from handlers.orders.service import customer_orders
 from handlers.sidebar.requests import EDIT_ROLE, chat_customer, json_body
 from handlers.sidebar.service import group_replies, library
 from handlers.sidebar.tickets import tickets_view
@@ -100,16 +102,18 @@ def sees_full_mobile(page: PageReq) -> bool:
             customer_data=True)
 async def customer_card(page: PageReq) -> web.StreamResponse:
     """The customer of the chat, as far as the member's scope reaches: the card, tags,
-    dates and purchases; the quick replies; the tickets; the timeline."""
+    dates, orders and purchases; the quick replies; the tickets; the timeline."""
     customer = await chat_customer(page)
     [row] = await customer_rows(page.ctx, [customer])
     purchases = await Purchase.filter(customer_id=customer.id).order_by("-at").limit(5)
+    orders = await customer_orders(customer.id, limit=5)
     mobile = (customer.mobile or "-") if sees_full_mobile(page) else \
         row.mobile_for(page.member.userid)
     return page.render(
         "sidebar/customer.html.j2", row=row,
         tag_groups=await tag_groups(customer), note="",
-        mobile=mobile, purchases=purchases,
+        mobile=mobile, purchases=purchases, orders=orders, order_sources=SOURCE_NAMES,
+        order_states=STATUS_NAMES,
         timeline=await timeline(customer, page.data.tickets(), page.ctx.rules.current),
         replies=group_replies(await library(page.ctx)),
         **await tickets_view(page, customer))

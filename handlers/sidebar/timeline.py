@@ -10,10 +10,11 @@ from datetime import datetime
 
 from tortoise.queryset import QuerySet
 
+from bot.domain.orders import SOURCE_NAMES
 from bot.rules.care import TRIGGER_NAMES
 from bot.rules.loader import Rules
 from handlers.tickets.service import EVENT_NAMES
-from models import CareRecord, Channel, ChannelScan, Customer, CustomerTag, Purchase, Ticket
+from models import CareRecord, Channel, ChannelScan, Customer, CustomerTag, Order, Purchase, Ticket
 from models.tickets import TicketEvent
 
 LIMIT = 30  # entries shown; each source is read at most this far back
@@ -67,8 +68,18 @@ async def _tickets(tickets: QuerySet[Ticket], customer: Customer) -> list[Entry]
 
 
 async def _purchases(customer: Customer) -> list[Entry]:
+    """Purchases; those an order made name its platform and number, a refund says so."""
     rows = await Purchase.filter(customer_id=customer.id).order_by("-at").limit(LIMIT)
-    return [Entry(p.at, "purchase", f"购买 ¥{p.amount_fen / 100:,.2f}") for p in rows]
+    orders = {o.id: o for o in await Order.filter(
+        id__in=[p.order_id for p in rows if p.order_id])}
+    out = []
+    for p in rows:
+        order = orders.get(p.order_id or 0)
+        what = "退款" if p.amount_fen < 0 else "购买"
+        where = f"{SOURCE_NAMES.get(order.source, order.source)}订单 {order.number} " \
+            if order else ""
+        out.append(Entry(p.at, "purchase", f"{where}{what} ¥{abs(p.amount_fen) / 100:,.2f}"))
+    return out
 
 
 async def _care(customer: Customer, rules: Rules) -> list[Entry]:

@@ -15,6 +15,7 @@ from bot.domain.routing import PRIORITIES, explain_reason, queue_order
 from bot.domain.settlement import SettlementError
 from bot.domain.stages import Stage
 from handlers.customers.service import find_one_customer
+from handlers.orders.service import order_of_customer, order_product, order_store
 from handlers.settlement.service import settle_ticket
 from handlers.tickets.service import (
     OPEN_STATES,
@@ -37,7 +38,7 @@ from handlers.tickets.service import (
     stages_of,
     ticket_words,
 )
-from models import Customer, Freeze, Staff, Ticket, TicketEvent, TicketStatus
+from models import Customer, Freeze, Order, Staff, Ticket, TicketEvent, TicketStatus
 
 commands = Router("tickets")
 commands.alias("工单", "ticket")
@@ -78,24 +79,33 @@ async def _respond(cmd: Cmd, ticket: Ticket) -> None:
     flags=[Flag("urgent", "紧急（等同 --priority urgent）"),
            Flag("priority", "优先级", takes_value=True, choices=PRIORITIES),
            Flag("product", "产品类别，如 3C 空调", takes_value=True),
-           Flag("store", "购买门店", takes_value=True)],
+           Flag("store", "购买门店", takes_value=True),
+           Flag("order", "关联订单号：带出产品类别与购买门店", takes_value=True)],
     examples=("/ticket open 王女士 售后 商品破损 --urgent",
-              "/工单 open 李先生 安装 空调安装 --product 空调 --store 成都高新店"),
+              "/工单 open 李先生 安装 空调安装 --product 空调 --store 成都高新店",
+              "/ticket open 王女士 售后 屏幕有划痕 --order 3301234567890"),
     aliases=("ticket 新建", "ticket 开"))
 async def ticket_open(cmd: Cmd) -> Reply:
     customer = await find_one_customer(cmd.data, cmd["customer"])
     priority = "urgent" if cmd["urgent"] else cmd.args.get("priority", "normal")
+    product, store, order_id = cmd.args.get("product"), cmd.args.get("store"), None
+    if cmd.args.get("order"):
+        order = await order_of_customer(customer.id, cmd.args["order"])
+        product = product or order_product(order)
+        store = store or order_store(cmd.ctx, order)
+        order_id = order.id
     ticket = await open_ticket(cmd.ctx, customer=customer, ticket_type=cmd["type"],
-                               summary=cmd["summary"], priority=priority,
-                               product=cmd.args.get("product"), store=cmd.args.get("store"),
-                               actor=cmd.staff.userid)
-    return Reply(template="ticket/opened.txt.j2", data=_view(cmd, ticket, customer))
+                               summary=cmd["summary"], priority=priority, product=product,
+                               store=store, actor=cmd.staff.userid, order_id=order_id)
+    return Reply(template="ticket/opened.txt.j2", data=await _view(cmd, ticket, customer))
 
 
-def _view(cmd: Cmd, ticket: Ticket, customer: Customer,
-          events: list[TicketEvent] | None = None) -> dict[str, object]:
+async def _view(cmd: Cmd, ticket: Ticket, customer: Customer,
+                events: list[TicketEvent] | None = None) -> dict[str, object]:
     policy = policy_of(cmd.ctx, ticket)
-    return {"t": ticket, "c": customer, "tz": cmd.ctx.settings.tz, "stages": stages_of(ticket),
+    order = await Order.get_or_none(id=ticket.order_id) if ticket.order_id else None
+    return {"t": ticket, "c": customer, "order": order, "tz": cmd.ctx.settings.tz,
+            "stages": stages_of(ticket),
             "priority": PRIORITY_NAMES.get(ticket.priority, ticket.priority),
             "events": events or [], "now": cmd.ctx.clock.now(), "fmt": format_duration,
             "promise": f"首次响应 {format_duration(policy.first_response)}，"
@@ -110,7 +120,7 @@ async def ticket_show(cmd: Cmd) -> Reply:
     ticket = await find_ticket(cmd, cmd["ticket"])
     customer = await Customer.get(id=ticket.customer_id)  # type: ignore[attr-defined]
     events = await TicketEvent.filter(ticket=ticket).order_by("id")
-    return Reply(template="ticket/show.txt.j2", data=_view(cmd, ticket, customer, events))
+    return Reply(template="ticket/show.txt.j2", data=await _view(cmd, ticket, customer, events))
 
 
 @commands.command("ticket list", "工单列表：mine 我的 · team 我的团队 · open 全部未关闭 · "

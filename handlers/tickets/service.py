@@ -171,7 +171,7 @@ def check_ticket_fields(ticket_type: str, summary: str, product: str | None,
 async def open_ticket(ctx: BotContext, *, customer: Customer, ticket_type: str, summary: str,
                       priority: str = "normal", product: str | None = None,
                       store: str | None = None, source: str = "staff",
-                      actor: str = "system") -> Ticket:
+                      actor: str = "system", order_id: int | None = None) -> Ticket:
     """Route, create, time and announce a new ticket."""
     check_ticket_fields(ticket_type, summary, product, priority)
     rules = ctx.rules.current.tickets
@@ -196,7 +196,7 @@ async def open_ticket(ctx: BotContext, *, customer: Customer, ticket_type: str, 
         response_due=deadline(now, policy.first_response, policy, calendar),
         resolution_due=deadline(now, policy.resolution, policy, calendar),
         stages=[s.to_json() for s in stages], stage_index=0,
-        stage_started_at=now if stages else None)
+        stage_started_at=now if stages else None, order_id=order_id)
     await record(ticket, ctx, actor, "opened", f"{ticket_type}：{summary}")
     await record(ticket, ctx, "system", "routed", decision.explanation)
     assert ticket.response_due and ticket.resolution_due
