@@ -103,3 +103,33 @@ async def test_a_manager_sees_only_their_regions_orders(harness: Harness,
         assert "N1" in detail
     assert "找不到订单 E1" in await say(harness, "zhaoliu", "/order E1")
     assert "订单 N1" in await say(harness, "zhaoliu", "/order N1")
+
+
+async def test_the_revenue_board_shows_sales_by_platform(harness: Harness,
+                                                         tmp_path: Path) -> None:
+    ctx_rows = [
+        ("taobao", [{"number": "T1", "status": DELIVERED, "paid": "100", "refunded": "30",
+                     "buyer_phone": "13900000001", "paid_at": "2026-11-03 10:00:00"},
+                    {"number": "T2", "status": PAID, "paid": "50", "buyer_phone": "13900000002",
+                     "paid_at": "2026-11-30 23:59:00"},
+                    {"number": "T3", "status": PAID, "paid": "999", "buyer_phone": "13900000003",
+                     "paid_at": "2026-12-01 00:00:00"}]),  # next period
+        ("generic", [{"number": "G1", "status": PAID, "paid": "200",
+                      "buyer_phone": "13900000004", "paid_at": "2026-11-10 10:00:00"}]),
+    ]
+    async with logged_in(harness, "admin") as s:
+        token = csrf_of(await (await s.get(url(harness, "/orders/import"))).text())
+        for source, lines in ctx_rows:
+            body = write_orders(tmp_path / f"{source}.csv", source, lines).read_bytes()
+            answer = await s.post(url(harness, "/orders/import.json"), params={"source": source},
+                                  data=body, headers={"X-CSRF-Token": token,
+                                                      "X-File-Name": f"{source}.csv"})
+            assert answer.status == 200, await answer.text()
+        board = await (await s.get(url(harness, "/boards/revenue?period=2026-11"))).text()
+        assert "按销售平台" in board
+        export = await s.get(url(harness, "/boards/revenue/export/platforms.csv?period=2026-11"))
+        table = [line.split(",") for line in (await export.text()).lstrip("\ufeff").splitlines()]
+    assert table[0] == ["平台", "订单数", "实付", "已退款", "净销售额", "占比"]
+    assert table[1][:5] == ["通用", "1", "200.00", "0.00", "200.00"]
+    assert table[2][:5] == ["淘宝/天猫", "2", "150.00", "30.00", "120.00"]
+    assert table[3][:5] == ["合计", "3", "350.00", "30.00", "320.00"]

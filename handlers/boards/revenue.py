@@ -31,6 +31,7 @@ from tortoise.queryset import QuerySet
 from bot.access.errors import NotFound
 from bot.app.context import BotContext, PageReq
 from bot.chat.parsing import UsageError
+from bot.domain.orders import SOURCE_NAMES as ORDER_SOURCES
 from bot.domain.settlement import RuleBook, format_yuan
 from bot.web.exports import Cell, Table
 from handlers.boards.payout_periods import (
@@ -47,7 +48,7 @@ from handlers.boards.payout_periods import (
 )
 from handlers.boards.router import pages
 from handlers.settlement.service import requested_period, shift_period
-from models import Customer, Payout, PayoutStatus, Staff, Ticket
+from models import Customer, Order, Payout, PayoutStatus, Staff, Ticket
 
 BUCKET_NAMES = {"awaiting": "待审批", "approved": "已确认待付", "paid": "已支付",
                 "reversed": "已冲销"}
@@ -247,11 +248,43 @@ async def trend(src: Source) -> Figure:
     return Figure("trend", "近 12 个账期", columns, rows, periods)
 
 
+def month_bounds(period: str, tz: Any) -> tuple[datetime, datetime]:
+    """The period's first moment and the next period's, in the corp's time zone."""
+    year, month = (int(p) for p in period.split("-"))
+    following = shift_period(period, 1)
+    next_year, next_month = (int(p) for p in following.split("-"))
+    return (datetime(year, month, 1, tzinfo=tz).astimezone(UTC),
+            datetime(next_year, next_month, 1, tzinfo=tz).astimezone(UTC))
+
+
+async def by_platform(src: Source) -> Figure:
+    """Shop orders paid in the period per platform: what was paid, what has been refunded
+    of it since, and the net (every region: an aggregate, like the figures above)."""
+    start, end = month_bounds(src.period, src.ctx.settings.tz)
+    rows = await Order.filter(paid_at__gte=start, paid_at__lt=end).annotate(
+        n=Count("id"), paid=Sum("paid_fen"), refunded=Sum("refunded_fen")).group_by(
+        "source").values("source", "n", "paid", "refunded")
+    groups = sorted(((str(r["source"]), int(r["n"]), int(r["paid"] or 0),
+                      int(r["refunded"] or 0)) for r in rows),
+                    key=lambda g: (-(g[2] - g[3]), g[0]))
+    whole = sum(g[2] - g[3] for g in groups)
+    columns = (Column("平台"), Column("订单数", "int"), Column("实付", "fen"),
+               Column("已退款", "fen"), Column("净销售额", "fen"), Column("占比", "pct"))
+    table: list[list[Cell | datetime]] = [
+        [ORDER_SOURCES.get(source, source), n, paid, refunded, paid - refunded,
+         _share(paid - refunded, whole)] for source, n, paid, refunded in groups]
+    if groups:
+        table.append(["合计", sum(g[1] for g in groups), sum(g[2] for g in groups),
+                      sum(g[3] for g in groups), whole, 1.0 if whole else None])
+    return Figure("platforms", "按销售平台（店铺订单，按付款时间）", columns, table,
+                  [g[0] for g in groups] + (["total"] if groups else []))
+
+
 FigureFn = Callable[[Source], Awaitable[Figure]]
 FIGURES: dict[str, FigureFn] = {
     "status": status_summary, "types": by_ticket_type, "regions": by_region,
     "rule-sets": by_rule_set, "channels": by_channel, "pending": pending_approvals,
-    "trend": trend,
+    "trend": trend, "platforms": by_platform,
 }
 
 
@@ -357,7 +390,8 @@ async def revenue_board(page: PageReq) -> web.StreamResponse:
     rewards = Figure("rewards", "每单奖励明细", REWARD_COLUMNS, rows, numbers)
     return page.render(
         "boards/revenue.html.j2", period=period, figures=figures,
-        tables=[figures[n] for n in ("types", "regions", "rule-sets", "channels")],
+        tables=[figures[n] for n in ("types", "regions", "rule-sets", "channels",
+                                     "platforms")],
         summary={b: figures["status"].rows[i] for i, b in enumerate([*BUCKETS, "live"])},
         gold=sorted(gold), gold_share=gold_share(figures["channels"], gold),
         charts=chart_data(figures["channels"], figures["trend"], gold),
