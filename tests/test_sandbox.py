@@ -13,7 +13,9 @@ import pytest
 from bot.devtools import sandbox as sandbox_module
 from bot.devtools.console import Console
 from bot.devtools.sandbox import PortTaken, check_ports, start_sandbox
-from models import Channel, CorpTag, Customer, CustomerTag
+from models import Channel, CorpTag, Customer, CustomerTag, Order
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "bot" / "devtools" / "examples"
 
 
 def free_port_block() -> int:
@@ -100,3 +102,31 @@ def test_a_sandbox_that_just_quit_leaves_its_ports_free() -> None:
         served.close()  # the server closes first: its side of the connection is in TIME_WAIT
         client.close()
     check_ports(port)
+
+
+async def test_the_example_order_files_land_on_demo_customers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox_module, "SANDBOX_DIR", tmp_path)
+    port = free_port_block()
+    sandbox, runner = await start_sandbox(port, demo=True)
+    out = io.StringIO()
+    console = Console(sandbox, out=out, colour=False)
+    try:
+        await console.execute(f"import generic {EXAMPLES / 'orders-generic.csv'}")
+        await console.execute(f"import taobao {EXAMPLES / 'orders-taobao.csv'}")
+        await console.execute("import jd /no/such/file.csv")
+        printed = out.getvalue()
+        assert "新增 10 单" in printed and "拒绝 1 行" in printed  # one bad amount on purpose
+        assert "第 13 行：实付金额 最多两位小数" in printed
+        assert "新增 4 单" in printed  # the 淘宝 file
+        assert "找不到文件 /no/such/file.csv" in printed
+        joined = await Order.filter(buyer_phone="13800138001").values_list("customer_id",
+                                                                           flat=True)
+        demo = await Customer.get(mobile="13800138001")
+        assert set(joined) == {demo.id} and demo.external_userid  # a WeCom contact
+        assert len(joined) == 2  # 官网商城 and 天猫旗舰店: one customer, both platforms
+    finally:
+        await sandbox.sim.close()
+        if sandbox.oa is not None:
+            await sandbox.oa.close()
+        await runner.cleanup()

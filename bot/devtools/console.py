@@ -6,6 +6,8 @@
     clock +3h                   move time forward (SLA, care and settlement jobs)
     sidebar 王女士               the sidebar's URL for a chat with a customer
     calls [n]                   the last WeCom API calls scrmbot made
+    import generic bot/devtools/examples/orders-generic.csv
+                                import a shop's order export (as `scrmbot orders import`)
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ import re
 import shlex
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from bot.access.errors import Refusal
 from bot.app.keys import context_key
 from bot.devtools.running import Sandbox
 from bot.devtools.simulator import FollowStatus
 from bot.pipeline.inbox_admin import status_counts
+from handlers.orders.importer import import_file
 from models import Channel, Customer
 from scheduler.runner import JobBook, run_due_jobs
 
@@ -33,6 +38,7 @@ _SCAN = re.compile(r"^scan\s+(?P<state>\S+)\s+as\s+(?P<name>\S+)(?P<rest>.*)$")
 _CLOCK = re.compile(r"^clock\s+\+(?P<n>\d+)(?P<unit>[smhd])$")
 _SIDEBAR = re.compile(r"^sidebar\s+(?P<name>\S+)(?:\s+entry=(?P<entry>\w+))?$")
 _CONFIRM = re.compile(r"^confirm\s+(?P<name>\S+)(?:\s+by\s+(?P<who>[\w.-]+))?$")
+_IMPORT = re.compile(r"^import\s+(?P<source>\w+)\s+(?P<file>.+?)(?:\s+shop=(?P<shop>\S+))?$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _TAGS = re.compile(r"\s*<[^>]+>\s*")
 
@@ -50,6 +56,10 @@ HELP = """commands:
                              the member confirms a customer's half add (a skip-verify
                              scan with `half`), as they would in WeCom
   clock +<n><s|m|h|d>        move time forward and run what fell due (sweep, care, digests)
+  import <source> <file> [shop=<shop>]
+                             import a shop's order export as `scrmbot orders import` does
+                             (sources: taobao jd douyin youzan generic wechat_shop); try
+                             import generic bot/devtools/examples/orders-generic.csv
   calls [n]                  the last n WeCom API calls scrmbot made (default 10)
   staff                      the simulated corp's members
   inbox                      inbox totals (pending, processing, done, dead)
@@ -137,6 +147,17 @@ class Console:
             for job, outcome in (await run_due_jobs(ctx, ctx.locals.get(JobBook))).items():
                 if outcome not in ("not due", "claimed"):
                     self.say(self.c(f"job {job}: {outcome}", "2"))
+            await self.show_effects()
+        elif m := _IMPORT.match(line):
+            try:
+                report = await import_file(self.sandbox.app[context_key],
+                                           Path(m["file"].strip()), source=m["source"],
+                                           shop=m["shop"], started_by="admin")
+            except Refusal as exc:
+                self.say(self.c(str(exc), "31"))
+                return
+            for text in report.lines():
+                self.say(text)
             await self.show_effects()
         elif line.startswith("calls"):
             parts = line.split()

@@ -277,6 +277,11 @@ def _split_tag(text: str, default: str) -> tuple[str, str]:
     return (group.strip(), name.strip()) if sep else (default, text.strip())
 
 
+# The first customers get these numbers, which the shipped example order file
+# (bot/devtools/examples/) uses: importing it shows orders on customers who exist.
+EXAMPLE_MOBILES = tuple(f"1380013800{i}" for i in range(1, 7))
+
+
 class People:
     """Unique names and mobiles."""
 
@@ -284,6 +289,7 @@ class People:
         self.rng = rng
         self.names: set[str] = set()
         self.mobiles: set[str] = set()
+        self._examples = list(EXAMPLE_MOBILES)
 
     def name(self) -> str:
         while True:
@@ -294,6 +300,10 @@ class People:
                 return name
 
     def mobile(self) -> str:
+        if self._examples:
+            mobile = self._examples.pop(0)
+            self.mobiles.add(mobile)
+            return mobile
         while True:
             mobile = f"138{self.rng.randrange(10_000_000, 100_000_000)}"
             if mobile not in self.mobiles:

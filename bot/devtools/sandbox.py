@@ -69,6 +69,7 @@ def sandbox_settings(api_base: str, port: int, oa_api_base: str) -> Settings:
         # the simulator plays both login pages (a member picker instead of WeCom's)
         oauth_base=api_base.removesuffix("/cgi-bin"), login_base=api_base.removesuffix("/cgi-bin"),
         jssdk_stand_in=api_base.removesuffix("/cgi-bin") + JSSDK_PATH,
+        data_dir=str(SANDBOX_DIR),
     )
 
 

@@ -5,6 +5,7 @@ skipped), so an import that stopped half-way is finished by running it again."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import logging
 import time
@@ -92,6 +93,8 @@ async def import_file(ctx: BotContext, path: Path, *, source: str, shop: str | N
     if layout is None:
         raise Refusal(f"来源 {source} 不支持文件导入，可选：{'、'.join(LAYOUTS)}")
     the_shop = shop_for(ctx, source, shop)
+    if not await asyncio.to_thread(path.is_file):
+        raise Refusal(f"找不到文件 {path}")
     try:
         stream = open_rows(path)
         rows = _numbered(stream.rows)
