@@ -1,5 +1,5 @@
 """Order files read as a stream of rows: CSV (UTF-8 or GB18030, comma or tab) and XLSX
-(openpyxl's read-only mode), so a 200,000-row export never sits in memory at once."""
+(streamed from its XML, `xlsx.py`), so a 200,000-row export never sits in memory at once."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from openpyxl import load_workbook
+from handlers.orders.xlsx import XlsxError, XlsxRows
 
 SUPPORTED = (".csv", ".txt", ".xlsx")
 
@@ -80,19 +80,14 @@ def _csv(path: Path) -> RowStream:
 
 def _xlsx(path: Path) -> RowStream:
     try:
-        book = load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
+        sheet = XlsxRows(str(path))
+    except XlsxError as exc:
         raise FileUnreadable(f"无法读取 XLSX 文件：{exc}") from None
-    sheet = book.worksheets[0]
-    total = max(sheet.max_row or 1, 1)
-    seen = [0]
 
     def rows() -> Iterator[list[object]]:
         try:
-            for row in sheet.iter_rows(values_only=True):
-                seen[0] += 1
-                yield list(row)
-        finally:
-            book.close()
+            yield from sheet
+        except XlsxError as exc:
+            raise FileUnreadable(f"XLSX 文件内容有误：{exc}") from None
 
-    return RowStream(rows(), lambda: min(seen[0] / total, 1.0))
+    return RowStream(rows(), sheet.fraction)
