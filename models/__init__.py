@@ -17,6 +17,7 @@ from models.care import CareRecord, JobRun, Purchase
 from models.channels import Channel, ChannelScan, WelcomeSend
 from models.contacts import CorpTag, Customer, CustomerTag, FollowRelation, Staff
 from models.group_tasks import GroupMessageReceipt
+from models.handover import Departure, Handover, HandoverItem
 from models.inbox import InboxEntry, InboxHandled, InboxStatus
 from models.orders import Order, OrderImport, ShopCursor
 from models.outbox import OutboxMessage, OutboxStatus
@@ -36,7 +37,7 @@ from models.web import WebSession
 MODEL_MODULES = ["models.inbox", "models.contacts", "models.audit", "models.channels",
                  "models.tickets", "models.outbox", "models.group_tasks",
                  "models.settlement", "models.care", "models.web", "models.boards",
-                 "models.replies", "models.orders"]
+                 "models.replies", "models.orders", "models.handover"]
 
 __all__ = [
     "MODEL_MODULES",
@@ -48,9 +49,12 @@ __all__ = [
     "CorpTag",
     "Customer",
     "CustomerTag",
+    "Departure",
     "FollowRelation",
     "Freeze",
     "GroupMessageReceipt",
+    "Handover",
+    "HandoverItem",
     "InboxEntry",
     "InboxHandled",
     "InboxStatus",

@@ -49,7 +49,8 @@ class Order(Model):
     class Meta:
         table = "shop_order"
         unique_together = (("source", "shop", "number"),)
-        indexes = (("number",), ("delivered_at",), ("region", "paid_at"))
+        indexes = (("number",), ("delivered_at",), ("paid_at",),
+                   ("source", "buyer_platform_id"))
 
 
 class OrderImport(Model):

@@ -34,6 +34,10 @@ def every_five_minutes(local: datetime, ctx: BotContext) -> str:
     return local.strftime("%Y%m%d%H") + f"{local.minute // 5 * 5:02d}"
 
 
+def every_hour(local: datetime, ctx: BotContext) -> str:
+    return local.strftime("%Y%m%d%H")
+
+
 def daily_from(hour: Callable[[BotContext], int]) -> SlotFunc:
     """The day's slot once its hour has come (a server down at 09:00 runs it when back)."""
 

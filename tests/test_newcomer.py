@@ -40,7 +40,7 @@ async def test_a_dated_schedule_sends_the_first_month_care_once(harness: Harness
     assert "已更新" in await say(harness, "zhangsan",
                                 f"/customer set 刘先生 baby_birthday={month_ago}")
     outcome = await run_jobs(harness)
-    assert outcome["care"] == "ok: 到时的关怀计划 4 个，共 1 位客户"  # 刘先生's first month
+    assert outcome["care"] == "ok: 到时的关怀计划 5 个，共 1 位客户"  # 刘先生's first month
     [task] = [t for t in harness.sim.msg_templates if "满月" in t["text"]["content"]]
     assert task["sender"] == "zhangsan"
     told = [m for m in harness.sim.sent_messages if "zhangsan" in m["touser"]

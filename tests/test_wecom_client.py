@@ -625,6 +625,7 @@ async def test_directory_contact_ways_tags_and_transfers(
     result = await client.transfer_result("zhangsan", "lisi")
     assert [r["status"] for r in result["customer"]] == [2]
     other, _ = await customer_of(sim, "wangwu")
+    await sim.member_resigns("wangwu")  # 离职继承 takes a member who left (else 40097)
     resigned = await client.resigned_transfer_customer("wangwu", "lisi", [other])
     assert resigned["customer"][0]["errcode"] == 0
     assert (await client.transfer_result("wangwu", "lisi", resigned=True))["customer"]

@@ -13,6 +13,7 @@ from handlers.care.feature import feature as care
 from handlers.channels.feature import feature as channels
 from handlers.customers.feature import feature as customers
 from handlers.digest.feature import feature as digest
+from handlers.handover.feature import feature as handover
 from handlers.help.feature import feature as help_feature
 from handlers.orders.feature import feature as orders
 from handlers.settlement.feature import feature as settlement
@@ -22,4 +23,4 @@ from handlers.tickets.feature import feature as tickets
 
 FEATURES: tuple[Feature, ...] = (
     staff, channels, customers, tickets, settlement, care, digest, help_feature, admin,
-    boards, sidebar, orders)
+    boards, sidebar, orders, handover)

@@ -39,6 +39,7 @@ _CLOCK = re.compile(r"^clock\s+\+(?P<n>\d+)(?P<unit>[smhd])$")
 _SIDEBAR = re.compile(r"^sidebar\s+(?P<name>\S+)(?:\s+entry=(?P<entry>\w+))?$")
 _CONFIRM = re.compile(r"^confirm\s+(?P<name>\S+)(?:\s+by\s+(?P<who>[\w.-]+))?$")
 _IMPORT = re.compile(r"^import\s+(?P<source>\w+)\s+(?P<file>.+?)(?:\s+shop=(?P<shop>\S+))?$")
+_RESIGN = re.compile(r"^resign\s+(?P<who>[\w.-]+)$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _TAGS = re.compile(r"\s*<[^>]+>\s*")
 
@@ -60,6 +61,8 @@ HELP = """commands:
                              import a shop's order export as `scrmbot orders import` does
                              (sources: taobao jd douyin youzan generic wechat_shop); try
                              import generic bot/devtools/examples/orders-generic.csv
+  resign <userid>            the member leaves the corp (离职): try /handover, or wait for
+                             the default ([handover] in rules.toml) with clock +1d
   calls [n]                  the last n WeCom API calls scrmbot made (default 10)
   staff                      the simulated corp's members
   inbox                      inbox totals (pending, processing, done, dead)
@@ -144,6 +147,8 @@ class Console:
             self.sandbox.clock_moved()
             self.say(self.c(f"clock is now {now:%Y-%m-%d %H:%M} ({ctx.settings.timezone})",
                             "2"))
+            await sim.settle_transfers()  # WeCom takes over customers 24 h after a transfer
+            await self.show_effects()
             for job, outcome in (await run_due_jobs(ctx, ctx.locals.get(JobBook))).items():
                 if outcome not in ("not due", "claimed"):
                     self.say(self.c(f"job {job}: {outcome}", "2"))
@@ -164,6 +169,11 @@ class Console:
             n = int(parts[1]) if len(parts) > 1 else 10
             for call in sim.calls[-n:]:
                 self.say(self._fmt_call(call))
+        elif m := _RESIGN.match(line):
+            await sim.member_resigns(m["who"])
+            self.say(self.c(f"{m['who']} left the corp (WeCom sent change_contact delete_user)",
+                            "2"))
+            await self.show_effects()
         elif line == "staff":
             for member in sim.state.members.values():
                 self.say(f"  {member.userid:10} {member.name}  {member.position}")

@@ -13,11 +13,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.domain.compliance import ComplianceRules
+from bot.domain.handover import DefaultRule
 from bot.domain.periods import DEFAULT_PERIODS, Period, overlapping, parse_hhmm
 from bot.domain.routing import RoutingTable
 from bot.rules.care import CareRules, parse_care_rules
 from bot.rules.checker import Checker, RulesError
 from bot.rules.compliance import parse_compliance_rules
+from bot.rules.handover import parse_handover_rules
 from bot.rules.orders import OrderRules, parse_order_rules
 from bot.rules.settlement import SettlementRules, parse_settlement_rules
 from bot.rules.sidebar import SidebarRules, parse_sidebar_rules
@@ -50,6 +52,7 @@ class Rules:
     compliance: ComplianceRules = field(default_factory=ComplianceRules)
     sidebar: SidebarRules = field(default_factory=SidebarRules)
     orders: OrderRules = field(default_factory=OrderRules)
+    handover: DefaultRule = field(default_factory=DefaultRule)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def region_for_departments(self, departments: list[int]) -> str | None:
@@ -70,7 +73,7 @@ class Rules:
 KNOWN_SECTIONS = {"organisation", "roles", "regions", "visit_periods", "tickets", "routing",
                   "teams", "sla", "business_hours", "stages", "stores", "settlement",
                   "commission", "rebate",
-                  "care", "digest", "outbox", "compliance", "sidebar", "orders"}
+                  "care", "digest", "outbox", "compliance", "sidebar", "orders", "handover"}
 
 
 def parse_rules(text: str, path: str = "rules.toml", tz: str = "Asia/Shanghai") -> Rules:
@@ -134,7 +137,7 @@ def parse_rules(text: str, path: str = "rules.toml", tz: str = "Asia/Shanghai") 
                  sidebar=parse_sidebar_rules(check, data, compliance),
                  orders=parse_order_rules(check, data, {
                      name: store.region or "" for name, store in tickets.routing.stores.items()}),
-                 raw=data)
+                 handover=parse_handover_rules(check, data), raw=data)
 
 
 def _visit_periods(check: Checker, data: dict[str, Any]) -> tuple[Period, ...]:

@@ -398,6 +398,14 @@ class WeComClient:
             body["cursor"] = cursor
         return await self.post(endpoint, body, safe_to_retry=True)
 
+    async def get_unassigned_list(self, cursor: str | None = None,
+                                  page_size: int = 1000) -> JSON:
+        """Resigned members' customers nobody was given yet (``info``, ``next_cursor``)."""
+        body: JSON = {"page_size": page_size}
+        if cursor:
+            body["cursor"] = cursor
+        return await self.post("externalcontact/get_unassigned_list", body, safe_to_retry=True)
+
     # --- machinery --------------------------------------------------------------------------
 
     def _secret_for(self, endpoint: str) -> str:

@@ -111,6 +111,24 @@ class ExternalContactChange(Event, msg_type="event", event="change_external_cont
 
 
 @dataclass(frozen=True)
+class ContactChange(Event, msg_type="event", event="change_contact"):
+    """A directory change (通讯录): a member created, updated or deleted (left the corp)."""
+
+    change_type: str = ""  # create_user | update_user | delete_user | …_party | update_tag
+    user_id: str = ""
+
+    xml_fields: ClassVar[dict[str, str]] = {"change_type": "ChangeType", "user_id": "UserID"}
+
+    @property
+    def kind(self) -> str:
+        return f"ContactChange:{self.change_type}"
+
+    @property
+    def subject(self) -> str:
+        return f"member:{self.user_id}"
+
+
+@dataclass(frozen=True)
 class ExternalTagChange(Event, msg_type="event", event="change_external_tag"):
     tag_id: str = ""
     tag_type: str = ""  # tag | tag_group

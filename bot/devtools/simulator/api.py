@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.devtools.simulator import transfers
 from bot.devtools.simulator.oauth import redeem_code
 from bot.devtools.simulator.state import (
     TRANSFER_WAIT_S,
@@ -44,6 +45,12 @@ ERRMSG: dict[int, str] = {
     40068: "invalid tagid",
     40071: "tag name already exists",
     40096: "invalid external userid",
+    40097: "该成员尚未离职",
+    40099: "接替成员的客户数达到上限",
+    40128: "客户转接过于频繁（90个自然日内，在职成员的每位客户仅可被转接2次）",
+    40129: "当前客户正在转接中",
+    40130: "原跟进人与接手人一样，不可继承",
+    40131: "handover_userid 并不是外部联系人的跟进人",
     41001: "access_token missing",
     41041: "contact way has too many users",
     41050: "welcome code expired",
@@ -692,30 +699,72 @@ def get_groupmsg_list_v2(state: SimState, req: ApiRequest) -> dict[str, Any]:
 
 # --- transfers ---------------------------------------------------------------------------------
 
+MAX_TRANSFER_CUSTOMERS = 100
+MAX_SUCCESS_MSG_CHARS = 200
+TRANSFER_PAGE_SIZE = 1000
+MAX_UNASSIGNED_PAGE = 1000
+
+
+def _transfer_members(state: SimState, body: dict[str, Any], resigned: bool) -> tuple[str, str]:
+    """Top-level checks of handover and takeover: a resigned handover only for 离职继承, an
+    active one only for 在职继承 (a resigned member is gone from the directory there)."""
+    handover, takeover = _str(body, "handover_userid"), _str(body, "takeover_userid")
+    if handover == takeover:
+        raise ApiError(40130, "handover and takeover are the same member")
+    _member(state, handover, 60111)
+    _member(state, takeover, 60111)
+    handover_resigned = state.members[handover].status == 5
+    if resigned and not handover_resigned:
+        raise ApiError(40097, f"{handover!r} has not resigned")
+    if not resigned and handover_resigned:
+        raise ApiError(60111, f"{handover!r} has resigned; use resigned/transfer_customer")
+    if state.members[takeover].status != 1:
+        raise ApiError(60111, f"takeover {takeover!r} is not an active member")
+    return handover, takeover
+
+
+def _success_msg(body: dict[str, Any], resigned: bool) -> str | None:
+    """在职继承's message to the customer (≤ 200 characters); 离职继承 has none."""
+    if resigned:
+        return None
+    msg = _str(body, "transfer_success_msg", required=False)
+    if len(msg) > MAX_SUCCESS_MSG_CHARS:
+        raise ApiError(40058, f"transfer_success_msg is over {MAX_SUCCESS_MSG_CHARS} characters")
+    return msg or None
+
+
+def _transfer_errcode(state: SimState, handover: str, takeover: str, ext: str,
+                      resigned: bool) -> int:
+    """The per-customer errcode WeCom answers for one customer of the request."""
+    if ext not in state.contacts:
+        return 40096
+    if not transfers.has_relationship(state.follow(handover, ext), resigned):
+        return 40131
+    if transfers.waiting_for(state, handover, ext) is not None:
+        return 40129
+    if not resigned and transfers.too_frequent(state, ext):
+        return 40128
+    if transfers.at_limit(state, takeover, count_waiting=True):
+        return 40099
+    return 0
+
 
 def _transfer(state: SimState, req: ApiRequest, resigned: bool) -> dict[str, Any]:
     body = req.body
-    handover, takeover = _str(body, "handover_userid"), _str(body, "takeover_userid")
-    _member(state, handover)
-    _member(state, takeover)
-    if handover == takeover:
-        raise ApiError(40058, "handover and takeover are the same member")
+    handover, takeover = _transfer_members(state, body, resigned)
     customers = _str_list(body, "external_userid")
-    if not 1 <= len(customers) <= 100:
-        raise ApiError(40058, "external_userid needs 1-100 customers")
-    success_msg = body.get("transfer_success_msg")
+    if not 1 <= len(customers) <= MAX_TRANSFER_CUSTOMERS:
+        raise ApiError(40058, f"external_userid needs 1-{MAX_TRANSFER_CUSTOMERS} customers")
+    success_msg = _success_msg(body, resigned)
+    transfers.settle_transfers(state)  # due ones end first; their callbacks stay queued
     results = []
     for ext in customers:
-        follow = state.follow(handover, ext)
-        if ext not in state.contacts:
-            errcode = 40096
-        elif follow is None or follow.status != FollowStatus.ACTIVE:
-            errcode = 84061
-        else:
-            errcode = 0
-            state.transfers.append(Transfer(handover, takeover, ext, state.timestamp(),
-                                            resigned=resigned,
-                                            success_msg=success_msg if not resigned else None))
+        errcode = _transfer_errcode(state, handover, takeover, ext, resigned)
+        if errcode == 0:
+            created = state.timestamp()
+            state.transfers.append(Transfer(
+                handover, takeover, ext, created, resigned=resigned,
+                takeover_time=int(created + TRANSFER_WAIT_S), success_msg=success_msg))
         results.append({"external_userid": ext, "errcode": errcode})
     return {"customer": results}
 
@@ -728,37 +777,53 @@ def resigned_transfer_customer(state: SimState, req: ApiRequest) -> dict[str, An
     return _transfer(state, req, resigned=True)
 
 
-def complete_transfer(state: SimState, transfer: Transfer, at: int) -> None:
-    """Move the customer from the handover to the takeover member."""
-    transfer.status, transfer.takeover_time = 1, at
-    old = state.follow(transfer.handover_userid, transfer.external_userid)
-    tags = list(old.tag_ids) if old else []
-    if old is not None:
-        old.status = FollowStatus.DELETED_BY_STAFF
-    key = (transfer.takeover_userid, transfer.external_userid)
-    state.follows[key] = Follow(transfer.takeover_userid, transfer.external_userid,
-                                FollowStatus.ACTIVE, at, state=old.state if old else None,
-                                add_way=202, oper_userid=transfer.takeover_userid,
-                                remark_mobiles=list(old.remark_mobiles) if old else [],
-                                tag_ids=tags)
+def _cursor(body: dict[str, Any]) -> int:
+    """Our cursors are string offsets; anything else is a bad parameter."""
+    cursor = _str(body, "cursor", required=False)
+    if cursor and not cursor.isdigit():
+        raise ApiError(40058, f"invalid cursor {cursor!r}")
+    return int(cursor or 0)
 
 
-def settle_transfers(state: SimState) -> None:
-    """Transfers still waiting after 24 h of simulator time succeed, as WeCom's do."""
-    for transfer in state.transfers:
-        due = transfer.created_at + TRANSFER_WAIT_S
-        if transfer.status == 2 and state.timestamp() >= due:
-            complete_transfer(state, transfer, int(due))
+def _next_cursor(offset: int, size: int, total: int) -> str:
+    return str(offset + size) if offset + size < total else ""
+
+
+def _transfer_result(state: SimState, req: ApiRequest, resigned: bool) -> dict[str, Any]:
+    """The pair's transfers of this kind, latest per customer, settled lazily first."""
+    handover, takeover = _str(req.body, "handover_userid"), _str(req.body, "takeover_userid")
+    offset = _cursor(req.body)
+    transfers.settle_transfers(state)
+    found = transfers.latest_per_customer([
+        t for t in state.transfers if t.resigned == resigned
+        and (t.handover_userid, t.takeover_userid) == (handover, takeover)])
+    page = found[offset:offset + TRANSFER_PAGE_SIZE]
+    return {"customer": [{"external_userid": t.external_userid, "status": t.status,
+                          "takeover_time": t.takeover_time} for t in page],
+            "next_cursor": _next_cursor(offset, TRANSFER_PAGE_SIZE, len(found))}
 
 
 def transfer_result(state: SimState, req: ApiRequest) -> dict[str, Any]:
-    handover, takeover = _str(req.body, "handover_userid"), _str(req.body, "takeover_userid")
-    settle_transfers(state)
-    rows = [{"external_userid": t.external_userid, "status": t.status,
-             "takeover_time": t.takeover_time}
-            for t in state.transfers
-            if t.handover_userid == handover and t.takeover_userid == takeover]
-    return {"customer": rows, "next_cursor": ""}
+    return _transfer_result(state, req, resigned=False)
+
+
+def resigned_transfer_result(state: SimState, req: ApiRequest) -> dict[str, Any]:
+    return _transfer_result(state, req, resigned=True)
+
+
+def get_unassigned_list(state: SimState, req: ApiRequest) -> dict[str, Any]:
+    """Resigned members' customers nobody has taken over yet (待分配)."""
+    page_size = _int(req.body, "page_size", MAX_UNASSIGNED_PAGE)
+    if not 1 <= page_size <= MAX_UNASSIGNED_PAGE:
+        raise ApiError(40058, f"page_size must be 1-{MAX_UNASSIGNED_PAGE}")
+    offset = _cursor(req.body)
+    transfers.settle_transfers(state)
+    rows = transfers.unassigned(state)
+    page = rows[offset:offset + page_size]
+    next_cursor = _next_cursor(offset, page_size, len(rows))
+    return {"info": [{"handover_userid": h, "external_userid": e, "dimission_time": t}
+                     for h, e, t in page],
+            "is_last": not next_cursor, "next_cursor": next_cursor}
 
 
 def auth_getuserinfo(state: SimState, req: ApiRequest) -> dict[str, Any]:
@@ -837,7 +902,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "externalcontact/transfer_customer": Endpoint("POST", transfer_customer),
     "externalcontact/transfer_result": Endpoint("POST", transfer_result),
     "externalcontact/resigned/transfer_customer": Endpoint("POST", resigned_transfer_customer),
-    "externalcontact/resigned/transfer_result": Endpoint("POST", transfer_result),
+    "externalcontact/resigned/transfer_result": Endpoint("POST", resigned_transfer_result),
+    "externalcontact/get_unassigned_list": Endpoint("POST", get_unassigned_list),
 }
 
 

@@ -54,6 +54,15 @@ def contact_event_xml(corp_id: str, create_time: int, change_type: str, userid: 
     ])
 
 
+def member_change_xml(corp_id: str, create_time: int, change_type: str, userid: str) -> str:
+    """A 通讯录 `change_contact` event about a member, e.g. `delete_user` when one resigns."""
+    return build_xml([
+        ("ToUserName", corp_id), ("FromUserName", "sys"), ("CreateTime", create_time),
+        ("MsgType", "event"), ("Event", "change_contact"), ("ChangeType", change_type),
+        ("UserID", userid),
+    ])
+
+
 def tag_event_xml(corp_id: str, create_time: int, tag_id: str, tag_type: str,
                   change_type: str) -> str:
     """A `change_external_tag` event: an admin created, updated or deleted a corp tag/group."""

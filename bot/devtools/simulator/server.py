@@ -19,7 +19,6 @@ from bot.devtools.simulator.api import (
     ApiRequest,
     CgiDispatcher,
     add_contact_way,
-    complete_transfer,
 )
 from bot.devtools.simulator.callbacks import (
     CallbackDelivery,
@@ -27,6 +26,7 @@ from bot.devtools.simulator.callbacks import (
     ScanResult,
     contact_event_xml,
     enter_agent_xml,
+    member_change_xml,
     tag_event_xml,
     text_message_xml,
 )
@@ -42,8 +42,19 @@ from bot.devtools.simulator.state import (
     Follow,
     FollowStatus,
     Member,
+    PendingCallback,
     SimState,
     SimulatorError,
+    Transfer,
+)
+from bot.devtools.simulator.transfers import (
+    LIMIT_EXCEEDED,
+    REFUSED,
+    WAITING,
+    complete_transfer,
+    fail_transfer,
+    settle_transfers,
+    success_callbacks,
 )
 from bot.domain.clock import Clock, SystemClock
 from bot.wecom.crypto import CallbackCrypto
@@ -362,35 +373,6 @@ class WeComSimulator:
         follow.tag_ids.extend(t for t in dict.fromkeys(add) if t not in follow.tag_ids)
         return await self._contact_event("edit_external_contact", userid, external_userid)
 
-    async def transfer_fails(self, userid: str, external_userid: str,
-                             reason: str = "customer_refused") -> CallbackDelivery:
-        """A transfer to takeover member `userid` failed (`customer_refused` or
-        `customer_limit_exceed`); a matching waiting transfer gets status 3 or 4."""
-        statuses = {"customer_refused": 3, "customer_limit_exceed": 4}
-        if reason not in statuses:
-            msg = f"reason must be one of {sorted(statuses)}"
-            raise ValueError(msg)
-        for transfer in self.state.transfers:
-            if (transfer.takeover_userid, transfer.external_userid) == (userid, external_userid) \
-                    and transfer.status == 2:
-                transfer.status = statuses[reason]
-        return await self._contact_event("transfer_fail", userid, external_userid,
-                                         fail_reason=reason)
-
-    async def transfer_completes(self, handover_userid: str,
-                                 external_userid: str) -> CallbackDelivery:
-        """A waiting transfer succeeds now (WeCom waits 24 h); the handover member loses the
-        customer with `del_external_contact` + `Source=DELETE_BY_TRANSFER`."""
-        transfer = next((t for t in self.state.transfers
-                         if (t.handover_userid, t.external_userid)
-                         == (handover_userid, external_userid) and t.status == 2), None)
-        if transfer is None:
-            msg = f"no waiting transfer of {external_userid} from {handover_userid}"
-            raise SimulatorError(msg)
-        complete_transfer(self.state, transfer, self.state.unix())
-        return await self._contact_event("del_external_contact", handover_userid,
-                                         external_userid, source="DELETE_BY_TRANSFER")
-
     async def corp_tag_changed(self, tag_id: str, change_type: str = "update",
                                tag_type: str = "tag") -> CallbackDelivery:
         """An admin changed a corp tag or group in the console (`change_external_tag`)."""
@@ -409,6 +391,80 @@ class WeComSimulator:
                 for tag in group.tags:
                     tag.deleted = True
         xml = tag_event_xml(self.corp_id, self.state.unix(), tag_id, tag_type, change_type)
+        return await self.deliver(xml)
+
+    # --- transfers and resignations ---------------------------------------------------------
+
+    def customer_will_refuse_transfer(self, external_userid: str) -> None:
+        """This customer taps 暂不添加: a transfer of them ends refused (status 3) when due."""
+        if external_userid not in self.state.contacts:
+            msg = f"no customer {external_userid!r}"
+            raise SimulatorError(msg)
+        self.state.refusing.add(external_userid)
+
+    def set_customer_limit(self, userid: str, n: int) -> None:
+        """Cap how many customers `userid` may have (transfers to them answer 40099 / end 4)."""
+        self._member(userid)
+        self.state.customer_limits[userid] = n
+
+    async def _send(self, callbacks: list[PendingCallback]) -> list[CallbackDelivery]:
+        return [await self._contact_event(change, userid, ext, **extra)
+                for change, userid, ext, extra in callbacks]
+
+    async def settle_transfers(self) -> list[CallbackDelivery]:
+        """Decide the transfers whose 24 h are over, then send every queued transfer callback
+        in order (including those queued by a lazily settling API call)."""
+        settle_transfers(self.state)
+        queued = list(self.state.pending_callbacks)
+        self.state.pending_callbacks.clear()
+        return await self._send(queued)
+
+    def _waiting(self, matches: tuple[str, str], by_takeover: bool) -> Transfer | None:
+        for transfer in self.state.transfers:
+            who = transfer.takeover_userid if by_takeover else transfer.handover_userid
+            if (who, transfer.external_userid) == matches and transfer.status == WAITING:
+                return transfer
+        return None
+
+    async def transfer_fails(self, userid: str, external_userid: str,
+                             reason: str = "customer_refused") -> CallbackDelivery:
+        """A transfer to takeover member `userid` fails now (`customer_refused` or
+        `customer_limit_exceed`): a matching waiting transfer gets status 3 or 4."""
+        statuses = {"customer_refused": REFUSED, "customer_limit_exceed": LIMIT_EXCEEDED}
+        if reason not in statuses:
+            msg = f"reason must be one of {sorted(statuses)}"
+            raise ValueError(msg)
+        transfer = self._waiting((userid, external_userid), by_takeover=True)
+        if transfer is not None:
+            fail_transfer(transfer, statuses[reason])
+        return await self._contact_event("transfer_fail", userid, external_userid,
+                                         fail_reason=reason)
+
+    async def transfer_completes(self, handover_userid: str,
+                                 external_userid: str) -> CallbackDelivery:
+        """A waiting transfer is taken now instead of after 24 h.
+
+        For 在职继承 the handover loses the customer (`del_external_contact` with
+        `Source=DELETE_BY_TRANSFER`, returned), then the takeover gets `add_external_contact`;
+        for 离职继承 only the add is sent (and returned).
+        """
+        transfer = self._waiting((handover_userid, external_userid), by_takeover=False)
+        if transfer is None:
+            msg = f"no waiting transfer of {external_userid} from {handover_userid}"
+            raise SimulatorError(msg)
+        complete_transfer(self.state, transfer, self.state.unix())
+        return (await self._send(success_callbacks(transfer)))[0]
+
+    async def member_resigns(self, userid: str) -> CallbackDelivery:
+        """The member leaves the corp (status 5); WeCom sends the 通讯录 `delete_user` event.
+        Their customers stay, waiting for 离职继承 (get_unassigned_list)."""
+        member = self._member(userid)
+        if member.status == 5:
+            msg = f"{userid!r} has already resigned"
+            raise SimulatorError(msg)
+        member.status = 5
+        self.state.resigned_at[userid] = self.state.unix()
+        xml = member_change_xml(self.corp_id, self.state.unix(), "delete_user", userid)
         return await self.deliver(xml)
 
     # --- members talking to the app ---------------------------------------------------------

@@ -19,7 +19,7 @@ from bot.domain.clock import Clock
 
 TOKEN_TTL_S = 7200
 WELCOME_CODE_TTL_S = 20
-TRANSFER_WAIT_S = 24 * 3600  # an in-service transfer completes after 24 h unless refused
+TRANSFER_WAIT_S = 24 * 3600  # a transfer is decided 24 h after it was submitted
 CORP_TZ = ZoneInfo("Asia/Shanghai")  # group-message caps count calendar months here
 
 _URLSAFE = string.ascii_letters + string.digits + "-_"
@@ -203,6 +203,11 @@ class Transfer:
     success_msg: str | None = None
 
 
+# A callback a state change implies, waiting to be sent by the server:
+# (ChangeType, UserID, ExternalUserID, keyword arguments of `contact_event_xml`)
+PendingCallback = tuple[str, str, str, dict[str, str | None]]
+
+
 @dataclass(frozen=True)
 class Call:
     """One request the simulator answered, for assertions in tests."""
@@ -253,6 +258,11 @@ class SimState:
         self.contact_ways: dict[str, ContactWay] = {}
         self.welcome_codes: dict[str, WelcomeCode] = {}
         self.transfers: list[Transfer] = []
+        self.customer_limits: dict[str, int] = {}  # userid → max customers (absent: no limit)
+        self.refusing: set[str] = set()  # customers who will tap 暂不添加 on a transfer
+        self.resigned_at: dict[str, int] = {}  # userid → when the member resigned
+        # callbacks decided transfers imply, until the server sends them (settle_transfers)
+        self.pending_callbacks: list[PendingCallback] = []
         self.tokens: dict[str, AccessToken] = {}
         self.token_by_secret: dict[str, str] = {}
         self.faults: dict[str, deque[Fault]] = {}
