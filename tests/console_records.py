@@ -13,6 +13,7 @@ from models import (
     Customer,
     CustomerTag,
     FollowRelation,
+    Order,
     Payout,
     PayoutStatus,
     Purchase,
@@ -32,6 +33,8 @@ class Seeded:
     name: str
     mobile: str
     number: str
+    order_id: int = 0  # a shop order of the customer's
+    order_number: str = ""
 
     @property
     def masked(self) -> str:
@@ -39,7 +42,8 @@ class Seeded:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return (self.name, self.mobile, self.masked, self.number)
+        return (self.name, self.mobile, self.masked, self.number) + (
+            (self.order_number,) if self.order_number else ())
 
 
 async def seed_region(h: Harness, *, region: str, name: str, mobile: str, number: str,
@@ -77,7 +81,14 @@ async def seed_region(h: Harness, *, region: str, name: str, mobile: str, number
         rule_set="A", rule_version=1, channel="普通通道", base_fen=200_00, total_fen=200_00,
         payout_fen=200_00, installer_fen=180_00, status=PayoutStatus.AWAITING_APPROVAL,
         period=now.astimezone(h.settings.tz).strftime("%Y-%m"), created_at=now)
-    return Seeded(region, customer.id, name, mobile, number)
+    order = await Order.create(
+        source="generic", shop="官网商城", number=f"GW-ORDER-{number[-4:]}", status="paid",
+        customer_id=customer.id, region=region, buyer_phone=mobile, paid_fen=99_00,
+        goods_fen=99_00, items=[{"sku": "S1", "name": "滤芯", "category": "家电",
+                                 "quantity": 1, "unit_price_fen": 99_00}],
+        paid_at=now - timedelta(days=2), digest="seed", first_seen_at=now, updated_at=now,
+        store=store)
+    return Seeded(region, customer.id, name, mobile, number, order.id, order.number)
 
 
 async def seed_two_regions(h: Harness) -> tuple[Seeded, Seeded]:

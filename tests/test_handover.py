@@ -50,6 +50,7 @@ async def test_an_in_service_handover_through_every_result(harness: Harness) -> 
     wang = await walk_in(h, "王女士")
     li = await walk_in(h, "李先生")
     zhou = await walk_in(h, "周女士")
+    gone = await walk_in(h, "吴先生")
     h.sim.customer_will_refuse_transfer(str(li.external_userid))
     ticket_reply = await say(h, "zhangsan", "/ticket open 王女士 维修 空调不制冷")
     assert "已开工单" in ticket_reply
@@ -63,23 +64,25 @@ async def test_an_in_service_handover_through_every_result(harness: Harness) -> 
                              not_before=h.clock.now() + 3 * DAY)
 
     reply = await say(h, "admin", "/handover zhangsan lisi --all")
-    assert "已登记在职继承：张三 → 李四，3 位客户" in reply
+    assert "已登记在职继承：张三 → 李四，4 位客户" in reply
     assert "/handover status zhangsan" in reply
     assert "客户将收到提示：您好，您的专属顾问已变更" in reply
-    assert await job(h) == "提交 3 位"
+    assert await job(h) == "提交 4 位"
     [call] = h.sim.calls_to("externalcontact/transfer_customer")
-    assert call.body is not None and len(call.body["external_userid"]) == 3
+    assert call.body is not None and len(call.body["external_userid"]) == 4
     assert call.body["transfer_success_msg"].startswith("您好，您的专属顾问已变更")
     assert set(await HandoverItem.all().values_list("status", flat=True)) == {WAITING}
     waiting = await say(h, "admin", "/handover status zhangsan")
-    assert "等待接替 3" in waiting and "预计" in waiting
+    assert "等待接替 4" in waiting and "预计" in waiting
+    await h.sim.customer_deletes_staff("zhangsan", str(gone.external_userid))  # meanwhile
+    await h.drain()
 
     await wecom_decides(h)
-    # The refusal came as transfer_fail already; the poll finds the two taken over.
-    assert await job(h) == "结果 2 位，完成 1 单"
+    # The refusal came as transfer_fail already; the poll finds the rest.
+    assert await job(h) == "结果 3 位，完成 1 单"
     items = {i.customer_id: i for i in await HandoverItem.all()}
-    assert (items[wang.id].status, items[zhou.id].status, items[li.id].status) == (
-        TAKEN, TAKEN, REFUSED)
+    assert (items[wang.id].status, items[zhou.id].status, items[li.id].status,
+            items[gone.id].status) == (TAKEN, TAKEN, REFUSED, NONE)
     for customer in (wang, zhou):
         await customer.refresh_from_db()
         assert customer.owner_userid == "lisi"
@@ -92,13 +95,14 @@ async def test_an_in_service_handover_through_every_result(harness: Harness) -> 
     assert (await Ticket.get(id=ticket.id)).assignee == "lisi"
     task = await OutboxMessage.get(key="care-task:test:zhangsan")
     assert task.recipient == "lisi"  # the pending care task followed its customers
-    done = notices_to(h, "admin", "在职继承已完成")
-    assert len(done) == 1 and "接替完毕 2，客户拒绝 1" in done[0]
+    done = notices_to(h, "admin", "在职继承已结束")
+    assert len(done) == 1 and "接替完毕 2，客户拒绝 1，无接替记录 1" in done[0]
     status = await say(h, "admin", "/handover status zhangsan")
     assert "接替完毕 2" in status and "客户拒绝 1 位：李先生" in status
+    assert "无接替记录 1 位：吴先生" in status and "客户重新添加后可再转接" in status
     assert "换一位成员转接" in status and "已结束" in status
     assert await job(h) == "没有待处理的客户转接"  # nothing more, no second notice
-    assert len(notices_to(h, "admin", "在职继承已完成")) == 1
+    assert len(notices_to(h, "admin", "在职继承已结束")) == 1
 
 
 async def test_wecom_refusals_are_named_with_what_to_do(harness: Harness) -> None:

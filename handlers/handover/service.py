@@ -43,7 +43,7 @@ from bot.domain.handover import (
 from bot.store.db import atomic
 from bot.wecom import WeComError
 from handlers.care.service import reassign_care_tasks
-from handlers.customers.service import search_customers
+from handlers.customers.service import find_one_customer
 from handlers.tickets.service import OPEN_STATES, assign
 from models import (
     Customer,
@@ -76,7 +76,7 @@ class Started:
 async def selected_customers(data: ScopedData, member: str, *, tag: str | None = None,
                              customer: str | None = None) -> list[Customer]:
     """The member's customers (a live WeCom relationship) in the caller's scope, narrowed to
-    a tag or one customer."""
+    a tag or one customer (who must be exactly one: a refusal lists the choices)."""
     followed = Subquery(FollowRelation.filter(
         staff_userid=member, status=RelationStatus.ACTIVE).values("customer_id"))
     query = data.customers().filter(id__in=followed, external_userid__isnull=False)
@@ -86,8 +86,7 @@ async def selected_customers(data: ScopedData, member: str, *, tag: str | None =
             else CustomerTag.filter(name=tag)
         query = query.filter(id__in=Subquery(tagged.values("customer_id")))
     if customer:
-        found = {c.id for c in await search_customers(data, customer)}
-        query = query.filter(id__in=sorted(found))
+        query = query.filter(id=(await find_one_customer(data, customer)).id)
     return list(await query.order_by("id"))
 
 
@@ -290,7 +289,8 @@ async def finish_handovers(ctx: BotContext) -> int:
             recipients = {handover.requested_by} if handover.requested_by != "system" \
                 else {handover.takeover_userid}
             names = await _names([handover.handover_userid, handover.takeover_userid])
-            text = (f"{KIND_NAMES[handover.kind]}已完成：{names[handover.handover_userid]} → "
+            ended = "已完成" if counts[TAKEN] == len(statuses) else "已结束"
+            text = (f"{KIND_NAMES[handover.kind]}{ended}：{names[handover.handover_userid]} → "
                     f"{names[handover.takeover_userid]}，共 {len(statuses)} 位客户："
                     f"{summary(counts)}。" + (
                         f"\n未完成的客户及处理办法：/handover status {handover.handover_userid}"
