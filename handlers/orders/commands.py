@@ -27,6 +27,11 @@ async def order_show(cmd: Cmd) -> Reply:
         id__in=[o.customer_id for o in orders if o.customer_id])}
     mobiles = {cid: (c.mobile or "-") if c.owner_userid == cmd.staff.userid
                else mask_mobile(c.mobile) for cid, c in customers.items()}
+    tz = cmd.ctx.settings.tz
+    times = {o.id: "　".join(f"{label}：{at.astimezone(tz):%Y-%m-%d %H:%M}" for label, at in (
+        ("下单", o.ordered_at), ("付款", o.paid_at), ("发货", o.shipped_at),
+        ("签收", o.delivered_at), ("退款", o.refunded_at), ("关闭", o.closed_at)) if at)
+        for o in orders}
     return Reply(template="order/show.txt.j2", data={
-        "orders": orders, "customers": customers, "mobiles": mobiles,
+        "orders": orders, "customers": customers, "mobiles": mobiles, "times": times,
         "sources": SOURCE_NAMES, "statuses": STATUS_NAMES, "tz": cmd.ctx.settings.tz})
