@@ -98,8 +98,10 @@ async def handover_status(cmd: Cmd) -> Reply:
                                                                           h.takeover_userid),
                       "counts": summary(Counter(i.status for i in mine)), "total": len(mine),
                       "hidden": len(items) - len(mine),
-                      "waiting": [(visible[i.customer_id], i) for i in mine
-                                  if i.status not in FINAL][:SHOWN],
+                      "waiting": [visible[i.customer_id] for i in mine
+                                  if i.status not in FINAL],
+                      "due": max((i.takeover_at for i in mine if i.status not in FINAL
+                                  and i.takeover_at), default=None),
                       "problems": {STATUS_NAMES[s]: (rows[:SHOWN], len(rows), ADVICE[s])
                                    for s, rows in problems.items()}})
     return Reply(template="handover/status.txt.j2", data={
