@@ -98,8 +98,8 @@ async def store_orders(ctx: BotContext, records: Sequence[OrderRecord], via: str
                 counts.stale += 1
         regions = await _regions(ctx, new)
         buyers = await _join_buyers(ctx, new, regions, now)
-        await insert_many(Order, [_new_order(r, buyers[r.key], regions[r.key], via, now)
-                                  for r in new])
+        await insert_many(Order, [_new_order(r, buyers[r.key], regions[r.key], via, now,
+                                             _credited_store(ctx, r)) for r in new])
         ids = await _ids(new)
         purchases: list[dict[str, Any]] = []
         for record in new:
@@ -124,6 +124,14 @@ _UPDATED_FIELDS = ["status", "items", "category", "buyer_name", "province", "cit
                    "goods_fen", "freight_fen", "discount_fen", "paid_fen", "refunded_fen",
                    "ordered_at", "paid_at", "shipped_at", "delivered_at", "refunded_at",
                    "closed_at", "digest", "via", "updated_at"]
+
+
+def _credited_store(ctx: BotContext, record: OrderRecord) -> str:
+    """The store an order is credited to: its own, else its shop's."""
+    if record.store:
+        return record.store
+    shop = ctx.rules.current.orders.shop(record.source, record.shop)
+    return shop.store if shop else ""
 
 
 def _key(order: Order) -> tuple[str, str, str]:
@@ -153,12 +161,12 @@ async def _ids(records: Sequence[OrderRecord]) -> dict[tuple[str, str, str], int
 
 
 def _new_order(record: OrderRecord, customer_id: int, region: str | None, via: str,
-               now: datetime) -> dict[str, Any]:
+               now: datetime, store: str) -> dict[str, Any]:
     return {"source": record.source, "shop": record.shop, "number": record.number,
             "customer_id": customer_id, "region": region, "buyer_phone": record.buyer_phone,
             "buyer_platform_id": record.buyer_platform_id,
             "buyer_unionid": record.buyer_unionid, "salesperson": record.salesperson,
-            "store": record.store, "first_seen_at": now, **_values(record, via, now)}
+            "store": store, "first_seen_at": now, **_values(record, via, now)}
 
 
 def _utc(value: datetime | None) -> datetime | None:
