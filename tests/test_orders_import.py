@@ -4,6 +4,7 @@ survey after delivery, rebate tiers)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 from datetime import timedelta
 from pathlib import Path
@@ -235,3 +236,19 @@ async def test_a_ticket_about_an_order_takes_its_product_and_store(harness: Harn
     assert ticket.team == "3C售后"  # routed by the order's category (rule 3c-returns)
     shown = await say(harness, "zhangsan", f"/ticket show {ticket.number}")
     assert "订单：3301234567890" in shown
+
+
+async def test_two_imports_of_one_file_at_once_store_each_order_once(harness: Harness,
+                                                                    tmp_path: Path) -> None:
+    """Two admins upload the same export at the same moment (or a push lands mid-batch):
+    the batch that meets an order stored meanwhile looks again, and nothing is doubled."""
+    rows = [line(f"C{n:03d}", PAID, "10", f"1390000{n:04d}") for n in range(300)]
+    path = write_orders(tmp_path / "c.csv", "generic", rows)
+    ctx = harness.app[context_key]
+    first, second = await asyncio.gather(import_file(ctx, path, source="generic"),
+                                         import_file(ctx, path, source="generic"))
+    assert not first.failed and not second.failed
+    assert first.counts.imported + second.counts.imported == 300
+    assert first.counts.unchanged + second.counts.unchanged == 300
+    assert await Order.all().count() == 300 and await Purchase.all().count() == 300
+    assert await Customer.filter(source="order").count() == 300

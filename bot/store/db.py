@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.connection import get_connection
-from tortoise.exceptions import DBConnectionError
+from tortoise.exceptions import DBConnectionError, IntegrityError
 from tortoise.migrations.api import migrate as run_migrations
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
@@ -247,8 +248,11 @@ async def insert_many(model: type[Model], rows: list[dict[str, Any]], *,
 
     if dialect() == "postgres":  # COPY: several times faster than INSERT … VALUES here
         async with conn.acquire_connection() as raw:
-            await raw.copy_records_to_table(meta.db_table, columns=columns,
-                                            records=[converted(row) for row in rows])
+            try:
+                await raw.copy_records_to_table(meta.db_table, columns=columns,
+                                                records=[converted(row) for row in rows])
+            except asyncpg.IntegrityConstraintViolationError as exc:  # as the ORM raises it
+                raise IntegrityError(str(exc)) from exc
         return
     quoted = ",".join(f'"{c}"' for c in columns)
     width = len(columns)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from tortoise.exceptions import IntegrityError
+
 from bot.access.errors import Refusal
 from bot.app.context import BotContext
 from bot.domain.order_layouts import LAYOUTS, Header, read_header, read_row
@@ -221,7 +223,11 @@ class _Run:
         if not self.batch:
             return
         batch, self.batch = list(self.batch.values()), {}
-        stored = await store_orders(self.ctx, batch, "import")
+        try:
+            stored = await store_orders(self.ctx, batch, "import")
+        except IntegrityError:  # a push stored one of these orders meanwhile: look again
+            logger.info("order import: a batch met an order stored meanwhile; retried")
+            stored = await store_orders(self.ctx, batch, "import")
         self.batches += 1
         if self.batches in ANALYZE_AFTER:
             await analyze(Order, Purchase, Customer)
