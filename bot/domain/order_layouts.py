@@ -41,11 +41,6 @@ from bot.domain.orders import (
     parse_time,
 )
 
-FIELDS = ("number", "status", "refund_status", "buyer_phone", "buyer_unionid",
-          "buyer_platform_id", "buyer_name", "province", "city", "address", "sku", "item_name",
-          "category", "quantity", "unit_price", "goods", "freight", "discount", "paid",
-          "refunded", "created_at", "paid_at", "shipped_at", "delivered_at", "refunded_at",
-          "closed_at", "salesperson", "store")
 TIMES = ("created_at", "paid_at", "shipped_at", "delivered_at", "refunded_at", "closed_at")
 MONEY = ("unit_price", "goods", "freight", "discount", "paid", "refunded")
 LABELS = {"number": "订单号", "status": "订单状态", "buyer_phone": "买家手机号",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal, InvalidOperation
@@ -351,10 +351,6 @@ def _fen_field(data: dict[str, object], name: str, label: str = "") -> int:
     return value
 
 
-def shown_fen(fen: int) -> str:
-    return f"¥{fen / 100:,.2f}"
-
-
 @dataclass
 class ImportCounts:
     """What a batch or a whole import did, as the report says it."""
@@ -374,14 +370,7 @@ class ImportCounts:
         self.refused += other.refused
         self.refusals.extend(other.refusals)
 
-    @property
-    def skipped(self) -> int:
-        return self.unchanged + self.stale
-
     def summary(self) -> str:
         return (f"新增 {self.imported} 单，更新 {self.updated} 单，未变跳过 {self.unchanged} 单，"
                 f"旧状态跳过 {self.stale} 单，拒绝 {self.refused} 行")
 
-
-def unique_phones(records: Iterable[OrderRecord]) -> list[str]:
-    return sorted({r.buyer_phone for r in records if r.buyer_phone})

@@ -35,8 +35,9 @@ logger = logging.getLogger(__name__)
 # What other features use: customers, and tags kept the same here and in WeCom.
 __all__ = ["OA_WINDOW", "CustomerFilter", "add_local_tags", "annual_spend_fen", "apply_tags",
            "filtered_customers", "find_one_customer", "follower", "lift_dormancy",
-           "mask_mobile", "oa_window_left", "record_purchase", "refresh_spend", "remove_tags",
-           "resync_unsynced_tags", "search_customers", "sync_customer"]
+           "mask_mobile", "mobile_shown_to", "oa_window_left", "record_purchase",
+           "refresh_spend", "remove_tags", "resync_unsynced_tags", "search_customers",
+           "sync_customer"]
 
 
 def _from_ts(value: Any) -> datetime | None:
@@ -125,6 +126,13 @@ def mask_mobile(mobile: str | None) -> str:
     if not mobile:
         return "-"
     return mobile[:3] + "****" + mobile[-4:] if len(mobile) >= 11 else mobile
+
+
+def mobile_shown_to(customer: Customer, userid: str) -> str:
+    """The full number for the customer's owner, masked for everyone else."""
+    if customer.owner_userid == userid:
+        return customer.mobile or "-"
+    return mask_mobile(customer.mobile)
 
 
 @dataclass(frozen=True)
@@ -269,9 +277,7 @@ class CustomerRow:
     tags: tuple[str, ...]
 
     def mobile_for(self, userid: str) -> str:
-        """The full number for the customer's owner, masked for everyone else."""
-        c = self.customer
-        return (c.mobile or "-") if c.owner_userid == userid else mask_mobile(c.mobile)
+        return mobile_shown_to(self.customer, userid)
 
 
 def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:

@@ -43,11 +43,10 @@ from bot.domain.handover import (
 from bot.store.db import atomic
 from bot.wecom import WeComError
 from handlers.care.service import reassign_care_tasks
-from handlers.customers.service import find_one_customer
+from handlers.customers.service import CustomerFilter, filtered_customers, find_one_customer
 from handlers.tickets.service import OPEN_STATES, assign
 from models import (
     Customer,
-    CustomerTag,
     Departure,
     FollowRelation,
     Handover,
@@ -79,12 +78,8 @@ async def selected_customers(data: ScopedData, member: str, *, tag: str | None =
     a tag or one customer (who must be exactly one: a refusal lists the choices)."""
     followed = Subquery(FollowRelation.filter(
         staff_userid=member, status=RelationStatus.ACTIVE).values("customer_id"))
-    query = data.customers().filter(id__in=followed, external_userid__isnull=False)
-    if tag:
-        group, sep, name = tag.replace("：", ":").partition(":")
-        tagged = CustomerTag.filter(group_name=group, name=name) if sep and name \
-            else CustomerTag.filter(name=tag)
-        query = query.filter(id__in=Subquery(tagged.values("customer_id")))
+    query = (await filtered_customers(data, CustomerFilter(tag=tag or ""))).filter(
+        id__in=followed, external_userid__isnull=False)
     if customer:
         query = query.filter(id=(await find_one_customer(data, customer)).id)
     return list(await query.order_by("id"))

@@ -7,7 +7,7 @@ from bot.chat.commands import CommandError
 from bot.chat.parsing import Arg
 from bot.chat.replies import Reply
 from bot.domain.orders import SOURCE_NAMES, STATUS_NAMES
-from handlers.customers.service import mask_mobile
+from handlers.customers.service import mobile_shown_to
 from handlers.orders.service import find_order
 from models import Customer
 
@@ -25,8 +25,7 @@ async def order_show(cmd: Cmd) -> Reply:
                            f"{cmd.data.scope.describe()}）。")
     customers = {c.id: c for c in await Customer.filter(
         id__in=[o.customer_id for o in orders if o.customer_id])}
-    mobiles = {cid: (c.mobile or "-") if c.owner_userid == cmd.staff.userid
-               else mask_mobile(c.mobile) for cid, c in customers.items()}
+    mobiles = {cid: mobile_shown_to(c, cmd.staff.userid) for cid, c in customers.items()}
     tz = cmd.ctx.settings.tz
     times = {o.id: "　".join(f"{label}：{at.astimezone(tz):%Y-%m-%d %H:%M}" for label, at in (
         ("下单", o.ordered_at), ("付款", o.paid_at), ("发货", o.shipped_at),

@@ -231,6 +231,4 @@ class _Run:
         self.batches += 1
         if self.batches in ANALYZE_AFTER:
             await analyze(Order, Purchase, Customer)
-        refusals = self.report.counts.refusals
-        self.report.counts.add(stored.counts)
-        self.report.counts.refusals = refusals
+        self.report.counts.add(stored)

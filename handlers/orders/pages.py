@@ -17,7 +17,7 @@ from bot.app.context import PageReq, Pages
 from bot.domain.order_layouts import LAYOUTS
 from bot.domain.orders import SOURCE_NAMES, STATUS_NAMES, STATUSES
 from bot.web.listing import COUNT_CAP, PAGE_SIZE, listing, newest_page
-from handlers.customers.service import mask_mobile
+from handlers.customers.service import mobile_shown_to
 from handlers.orders.files import SUPPORTED
 from handlers.orders.importer import import_file
 from models import Customer, Order, OrderImport, Staff
@@ -77,8 +77,7 @@ async def order_detail(page: PageReq) -> web.StreamResponse:
     if order is None:
         raise NotFound("没有这个订单，或其客户不在您的数据范围。")
     customer = await Customer.get_or_none(id=order.customer_id or 0)
-    mobile = "" if customer is None else (customer.mobile or "—") \
-        if customer.owner_userid == page.member.userid else mask_mobile(customer.mobile)
+    mobile = "" if customer is None else mobile_shown_to(customer, page.member.userid)
     return page.render("orders/detail.html.j2", o=order, customer=customer, mobile=mobile,
                        sources=SOURCE_NAMES, statuses=STATUS_NAMES)
 

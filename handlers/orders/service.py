@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -43,17 +43,11 @@ from models import Customer, Order, Purchase, Staff
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["StoredBatch", "customer_orders", "find_order", "order_of_customer",
+__all__ = ["customer_orders", "find_order", "order_of_customer",
            "order_product", "order_store", "record_of", "shop_for", "store_orders",
            "with_status"]
 
 CHUNK = 500
-
-
-@dataclass
-class StoredBatch:
-    counts: ImportCounts
-    customers: set[int]  # customers whose spend changed
 
 
 def shop_for(ctx: BotContext, source: str, shop: str | None) -> Shop:
@@ -73,7 +67,7 @@ def shop_for(ctx: BotContext, source: str, shop: str | None) -> Shop:
 
 
 async def store_orders(ctx: BotContext, records: Sequence[OrderRecord], via: str
-                       ) -> StoredBatch:
+                       ) -> ImportCounts:
     """Upsert one batch (unique keys) in one transaction; then lift dormancy it ended."""
     now = ctx.clock.now()
     counts = ImportCounts()
@@ -117,7 +111,7 @@ async def store_orders(ctx: BotContext, records: Sequence[OrderRecord], via: str
         await refresh_spend(sorted(touched))
     if touched:
         await lift_dormancy(ctx, sorted(touched))
-    return StoredBatch(counts, touched)
+    return counts
 
 
 _UPDATED_FIELDS = ["status", "items", "category", "buyer_name", "province", "city", "address",
