@@ -24,6 +24,7 @@ from models.outbox import OutboxMessage, OutboxStatus
 from models.replies import QuickReply
 from models.settlement import LedgerEntry, Payout, PayoutStatus
 from models.tickets import (
+    BookingSlot,
     Freeze,
     OverdueDay,
     Ticket,
@@ -42,6 +43,7 @@ MODEL_MODULES = ["models.inbox", "models.contacts", "models.audit", "models.chan
 __all__ = [
     "MODEL_MODULES",
     "AuditEntry",
+    "BookingSlot",
     "CareRecord",
     "Channel",
     "ChannelDay",

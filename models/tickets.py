@@ -50,6 +50,10 @@ class Ticket(Model):
     stage_started_at = fields.DatetimeField(null=True)
     amount_fen = fields.BigIntField(null=True)
     order_id = fields.BigIntField(null=True)  # the shop order it is about (/ticket open --order)
+    # the type's own fields (型号, 序列号, 预约时段 …), normalised text by field name
+    field_values: fields.Field[dict[str, str]] = fields.JSONField(default=dict)
+    # a customer booking's form token: a double submit or a reload finds this ticket
+    form_token = fields.CharField(max_length=64, null=True, unique=True)
 
     events: fields.ReverseRelation[TicketEvent]
 
@@ -133,3 +137,16 @@ class OverdueDay(Model):
     class Meta:
         table = "overdue_day"
         unique_together = (("store", "day"),)
+
+
+class BookingSlot(Model):
+    """How many bookings a store's slot holds: taken by a conditional UPDATE below capacity."""
+
+    id = fields.IntField(primary_key=True)
+    store = fields.CharField(max_length=64)
+    start = fields.CharField(max_length=16)  # local wall-clock: 2026-12-05 10:00
+    taken = fields.IntField(default=0)
+
+    class Meta:
+        table = "booking_slot"
+        unique_together = (("store", "start"),)

@@ -13,7 +13,7 @@ from html import unescape
 from itertools import count
 
 from models import Customer, LedgerEntry, Payout, PayoutStatus, Ticket
-from tests.harness import Harness, say
+from tests.harness import REQUIRED_FIELDS, Harness, say, walk_stages
 
 APPROVERS = {"西南": "zhouba", "华东": "sunqi"}
 _serial = count(1)
@@ -27,11 +27,10 @@ async def settled_ticket(h: Harness, customer: str, *, store: str, region: str,
     await h.drain()
     await Customer.filter(external_userid=scan.external_userid).update(store=store,
                                                                        region=region)
-    await say(h, "zhouba", f"/ticket open {customer} {kind} 客厅空调")
+    await say(h, "zhouba", f"/ticket open {customer} {kind} 客厅空调 "
+                           f"{REQUIRED_FIELDS.get(kind, '')}")
     ticket = await Ticket.filter(customer__external_userid=scan.external_userid).get()
-    for _ in range(3):
-        await say(h, ticket.assignee or "wangwu", f"/ticket next {ticket.number}")
-    await say(h, APPROVERS[region], f"/ticket next {ticket.number} 验收通过")
+    await walk_stages(h, ticket, APPROVERS[region])
     await ticket.refresh_from_db()
     reply = await say(h, ticket.assignee or "wangwu", f"/ticket close {ticket.number} {close}")
     assert "已结算" in reply, reply

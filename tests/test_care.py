@@ -143,7 +143,7 @@ async def test_dormant_on_day_ninety_and_awake_on_purchase(harness: Harness) -> 
 async def test_post_delivery_survey_48_hours_after_acceptance(harness: Harness) -> None:
     harness.clock.set(local(harness, 10, 0))
     await walk_in(harness, "孙女士", store="北京朝阳店")
-    await say(harness, "zhangsan", "/ticket open 孙女士 维修 空调不制冷")
+    await say(harness, "zhangsan", "/ticket open 孙女士 维修 空调不制冷 型号=KFR-35GW")
     from models import Ticket
 
     number = (await Ticket.get()).number

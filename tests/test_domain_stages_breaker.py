@@ -182,8 +182,10 @@ def test_stage_json_round_trip(stage: Stage) -> None:
 def test_stage_json_shape_and_defaults() -> None:
     assert Stage("验收", "approver", timedelta(hours=24)).to_json() == {
         "name": "验收", "role": "approver", "limit_s": 86400, "inserted": False,
-        "skipped": False, "done": False}
-    assert Stage.from_json({"name": "接单"}) == Stage("接单")
+        "skipped": False, "done": False, "photos": 0, "photo_label": ""}
+    assert Stage.from_json({"name": "接单"}) == Stage("接单")  # a ticket opened before photos
+    proof = Stage("验收", photos=2, photo_label="验收照片")
+    assert Stage.from_json(proof.to_json()) == proof
 
 
 def test_the_twelve_stage_delivery_walked_to_the_end(tickets: TicketRules) -> None:

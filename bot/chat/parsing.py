@@ -30,6 +30,7 @@ class UsageError(Exception):
 MAX_WORD = 128
 MAX_FREE_TEXT = 2000
 MAX_WORDS = 100
+ANY_KEY = "\0"  # stands for "any key" among the option names a free text stops at
 
 
 def _bounded(label: str, value: str, limit: int) -> str:
@@ -140,7 +141,11 @@ class Arg:
 
 @dataclass(frozen=True)
 class Option:
-    """A `key=value` option; `many=True` splits the value on commas."""
+    """A `key=value` option; `many=True` splits the value on commas.
+
+    `catch_all=True`: every `key=value` no other option names is collected into a dict under
+    this option's name (a ticket type's own fields, which only the command can check).
+    """
 
     name: str
     help: str = ""
@@ -148,8 +153,11 @@ class Option:
     many: bool = False
     choices: tuple[str, ...] = ()
     max_len: int = 128  # characters of the value (of each item, with `many`)
+    catch_all: bool = False
 
     def usage(self) -> str:
+        if self.catch_all:
+            return f"[<{self.name}>=<值>…]"
         value = f"<{self.name}>,…" if self.many else f"<{self.name}>"
         text = f"{self.name}={value}"
         return text if self.required else f"[{text}]"
@@ -202,9 +210,10 @@ def parse_args(spec: ArgSpec, tokens: list[str]) -> ParsedArgs:
     if len(tokens) > MAX_WORDS:
         raise UsageError(f"参数太多：最多 {MAX_WORDS} 个，收到 {len(tokens)} 个")
     values: dict[str, Any] = {f.name: f.default if f.takes_value else False for f in spec.flags}
-    values.update({o.name: None for o in spec.options})
+    values.update({o.name: {} if o.catch_all else None for o in spec.options})
     flags = {f.name: f for f in spec.flags}
-    options = {o.name: o for o in spec.options}
+    options = {o.name: o for o in spec.options if not o.catch_all}
+    catch_all = next((o for o in spec.options if o.catch_all), None)
     positional: list[str] = []
     i = 0
     while i < len(tokens):
@@ -224,9 +233,13 @@ def parse_args(spec: ArgSpec, tokens: list[str]) -> ParsedArgs:
                 values[name] = _convert_flag(flag, _bounded(f"--{name}", inline, flag.max_len))
             else:
                 values[name] = True
-        elif "=" in token and options and not token.startswith("="):
+        elif "=" in token and (options or catch_all) and not token.startswith("="):
             key, _, value = token.partition("=")
             option = options.get(key)
+            if option is None and catch_all is not None:
+                _collect(values[catch_all.name], key, value, catch_all.max_len)
+                i += 1
+                continue
             if option is None:
                 known = ", ".join(f"{o}=" for o in options)
                 raise UsageError(f"未知参数 {key}=（可用：{known}）")
@@ -260,6 +273,8 @@ def parse_command(spec: ArgSpec, tokens: list[Token], cut: Callable[[int, int], 
         return parse_args(spec, [t.text for t in tokens])
     flags = {f"--{f.name}": f for f in spec.flags}
     options = {o.name for o in spec.options}
+    if any(o.catch_all for o in spec.options):
+        options.add(ANY_KEY)
     before = len(spec.args) - 1  # positionals ahead of the free text
     head: list[Token] = []
     positional, i = 0, 0
@@ -302,7 +317,16 @@ def _is_named(word: str, flags: dict[str, Flag], options: set[str]) -> bool:
     if word.startswith("--") and len(word) > 2:
         return word.partition("=")[0] in flags
     key, eq, _ = word.partition("=")
-    return bool(eq) and key in options
+    return bool(eq) and bool(key) and (key in options or ANY_KEY in options)
+
+
+def _collect(into: dict[str, str], key: str, value: str, limit: int) -> None:
+    value = _bounded(f"{key}=", value.strip(), limit)
+    if not value:
+        raise UsageError(f"{key}= 后面需要一个值")
+    if key in into:
+        raise UsageError(f"{key}= 写了两次")
+    into[key] = value
 
 
 def _convert_flag(flag: Flag, raw: str) -> Any:

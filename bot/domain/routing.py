@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bot.domain.ticket_fields import all_match
+
 PRIORITIES = ("urgent", "high", "normal", "low")
 CONDITION_FIELDS = ("type", "product", "region", "tags", "channel", "store", "priority")
 STORE_TEAM = "@store"  # a rule target meaning "the service store's team"
@@ -29,6 +31,7 @@ class TicketFacts:
     channel: str | None = None
     store: str | None = None  # where the customer bought
     home_store: str | None = None  # the store whose area the customer lives in
+    fields: Mapping[str, str] = field(default_factory=dict)  # the type's own fields: 型号 …
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class RoutingRule:
     team: str  # a team name, or STORE_TEAM
     conditions: Mapping[str, frozenset[str]] = field(default_factory=dict)
     service: str = "store"  # "store" (where bought) or "home" (where the customer lives)
+    fields: Mapping[str, frozenset[str]] = field(default_factory=dict)  # 型号 → {"KFR-*"}
+    skill: str | None = None  # the member skill wanted (else the product)
 
     def describe(self, facts: TicketFacts) -> str:
         shown = []
@@ -45,6 +50,7 @@ class RoutingRule:
             if isinstance(value, frozenset):
                 value = ",".join(sorted(value))
             shown.append(f"{name}={value}")
+        shown += [f"{name}={facts.fields.get(name)}" for name in self.fields]
         return ", ".join(shown) or "any ticket"
 
 
@@ -145,9 +151,13 @@ class RoutingTable:
             matching &= mask
             if not matching:
                 return None
-        if matching <= 0:
-            return None
-        return self.rules[(matching & -matching).bit_length() - 1]
+        while matching > 0:  # in order; field conditions (prefixes) are checked one by one
+            index = (matching & -matching).bit_length() - 1
+            rule = self.rules[index]
+            if not rule.fields or all_match(rule.fields, facts.fields):
+                return rule
+            matching &= matching - 1
+        return None
 
 
 def route(facts: TicketFacts, table: RoutingTable, state: TeamState) -> RoutingDecision:
@@ -189,7 +199,7 @@ def route(facts: TicketFacts, table: RoutingTable, state: TeamState) -> RoutingD
         reasons.append(f"team {team_name} is not defined: queued unassigned")
         return RoutingDecision(team_name, None, rule.name if rule else None, "; ".join(reasons),
                                service_store)
-    assignee = pick_member(team, facts, state, reasons)
+    assignee = pick_member(team, facts, state, reasons, rule.skill if rule else None)
     return RoutingDecision(team.name, assignee, rule.name if rule else None, "; ".join(reasons),
                            service_store)
 
@@ -212,18 +222,19 @@ def _unfrozen(team_name: str, table: RoutingTable, state: TeamState,
 
 
 def pick_member(team: Team, facts: TicketFacts, state: TeamState,
-                reasons: list[str]) -> str | None:
+                reasons: list[str], skill: str | None = None) -> str | None:
     """Least-loaded on-duty member with the skill and room; round-robin among equals."""
     members = [m for m in team.members if state.members.get(m.userid, MemberState()).on_duty]
     if not members:
         reasons.append("nobody on duty: queued")
         return None
-    if facts.product:
-        skilled = [m for m in members if facts.product in m.skills]
+    wanted = skill or facts.product  # a rule's skill (a field matched it) before the product
+    if wanted:
+        skilled = [m for m in members if wanted in m.skills]
         if skilled:
             members = skilled
         elif any(m.skills for m in team.members):
-            reasons.append(f"no on-duty member has skill {facts.product}: any member")
+            reasons.append(f"no on-duty member has skill {wanted}: any member")
     best: tuple[int, int, str] | None = None
     best_cap = 0
     for member in members:

@@ -3,11 +3,12 @@ escalate, and how a pause moves the deadlines. Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.domain.calendar import WorkCalendar, add_business_time, business_time_between
+from bot.domain.ticket_fields import all_match
 
 LADDER_RUNGS = ("assignee", "team_lead", "region_manager")
 
@@ -20,10 +21,13 @@ class SlaPolicy:
     priorities: frozenset[str] | None = None  # None: any priority
     regions: frozenset[str] | None = None  # None: any region
     business_hours: bool = True  # False: the clock runs round the clock (urgent)
+    fields: Mapping[str, frozenset[str]] = field(default_factory=dict)  # 故障 → {"漏水"}
 
-    def matches(self, priority: str, region: str | None) -> bool:
+    def matches(self, priority: str, region: str | None,
+                values: Mapping[str, str] | None = None) -> bool:
         return (self.priorities is None or priority in self.priorities) and \
-            (self.regions is None or region in self.regions)
+            (self.regions is None or region in self.regions) and \
+            (not self.fields or all_match(self.fields, values or {}))
 
 
 @dataclass(frozen=True)
@@ -42,9 +46,9 @@ class Timer:
 
 
 def pick_policy(priority: str, region: str | None, policies: Sequence[SlaPolicy],
-                default: SlaPolicy) -> SlaPolicy:
-    """The first policy matching priority × region, else the default."""
-    return next((p for p in policies if p.matches(priority, region)), default)
+                default: SlaPolicy, values: Mapping[str, str] | None = None) -> SlaPolicy:
+    """The first policy matching priority × region (× the ticket's fields), else the default."""
+    return next((p for p in policies if p.matches(priority, region, values)), default)
 
 
 def deadline(start: datetime, duration: timedelta, policy: SlaPolicy,

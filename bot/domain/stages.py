@@ -14,11 +14,14 @@ class Stage:
     inserted: bool = False
     skipped: bool = False
     done: bool = False
+    photos: int = 0  # photos needed to complete it (拍照验收), from the type's photo field
+    photo_label: str = ""  # that field's name: 验收照片
 
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "role": self.role,
                 "limit_s": int(self.limit.total_seconds()) if self.limit else None,
-                "inserted": self.inserted, "skipped": self.skipped, "done": self.done}
+                "inserted": self.inserted, "skipped": self.skipped, "done": self.done,
+                "photos": self.photos, "photo_label": self.photo_label}
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Stage:
@@ -26,7 +29,8 @@ class Stage:
         return cls(name=str(data["name"]), role=str(data.get("role", "editor")),
                    limit=timedelta(seconds=int(limit)) if isinstance(limit, int) else None,
                    inserted=bool(data.get("inserted")), skipped=bool(data.get("skipped")),
-                   done=bool(data.get("done")))
+                   done=bool(data.get("done")), photos=int(str(data.get("photos") or 0)),
+                   photo_label=str(data.get("photo_label") or ""))
 
 
 class StageError(ValueError):

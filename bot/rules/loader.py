@@ -73,7 +73,8 @@ class Rules:
 KNOWN_SECTIONS = {"organisation", "roles", "regions", "visit_periods", "tickets", "routing",
                   "teams", "sla", "business_hours", "stages", "stores", "settlement",
                   "commission", "rebate",
-                  "care", "digest", "outbox", "compliance", "sidebar", "orders", "handover"}
+                  "care", "digest", "outbox", "compliance", "sidebar", "orders", "handover",
+                  "ticket_types", "booking_slots"}
 
 
 def parse_rules(text: str, path: str = "rules.toml", tz: str = "Asia/Shanghai") -> Rules:

@@ -5,14 +5,15 @@ Parsed into the pure domain types (bot/domain) and validated with the key and th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, time, timedelta
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.domain.booking import SlotPlan
 from bot.domain.calendar import WorkCalendar
 from bot.domain.durations import parse_duration
-from bot.domain.periods import parse_hhmm
 from bot.domain.roles import ROLES
 from bot.domain.routing import (
     CONDITION_FIELDS,
@@ -27,11 +28,10 @@ from bot.domain.routing import (
 from bot.domain.sla import LADDER_RUNGS, Escalation, SlaPolicy
 from bot.domain.stages import Stage
 from bot.rules.checker import Checker
+from bot.rules.hours import WEEKDAY_KEYS, parse_dates, parse_hours
+from bot.rules.ticket_types import TicketType, parse_slot_plans, parse_ticket_types
 
 DEFAULT_POLICY = SlaPolicy("default", timedelta(hours=4), timedelta(hours=48))
-_WEEKDAY_KEYS = {"weekdays": range(5), "saturday": [5], "sunday": [6],
-                 "monday": [0], "tuesday": [1], "wednesday": [2], "thursday": [3],
-                 "friday": [4]}
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,18 @@ class TicketRules:
     pipelines: dict[str, tuple[Stage, ...]] = field(default_factory=dict)  # type → stages
     keywords: dict[str, str] = field(default_factory=dict)  # keyword → ticket type
     breaker_days: int = 3
+    types: dict[str, TicketType] = field(default_factory=dict)  # type → its fields, booking
+
+    slot_plans: dict[str, SlotPlan] = field(default_factory=dict)  # store or team → slots
+
+    def slot_plan(self, store: str) -> SlotPlan | None:
+        """The store's booking slots, or its team's."""
+        spec = self.routing.stores.get(store)
+        return self.slot_plans.get(store) or (self.slot_plans.get(spec.team) if spec else None)
+
+    def type_of(self, name: str) -> TicketType:
+        """The declared type, or a plain one (no fields) for a type only named in chat."""
+        return self.types.get(name) or TicketType(name)
 
     def calendar_for(self, region: str | None) -> WorkCalendar | None:
         return self.calendars.get(region or "") or self.calendars.get("default")
@@ -95,11 +107,35 @@ def parse_ticket_rules(check: Checker, data: dict[str, Any], regions: set[str],
     if not isinstance(breaker_days, int) or isinstance(breaker_days, bool) or breaker_days < 1:
         raise check.fail("tickets.breaker_days", "expected a whole number of days, at least 1")
     policies, default, reminders, escalation = _sla(check, data, regions)
+    pipelines = _pipelines(check, data)
+    types = parse_ticket_types(check, data, pipelines, set(stores))
+    slot_plans = parse_slot_plans(check, data, set(stores), set(teams))
+    _check_field_conditions(check, rules, policies, types)
     return TicketRules(
         routing=RoutingTable(rules, teams, stores, default_team), policies=policies,
         default_policy=default, reminders=reminders, escalation=escalation,
-        calendars=_calendars(check, data, regions, tz), pipelines=_pipelines(check, data),
-        keywords=dict(keywords), breaker_days=breaker_days)
+        calendars=_calendars(check, data, regions, tz), pipelines=pipelines,
+        keywords=dict(keywords), breaker_days=breaker_days, types=types,
+        slot_plans=slot_plans)
+
+
+def _check_field_conditions(check: Checker, rules: tuple[RoutingRule, ...],
+                            policies: tuple[SlaPolicy, ...], types: dict[str, TicketType]
+                            ) -> None:
+    """A condition on a field names a typed field of a type it may apply to."""
+    def check_names(where: str, names: Iterable[str], kinds: frozenset[str] | None) -> None:
+        candidates = [t for n, t in types.items() if kinds is None or n in kinds]
+        for name in names:
+            if not any((f := t.field(name)) is not None and f.typed for t in candidates):
+                declared = sorted({f.name for t in candidates for f in t.fields if f.typed})
+                raise check.fail(f"{where}.fields.{name}", f"no ticket type declares a field "
+                                                           f"{name!r}; declared: "
+                                                           f"{', '.join(declared) or 'none'}")
+
+    for i, rule in enumerate(rules):
+        check_names(f"routing[{i}] ({rule.name}).when", rule.fields, rule.conditions.get("type"))
+    for i, policy in enumerate(policies):
+        check_names(f"sla.policies[{i}]", policy.fields, None)
 
 
 def _teams(check: Checker, data: dict[str, Any]) -> dict[str, Team]:
@@ -169,7 +205,7 @@ def _routing(check: Checker, data: dict[str, Any], teams: dict[str, Team]
         where = f"routing[{i}]"
         if not isinstance(spec, dict):
             raise check.fail(where, "expected a table")
-        _unknown_keys(check, spec, {"name", "team", "when", "service"}, where)
+        _unknown_keys(check, spec, {"name", "team", "when", "service", "skill"}, where)
         name = spec.get("name")
         if not isinstance(name, str) or not name:
             raise check.fail(f"{where}.name", "every rule needs a name (shown in reasons)")
@@ -185,10 +221,14 @@ def _routing(check: Checker, data: dict[str, Any], teams: dict[str, Team]
         if not isinstance(when, dict):
             raise check.fail(f"{where}.when", "expected a table of conditions")
         conditions = {}
+        field_conditions = _field_conditions(check, when.get("fields", {}), f"{where}.when")
         for key, value in when.items():
+            if key == "fields":
+                continue
             if key not in CONDITION_FIELDS:
                 raise check.fail(f"{where}.when.{key}", f"unknown condition; expected one of "
-                                                        f"{', '.join(CONDITION_FIELDS)}")
+                                                        f"{', '.join(CONDITION_FIELDS)}, "
+                                                        "fields")
             conditions[key] = _names(check, value, f"{where}.when.{key}")
             if key == "priority" and not conditions[key] <= set(PRIORITIES):
                 raise check.fail(f"{where}.when.priority", f"priorities are "
@@ -197,8 +237,19 @@ def _routing(check: Checker, data: dict[str, Any], teams: dict[str, Team]
         if service not in ("store", "home"):
             raise check.fail(f"{where}.service", 'expected "store" (where bought) or "home" '
                                                  "(where the customer lives)")
-        rules.append(RoutingRule(name, team, conditions, service))
+        skill = spec.get("skill")
+        if skill is not None and (not isinstance(skill, str) or not skill):
+            raise check.fail(f"{where}.skill", 'expected a member skill, e.g. "变频"')
+        rules.append(RoutingRule(name, team, conditions, service, field_conditions, skill))
     return tuple(rules)
+
+
+def _field_conditions(check: Checker, value: Any, where: str) -> dict[str, frozenset[str]]:
+    """`fields = { 型号 = ["KFR-*"] }`: exact values, or prefixes ending in *."""
+    if not isinstance(value, dict):
+        raise check.fail(f"{where}.fields", 'expected a table like { 型号 = ["KFR-*"] }')
+    return {name: _names(check, patterns, f"{where}.fields.{name}")
+            for name, patterns in value.items()}
 
 
 def _sla(check: Checker, data: dict[str, Any], regions: set[str]
@@ -232,7 +283,7 @@ def _policy(check: Checker, spec: Any, where: str, regions: set[str]) -> SlaPoli
     if not isinstance(spec, dict):
         raise check.fail(where, "expected a table with first_response and resolution")
     _unknown_keys(check, spec, {"name", "priority", "region", "first_response", "resolution",
-                                "business_hours"}, where)
+                                "business_hours", "fields"}, where)
     for key in ("first_response", "resolution"):
         if key not in spec:
             raise check.fail(f"{where}.{key}", 'missing; e.g. first_response = "2h"')
@@ -250,7 +301,8 @@ def _policy(check: Checker, spec: Any, where: str, regions: set[str]) -> SlaPoli
     if resolution < first:
         raise check.fail(f"{where}.resolution", "is shorter than first_response")
     return SlaPolicy(str(spec.get("name", where)), first, resolution, priorities,
-                     policy_regions, bool(spec.get("business_hours", True)))
+                     policy_regions, bool(spec.get("business_hours", True)),
+                     _field_conditions(check, spec.get("fields", {}), where))
 
 
 def _calendars(check: Checker, data: dict[str, Any], regions: set[str],
@@ -262,42 +314,11 @@ def _calendars(check: Checker, data: dict[str, Any], regions: set[str],
             raise check.fail(where, f"no region {name!r} (use a region name or default)")
         if not isinstance(spec, dict):
             raise check.fail(where, 'expected a table like weekdays = ["09:00", "18:00"]')
-        _unknown_keys(check, spec, {*_WEEKDAY_KEYS, "holidays", "workdays"}, where)
-        hours: dict[int, tuple[time, time]] = {}
-        for key, days in _WEEKDAY_KEYS.items():
-            if key not in spec:
-                continue
-            bounds = spec[key]
-            if not isinstance(bounds, list) or len(bounds) != 2:
-                raise check.fail(f"{where}.{key}", 'expected ["HH:MM", "HH:MM"]')
-            try:
-                opens, closes = parse_hhmm(bounds[0]), parse_hhmm(bounds[1])
-            except (ValueError, TypeError, AttributeError) as exc:
-                raise check.fail(f"{where}.{key}", str(exc)) from None
-            if closes <= opens:
-                raise check.fail(f"{where}.{key}", "closing time must be after opening time")
-            for day in days:
-                hours[day] = (opens, closes)
-        if not hours:
-            raise check.fail(where, "no opening hours; add weekdays = [\"09:00\", \"18:00\"]")
-        calendars[name] = WorkCalendar(tz, hours, _dates(check, spec, "holidays", where),
-                                       _dates(check, spec, "workdays", where), name)
+        _unknown_keys(check, spec, {*WEEKDAY_KEYS, "holidays", "workdays"}, where)
+        hours = parse_hours(check, spec, where)
+        calendars[name] = WorkCalendar(tz, hours, parse_dates(check, spec, "holidays", where),
+                                       parse_dates(check, spec, "workdays", where), name)
     return calendars
-
-
-def _dates(check: Checker, spec: dict[str, Any], key: str, where: str) -> frozenset[date]:
-    values = spec.get(key, [])
-    out = set()
-    for i, value in enumerate(values if isinstance(values, list) else [values]):
-        if isinstance(value, date):
-            out.add(value)
-            continue
-        try:
-            out.add(date.fromisoformat(str(value)))
-        except ValueError:
-            raise check.fail(f"{where}.{key}[{i}]", f"expected a date like 2026-10-01, "
-                                                    f"got {value!r}") from None
-    return frozenset(out)
 
 
 def _pipelines(check: Checker, data: dict[str, Any]) -> dict[str, tuple[Stage, ...]]:

@@ -14,6 +14,7 @@ from bot.domain.roles import ROLE_NAMES, has_role
 from bot.domain.routing import PRIORITIES, explain_reason, queue_order
 from bot.domain.settlement import SettlementError
 from bot.domain.stages import Stage
+from bot.domain.ticket_fields import AT_CLOSE, KIND_NAMES, accepts
 from handlers.customers.service import find_one_customer
 from handlers.orders.service import order_of_customer, order_product, order_store
 from handlers.settlement.service import settle_ticket
@@ -25,9 +26,11 @@ from handlers.tickets.service import (
     add_note,
     assign,
     close_ticket,
+    describe_fields,
     insert_stage,
     is_overdue,
     mark_responded,
+    missing_fields,
     next_stage,
     open_ticket,
     overdue,
@@ -35,6 +38,8 @@ from handlers.tickets.service import (
     policy_of,
     reopen,
     resume,
+    set_fields,
+    shown_fields,
     stages_of,
     ticket_words,
 )
@@ -46,6 +51,8 @@ commands.alias("门店", "store")
 commands.alias("值班", "duty")
 
 TICKET_ARG = Arg("ticket", "工单号，如 T-20261125-0042")
+FIELDS_OPTION = Option("字段", "工单类型自己的字段，如 型号=KFR-35GW（/ticket fields <类型> 查看）",
+                       catch_all=True, max_len=200)
 LIST_NAMES = {"mine": "我的", "team": "我的团队", "open": "全部未关闭", "overdue": "超时",
               "queue": "待认领"}
 
@@ -81,8 +88,10 @@ async def _respond(cmd: Cmd, ticket: Ticket) -> None:
            Flag("product", "产品类别，如 3C 空调", takes_value=True),
            Flag("store", "购买门店", takes_value=True),
            Flag("order", "关联订单号：带出产品类别与购买门店", takes_value=True)],
+    options=[FIELDS_OPTION],
     examples=("/ticket open 王女士 售后 商品破损 --urgent",
               "/工单 open 李先生 安装 空调安装 --product 空调 --store 成都高新店",
+              "/ticket open 王女士 维修 空调不制冷 型号=KFR-35GW 故障=不制冷",
               "/ticket open 王女士 售后 屏幕有划痕 --order 3301234567890"),
     aliases=("ticket 新建", "ticket 开"))
 async def ticket_open(cmd: Cmd) -> Reply:
@@ -94,9 +103,13 @@ async def ticket_open(cmd: Cmd) -> Reply:
         product = product or order_product(order)
         store = store or order_store(cmd.ctx, order)
         order_id = order.id
-    ticket = await open_ticket(cmd.ctx, customer=customer, ticket_type=cmd["type"],
-                               summary=cmd["summary"], priority=priority, product=product,
-                               store=store, actor=cmd.staff.userid, order_id=order_id)
+    try:
+        ticket = await open_ticket(cmd.ctx, customer=customer, ticket_type=cmd["type"],
+                                   summary=cmd["summary"], priority=priority, product=product,
+                                   store=store, actor=cmd.staff.userid, order_id=order_id,
+                                   fields=cmd["字段"])
+    except TicketError as exc:
+        raise _guard(exc) from None
     return Reply(template="ticket/opened.txt.j2", data=await _view(cmd, ticket, customer))
 
 
@@ -104,13 +117,57 @@ async def _view(cmd: Cmd, ticket: Ticket, customer: Customer,
                 events: list[TicketEvent] | None = None) -> dict[str, object]:
     policy = policy_of(cmd.ctx, ticket)
     order = await Order.get_or_none(id=ticket.order_id) if ticket.order_id else None
+    lacking = [f.title for f in missing_fields(cmd.ctx, ticket, AT_CLOSE)]
     return {"t": ticket, "c": customer, "order": order, "tz": cmd.ctx.settings.tz,
-            "stages": stages_of(ticket),
+            "stages": stages_of(ticket), "fields": shown_fields(cmd.ctx, ticket),
+            "lacking": lacking,
             "priority": PRIORITY_NAMES.get(ticket.priority, ticket.priority),
             "events": events or [], "now": cmd.ctx.clock.now(), "fmt": format_duration,
             "promise": f"首次响应 {format_duration(policy.first_response)}，"
                        f"解决 {format_duration(policy.resolution)}",
             **ticket_words()}
+
+
+@commands.command(
+    "ticket set", "填写或修改工单字段（型号、序列号……）", role="editor", customer_data=True,
+    changes_data=True, args=[TICKET_ARG], options=[FIELDS_OPTION],
+    examples=("/ticket set T-20261125-0042 型号=KFR-35GW 序列号=AB12345678",),
+    aliases=("ticket 填写",))
+async def ticket_set(cmd: Cmd) -> str:
+    ticket = await find_ticket(cmd, cmd["ticket"])
+    try:
+        changed = await set_fields(cmd.ctx, ticket, cmd["字段"], cmd.staff.userid)
+    except TicketError as exc:
+        raise _guard(exc) from None
+    await _respond(cmd, ticket)
+    if not changed:
+        return f"工单 {ticket.number} 的字段没有变化。"
+    lacking = missing_fields(cmd.ctx, ticket, AT_CLOSE)
+    still = f"\n还缺：{'、'.join(f.title for f in lacking)}" if lacking else ""
+    return f"已更新工单 {ticket.number}：{describe_fields(cmd.ctx, ticket.type, changed)}{still}"
+
+
+@commands.command("ticket fields", "某类工单有哪些字段、怎么填", role="viewer",
+                  args=[Arg("type", "工单类型，如 维修")],
+                  examples=("/ticket fields 维修",), aliases=("ticket 字段",))
+async def ticket_fields(cmd: Cmd) -> str:
+    kind = cmd.ctx.rules.current.tickets.type_of(cmd["type"])
+    if not kind.fields:
+        return f"{kind.name} 工单没有自定义字段。"
+    lines = [f"{kind.name} 工单的字段："]
+    for spec in kind.fields:
+        when = {None: "选填", "open": "开单必填", "close": "关单前必填"}.get(
+            spec.required, f"「{spec.required}」阶段完成前必填")
+        if spec.kind == "photo":
+            when = f"「{spec.stage}」阶段完成前必传"
+        line = f"· {spec.title}（{KIND_NAMES[spec.kind]}，{when}）：{accepts(spec)}"
+        if spec.help and spec.kind != "serial":
+            line += f"。{spec.help}"
+        lines.append(line)
+    typed = [spec.name for spec in kind.fields if spec.typed]
+    if typed:
+        lines.append(f"填写：/ticket set <工单号> {typed[0]}=…")
+    return "\n".join(lines)
 
 
 @commands.command("ticket show", "查看工单：历史、阶段、时限、客户", role="viewer",

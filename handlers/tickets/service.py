@@ -9,9 +9,9 @@ ticket's timers in step, and tells people.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 
 from tortoise.connection import get_connection
 from tortoise.expressions import Q
@@ -41,6 +41,16 @@ from bot.domain.sla import (
     sla_timers,
 )
 from bot.domain.stages import Stage, StageError, advance, insert_emergency
+from bot.domain.ticket_fields import (
+    AT_CLOSE,
+    AT_OPEN,
+    FieldError,
+    FieldSpec,
+    describe_missing,
+    format_value,
+    missing,
+    parse_values,
+)
 from bot.web.links import signed_url
 from models import (
     Channel,
@@ -64,7 +74,7 @@ EVENT_NAMES = {"opened": "开单", "routed": "路由", "assigned": "分派", "re
                "stage_done": "完成阶段", "stage_skipped": "跳过阶段",
                "stage_inserted": "插入阶段", "stage_overdue": "阶段超时", "reminded": "提醒",
                "breached": "超时", "escalated": "升级", "closed": "关闭", "reopened": "重新打开",
-               "customer_message": "客户留言"}
+               "customer_message": "客户留言", "fields_set": "填写字段", "booked": "客户预约"}
 
 
 def ticket_words() -> dict[str, object]:
@@ -140,8 +150,44 @@ async def team_state(ctx: BotContext, team: Team | None) -> TeamState:
     return TeamState(members, frozen_teams, frozen_stores)
 
 
+def field_specs(ctx: BotContext, ticket_type: str) -> tuple[FieldSpec, ...]:
+    """The type's own fields, as the rules file declares them now."""
+    return ctx.rules.current.tickets.type_of(ticket_type).fields
+
+
+def shown_fields(ctx: BotContext, ticket: Ticket) -> list[tuple[str, str]]:
+    """(label, value) of the ticket's fields in declared order; "未填" for a missing typed
+    one, photos as counted elsewhere; a value of a field no longer declared still shows."""
+    specs = field_specs(ctx, ticket.type)
+    values = ticket.field_values or {}
+    out = [(spec.title, format_value(spec, values[spec.name]) if values.get(spec.name)
+            else "未填") for spec in specs if spec.typed]
+    declared = {spec.name for spec in specs}
+    out += [(name, value) for name, value in values.items() if name not in declared]
+    return out
+
+
+def fields_line(ctx: BotContext, ticket: Ticket) -> str:
+    """型号 KFR-35GW · 序列号 未填 — for cards and lists."""
+    return " · ".join(f"{label} {value}" for label, value in shown_fields(ctx, ticket))
+
+
+def today(ctx: BotContext) -> date:
+    return ctx.clock.now().astimezone(ctx.settings.tz).date()
+
+
+def checked_fields(ctx: BotContext, ticket_type: str, raw: Mapping[str, str]
+                   ) -> dict[str, str]:
+    """Typed values checked against the type: TicketError naming the field on a bad one."""
+    try:
+        return parse_values(field_specs(ctx, ticket_type), raw, today(ctx), ticket_type)
+    except FieldError as exc:
+        raise TicketError(str(exc)) from None
+
+
 async def facts_for(customer: Customer, ticket_type: str, priority: str, product: str | None,
-                    store: str | None) -> TicketFacts:
+                    store: str | None, fields: Mapping[str, str] | None = None
+                    ) -> TicketFacts:
     names: list[str] = await CustomerTag.filter(customer=customer).values_list(  # type: ignore[assignment]
         "name", flat=True)
     tags = frozenset(names)
@@ -150,7 +196,8 @@ async def facts_for(customer: Customer, ticket_type: str, priority: str, product
     return TicketFacts(type=ticket_type, priority=priority, product=product,
                        region=customer.region, tags=tags,
                        channel=channel.name if channel else None,
-                       store=store or customer.store, home_store=customer.home_store)
+                       store=store or customer.store, home_store=customer.home_store,
+                       fields=dict(fields or {}))
 
 
 def check_ticket_fields(ticket_type: str, summary: str, product: str | None,
@@ -171,11 +218,26 @@ def check_ticket_fields(ticket_type: str, summary: str, product: str | None,
 async def open_ticket(ctx: BotContext, *, customer: Customer, ticket_type: str, summary: str,
                       priority: str = "normal", product: str | None = None,
                       store: str | None = None, source: str = "staff",
-                      actor: str = "system", order_id: int | None = None) -> Ticket:
-    """Route, create, time and announce a new ticket."""
+                      actor: str = "system", order_id: int | None = None,
+                      fields: Mapping[str, str] | None = None,
+                      form_token: str | None = None) -> Ticket:
+    """Route, create, time and announce a new ticket.
+
+    `fields` are the type's own fields as typed (checked here); those the type requires at
+    opening must be there, unless a customer opened it (a keyword message, a booking form):
+    staff fill them in later, and the stage or the close that needs them waits.
+    """
     check_ticket_fields(ticket_type, summary, product, priority)
+    values = checked_fields(ctx, ticket_type, fields or {})
+    if source == "staff":
+        lacking = missing(field_specs(ctx, ticket_type), values, AT_OPEN)
+        if lacking:
+            names = "、".join(f.title for f in lacking)
+            example = " ".join(f"{f.name}=…" for f in lacking)
+            raise TicketError(f"{ticket_type} 工单开单时必须填写：{names}。"
+                              f"在命令末尾加上 {example}")
     rules = ctx.rules.current.tickets
-    facts = await facts_for(customer, ticket_type, priority, product, store)
+    facts = await facts_for(customer, ticket_type, priority, product, store, values)
     table = rules.routing
     # The decision needs the chosen team's state; frozen sets come first, loads second.
     preliminary = route(facts, table, await team_state(ctx, None))
@@ -183,7 +245,7 @@ async def open_ticket(ctx: BotContext, *, customer: Customer, ticket_type: str, 
     store_spec = table.stores.get(decision.service_store or "")
     region = (store_spec.region if store_spec and store_spec.region else None) \
         or customer.region
-    policy = pick_policy(priority, region, rules.policies, rules.default_policy)
+    policy = pick_policy(priority, region, rules.policies, rules.default_policy, values)
     now = _now(ctx)
     calendar = rules.calendar_for(region)
     stages = rules.pipelines.get(ticket_type, ())
@@ -196,8 +258,11 @@ async def open_ticket(ctx: BotContext, *, customer: Customer, ticket_type: str, 
         response_due=deadline(now, policy.first_response, policy, calendar),
         resolution_due=deadline(now, policy.resolution, policy, calendar),
         stages=[s.to_json() for s in stages], stage_index=0,
-        stage_started_at=now if stages else None, order_id=order_id)
+        stage_started_at=now if stages else None, order_id=order_id, field_values=values,
+        form_token=form_token)
     await record(ticket, ctx, actor, "opened", f"{ticket_type}：{summary}")
+    if values:
+        await record(ticket, ctx, actor, "fields_set", describe_fields(ctx, ticket_type, values))
     await record(ticket, ctx, "system", "routed", decision.explanation)
     assert ticket.response_due and ticket.resolution_due
     await add_timers(ticket, sla_timers("response", now, ticket.response_due,
@@ -214,6 +279,47 @@ async def open_ticket(ctx: BotContext, *, customer: Customer, ticket_type: str, 
         await notify(ctx, [lead] if lead else [], f"工单排队：{ticket.number}",
                      _card_body(ctx, ticket, customer, why), ticket, key="queued")
     return ticket
+
+
+def describe_fields(ctx: BotContext, ticket_type: str, values: Mapping[str, str]) -> str:
+    """型号：KFR-35GW；匹数：1.5 匹 — as the history and replies show them."""
+    specs = {spec.name: spec for spec in field_specs(ctx, ticket_type)}
+    return "；".join(f"{name}：{format_value(specs[name], value) if name in specs else value}"
+                    for name, value in values.items())
+
+
+async def set_fields(ctx: BotContext, ticket: Ticket, raw: Mapping[str, str], actor: str
+                     ) -> dict[str, str]:
+    """Fill in or correct the ticket's fields (an open ticket's); returns what changed."""
+    require_open(ticket)
+    if not raw:
+        raise TicketError("请写要填的字段，如 型号=KFR-35GW。")
+    values = checked_fields(ctx, ticket.type, raw)
+    current = dict(ticket.field_values or {})
+    changed = {name: value for name, value in values.items() if current.get(name) != value}
+    if not changed:
+        return {}
+    current.update(changed)
+    ticket.field_values = current
+    await ticket.save(update_fields=["field_values"])
+    await record(ticket, ctx, actor, "fields_set", describe_fields(ctx, ticket.type, changed))
+    return changed
+
+
+def missing_fields(ctx: BotContext, ticket: Ticket, moment: str) -> list[FieldSpec]:
+    """The typed fields the ticket still lacks to finish its current stage (moment "stage")
+    or to close (AT_CLOSE)."""
+    stages = stages_of(ticket)
+    done = [s.name for s in stages[:ticket.stage_index]]
+    if moment != AT_CLOSE and ticket.stage_index < len(stages):
+        moment = stages[ticket.stage_index].name
+    return missing(field_specs(ctx, ticket.type), ticket.field_values or {}, moment, done)
+
+
+def _require_fields(ctx: BotContext, ticket: Ticket, moment: str, what: str) -> None:
+    lacking = missing_fields(ctx, ticket, moment)
+    if lacking:
+        raise TicketError(f"{what}：{describe_missing(lacking, ticket.number)}")
 
 
 async def _stage_timer(ticket: Ticket, stages: Iterable[Stage], index: int,
@@ -245,8 +351,11 @@ def _card_body(ctx: BotContext, ticket: Ticket, customer: Customer, note: str = 
         if ticket.response_due else "-"
     lines = [("gray", f"{ticket.type} · {PRIORITY_NAMES.get(ticket.priority, '')}优先级 · "
                       f"{ticket.team}"),
-             ("normal", f"客户：{customer.name}　{ticket.summary[:60]}"),
-             ("highlight", f"首次响应截止 {due}")]
+             ("normal", f"客户：{customer.name}　{ticket.summary[:60]}")]
+    fields = fields_line(ctx, ticket)
+    if fields:
+        lines.append(("normal", fields[:200]))
+    lines.append(("highlight", f"首次响应截止 {due}"))
     if note:
         lines.append(("normal", note))
     return card_description(*lines)
@@ -435,6 +544,8 @@ async def next_stage(ctx: BotContext, ticket: Ticket, actor: str, note: str, *,
     if not stages:
         raise TicketError(f"{ticket.type} 工单没有阶段流程。"
                           f"完成后用 /ticket close {ticket.number}。")
+    if not skip and ticket.stage_index < len(stages):
+        _require_fields(ctx, ticket, "stage", f"「{stages[ticket.stage_index].name}」还不能完成")
     try:
         updated, index = advance(stages, ticket.stage_index, skip=skip)
     except StageError as exc:
@@ -475,6 +586,7 @@ async def close_ticket(ctx: BotContext, ticket: Ticket, actor: str, note: str,
         pending = stages[ticket.stage_index].name
         raise TicketError(f"工单还在「{pending}」阶段，请先用 /ticket next {ticket.number} "
                           "走完各阶段。")
+    _require_fields(ctx, ticket, AT_CLOSE, "工单还不能关闭")
     now = _now(ctx)
     ticket.status, ticket.closed_at = TicketStatus.CLOSED, now
     if amount_fen is not None:
