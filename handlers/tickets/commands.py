@@ -51,7 +51,7 @@ commands.alias("门店", "store")
 commands.alias("值班", "duty")
 
 TICKET_ARG = Arg("ticket", "工单号，如 T-20261125-0042")
-FIELDS_OPTION = Option("字段", "工单类型自己的字段，如 型号=KFR-35GW（/ticket fields <类型> 查看）",
+FIELDS_OPTION = Option("字段", "工单类型自己的字段，如 型号=KFR-35GW（见 /ticket fields）",
                        catch_all=True, max_len=200)
 LIST_NAMES = {"mine": "我的", "team": "我的团队", "open": "全部未关闭", "overdue": "超时",
               "queue": "待认领"}
