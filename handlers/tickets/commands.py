@@ -27,6 +27,7 @@ from handlers.tickets.service import (
     assign,
     close_ticket,
     describe_fields,
+    field_columns,
     insert_stage,
     is_overdue,
     mark_responded,
@@ -463,6 +464,7 @@ async def ticket_export(cmd: Cmd) -> str:
     if len(tickets) > EXPORT_LIMIT:
         raise CommandError(f"超过 {EXPORT_LIMIT} 张工单，请缩小范围（--days、status=、region=）。")
     tz = cmd.ctx.settings.tz
+    fields = field_columns(cmd.ctx, tickets)
 
     def when(moment: datetime | None) -> str:
         return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else ""
@@ -471,11 +473,12 @@ async def ticket_export(cmd: Cmd) -> str:
              STATUS_NAMES.get(t.status, t.status), t.customer.name,  # type: ignore[attr-defined]
              t.region or "", t.team, t.assignee or "", t.summary, when(t.created_at),
              when(t.response_due), when(t.responded_at), when(t.resolution_due),
-             when(t.closed_at), "是" if overdue(t, now) else "", explain_reason(t.routing_reason)]
+             when(t.closed_at), "是" if overdue(t, now) else "", explain_reason(t.routing_reason),
+             *((t.field_values or {}).get(name, "") for name in fields)]
             for t in tickets]
     data = csv_bytes(["工单号", "类型", "优先级", "状态", "客户", "区域", "团队", "处理人",
                       "问题", "开单时间", "首次响应截止", "首次响应", "解决截止", "关闭时间",
-                      "超时", "分派说明"], rows)
+                      "超时", "分派说明", *fields], rows)
     day = now.astimezone(tz).strftime("%Y%m%d")
     path = await send_file(cmd.ctx.outbox, cmd.staff.userid, f"tickets-{day}.csv", data,
                            kind="export", keep=cmd.ctx.settings.sandbox)

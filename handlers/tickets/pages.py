@@ -11,10 +11,10 @@ full ticket in the console layout.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 from aiohttp.web_urldispatcher import DynamicResource, UrlMappingMatchInfo
@@ -26,17 +26,27 @@ from bot.app.context import PageReq, Pages
 from bot.app.keys import context_key
 from bot.chat.replies import TEMPLATES_DIR
 from bot.domain.durations import format_duration
+from bot.domain.roles import has_role
 from bot.domain.routing import explain_reason
+from bot.domain.ticket_fields import AT_CLOSE
 from bot.web.exports import Cell, Table
 from bot.web.links import LinkState, check
 from bot.web.listing import COUNT_CAP, PAGE_SIZE, every_row, listing, newest_page
 from handlers.settlement.service import STATUS_NAMES as PAYOUT_STATES
 from handlers.tickets.service import (
+    OPEN_STATES,
     PRIORITY_NAMES,
     STATUS_NAMES,
+    TicketError,
+    field_columns,
+    field_specs,
+    form_fields,
     is_overdue,
+    missing_fields,
     overdue,
     policy_of,
+    set_fields,
+    shown_fields,
     sla_state,
     stage_name,
     stages_of,
@@ -165,7 +175,8 @@ EXPORT_COLUMNS = ("工单号", "类型", "优先级", "状态", "客户", "区�
                   "解决截止", "关闭时间", "超时")
 
 
-def export_row(page: PageReq, row: TicketRow, now: datetime) -> list[Cell]:
+def export_row(page: PageReq, row: TicketRow, now: datetime, fields: Sequence[str]
+               ) -> list[Cell]:
     tz = page.ctx.settings.tz
     t = row.ticket
 
@@ -176,7 +187,8 @@ def export_row(page: PageReq, row: TicketRow, now: datetime) -> list[Cell]:
             STATUS_NAMES.get(t.status, t.status), row.customer, t.region or "", t.team,
             row.assignee, row.stage, row.sla, t.summary, when(t.created_at),
             when(t.response_due), when(t.responded_at), when(t.resolution_due),
-            when(t.closed_at), "是" if overdue(t, now) else ""]
+            when(t.closed_at), "是" if overdue(t, now) else "",
+            *((t.field_values or {}).get(name, "") for name in fields)]
 
 
 # Registered before `/tickets/{number}`, which would otherwise take "export.csv".
@@ -189,27 +201,39 @@ async def ticket_export(page: PageReq) -> web.StreamResponse:
         raise Refusal(f"超过 {EXPORT_LIMIT} 张工单，请用状态、团队、区域等条件缩小范围后再导出。")
     found = await every_row(query, counted, CHUNK)
     now = page.ctx.clock.now()
-    rows = [export_row(page, row, now) for row in await ticket_rows(page, found)]
+    fields = field_columns(page.ctx, found)
+    rows = [export_row(page, row, now, fields) for row in await ticket_rows(page, found)]
     day = now.astimezone(page.ctx.settings.tz).strftime("%Y%m%d")
-    return page.export(Table("工单", EXPORT_COLUMNS, rows), f"工单-{day}")
+    return page.export(Table("工单", (*EXPORT_COLUMNS, *fields), rows), f"工单-{day}")
 
 
 # --- one ticket ----------------------------------------------------------------------------
 
 @console.page("/tickets/{number}", title="工单详情", role="viewer", customer_data=True)
 async def ticket_detail(page: PageReq) -> web.StreamResponse:
-    """The whole ticket in the console: deadlines, stages, routing, payouts and history.
-    (A card's signed link to this path is answered by `signed_ticket_page` instead.)"""
-    number = page.request.match_info["number"]
-    ticket = await page.data.tickets().get_or_none(number=number)
+    """The whole ticket in the console: fields, deadlines, stages, routing, payouts and
+    history. (A card's signed link to this path is answered by `signed_ticket_page`.)"""
+    ticket = await _scoped_ticket(page)
+    note = "已保存字段。" if page.arg("saved") else ""
+    return await _render_detail(page, ticket, note=note)
+
+
+async def _scoped_ticket(page: PageReq) -> Ticket:
+    ticket = await page.data.tickets().get_or_none(number=page.request.match_info["number"])
     if ticket is None:
         raise NotFound("没有这张工单，或不在你的可见范围内。")
+    return ticket
+
+
+async def _render_detail(page: PageReq, ticket: Ticket, *, note: str = "", error: str = "",
+                         typed: Mapping[str, str] | None = None) -> web.Response:
     customer_id: int = ticket.customer_id  # type: ignore[attr-defined]
     customer = await Customer.get(id=customer_id)
     events = await TicketEvent.filter(ticket=ticket).order_by("id")
     [row] = await ticket_rows(page, [ticket])
     policy = policy_of(page.ctx, ticket)
-    return page.render(
+    specs = [spec for spec in field_specs(page.ctx, ticket.type) if spec.typed]
+    response = page.render(
         "tickets/detail.html.j2", t=ticket, c=customer, row=row, events=events,
         stages=stages_of(ticket), now=page.ctx.clock.now(),
         customer_link=await page.data.customers().filter(id=customer_id).exists(),
@@ -219,7 +243,28 @@ async def ticket_detail(page: PageReq) -> web.StreamResponse:
         promise=f"首次响应 {format_duration(policy.first_response)}，"
                 f"解决 {format_duration(policy.resolution)}",
         reason=explain_reason(ticket.routing_reason) if ticket.routing_reason else "",
-        fmt=format_duration, **ticket_words())
+        fields=shown_fields(page.ctx, ticket), specs=specs,
+        values={**(ticket.field_values or {}), **(typed or {})},
+        lacking=[f.title for f in missing_fields(page.ctx, ticket, AT_CLOSE)],
+        can_edit=has_role(page.member.role, "editor") and ticket.status in OPEN_STATES,
+        fields_note=note, fields_error=error, fmt=format_duration, **ticket_words())
+    if error:
+        response.set_status(422)
+    return response
+
+
+@console.page("/tickets/{number}/fields", title="填写工单字段", role="editor",
+              customer_data=True, changes_data=True, method="POST", name="ticket_fields")
+async def ticket_fields_form(page: PageReq) -> web.StreamResponse:
+    """The detail page's field form: checked like `/ticket set`; a blank input keeps the
+    stored value; a refusal shows the page again with what was typed and why."""
+    ticket = await _scoped_ticket(page)
+    typed = form_fields(await page.request.post())
+    try:
+        await set_fields(page.ctx, ticket, typed, page.member.userid)
+    except TicketError as exc:
+        return await _render_detail(page, ticket, error=str(exc), typed=typed)
+    raise web.HTTPSeeOther(f"/tickets/{quote(ticket.number)}?saved=1")
 
 
 # --- the signed link (no session) ---------------------------------------------------------
@@ -243,7 +288,7 @@ async def signed_ticket_page(request: web.Request) -> web.Response:
     events = await TicketEvent.filter(ticket=ticket).order_by("id")
     html = _pages.get_template("ticket.html.j2").render(
         t=ticket, c=customer, events=events, stages=stages_of(ticket), tz=ctx.settings.tz,
-        now=ctx.clock.now(),
+        now=ctx.clock.now(), fields=shown_fields(ctx, ticket),
         priority=PRIORITY_NAMES.get(ticket.priority, ticket.priority), **ticket_words())
     return web.Response(text=html, content_type="text/html")
 

@@ -66,6 +66,7 @@ from models import (
 
 logger = logging.getLogger(__name__)
 
+CUSTOMER_SOURCES = ("keyword", "booking")  # tickets customers opened themselves
 PRIORITY_NAMES = {"urgent": "紧急", "high": "高", "normal": "普通", "low": "低"}
 STATUS_NAMES = {"open": "处理中", "waiting": "等待客户", "closed": "已关闭"}
 RUNG_NAMES = {"assignee": "处理人", "team_lead": "组长", "region_manager": "区域经理"}
@@ -172,6 +173,27 @@ def fields_line(ctx: BotContext, ticket: Ticket) -> str:
     return " · ".join(f"{label} {value}" for label, value in shown_fields(ctx, ticket))
 
 
+def field_columns(ctx: BotContext, tickets: Iterable[Ticket]) -> list[str]:
+    """The field names an export of `tickets` needs: each type's declared typed fields in
+    order (types in first-seen order), then any stored value no longer declared."""
+    columns: dict[str, None] = {}
+    seen_types: dict[str, None] = {}
+    tickets = list(tickets)
+    for ticket in tickets:
+        seen_types.setdefault(ticket.type)
+    for ticket_type in seen_types:
+        columns.update((f.name, None) for f in field_specs(ctx, ticket_type) if f.typed)
+    for ticket in tickets:
+        columns.update((name, None) for name in ticket.field_values or {})
+    return list(columns)
+
+
+def form_fields(form: Mapping[str, object]) -> dict[str, str]:
+    """`f:<name>` inputs of a console or sidebar form (blank ones left out) as name → text."""
+    return {key[2:]: value.strip() for key, value in form.items()
+            if key.startswith("f:") and isinstance(value, str) and value.strip()}
+
+
 def today(ctx: BotContext) -> date:
     return ctx.clock.now().astimezone(ctx.settings.tz).date()
 
@@ -229,7 +251,7 @@ async def open_ticket(ctx: BotContext, *, customer: Customer, ticket_type: str, 
     """
     check_ticket_fields(ticket_type, summary, product, priority)
     values = checked_fields(ctx, ticket_type, fields or {})
-    if source == "staff":
+    if source not in CUSTOMER_SOURCES:
         lacking = missing(field_specs(ctx, ticket_type), values, AT_OPEN)
         if lacking:
             names = "、".join(f.title for f in lacking)

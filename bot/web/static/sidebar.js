@@ -69,7 +69,23 @@
     }
     return m || ("没有完成（HTTP " + r.status + "）");
   }
-  var FORMS = ".sb-tag-form, .sb-dates-form, .sb-ticket-form, .sb-note-form";
+  var FORMS = ".sb-tag-form, .sb-dates-form, .sb-ticket-form, .sb-note-form, .sb-fields-form";
+  // A ticket type's own fields ("f:<name>" inputs) as { name: value }, blank ones left out.
+  function fieldsIn(root) {
+    var out = {};
+    root.querySelectorAll("[name^='f:']").forEach(function (input) {
+      if (input.value.trim()) { out[input.name.slice(2)] = input.value.trim(); }
+    });
+    return out;
+  }
+  // The open form shows the fields of the type typed or picked.
+  card.addEventListener("input", function (event) {
+    var form = event.target.closest(".sb-ticket-form");
+    if (!form || event.target.name !== "type") { return; }
+    form.querySelectorAll(".sb-type-fields").forEach(function (set) {
+      set.hidden = set.dataset.type !== event.target.value.trim();
+    });
+  });
   card.addEventListener("submit", function (event) {
     var form = event.target.closest(FORMS);
     if (!form) { return; }
@@ -79,9 +95,12 @@
       send(form.closest(".sb-dates"), form, ".sb-dates-error",
            { birthday: el.birthday.value, baby_birthday: el.baby_birthday.value });
     } else if (form.classList.contains("sb-ticket-form")) {
+      var shown = form.querySelector(".sb-type-fields:not([hidden])");
       send(form.closest("#sb-tickets"), form, ".sb-tickets-error",
            { type: el.type.value, priority: el.priority.value, product: el.product.value,
-             summary: el.summary.value });
+             summary: el.summary.value, fields: shown ? fieldsIn(shown) : {} });
+    } else if (form.classList.contains("sb-fields-form")) {
+      send(form.closest("#sb-tickets"), form, ".sb-tickets-error", { fields: fieldsIn(form) });
     } else if (form.classList.contains("sb-note-form")) {
       send(form.closest("#sb-tickets"), form, ".sb-tickets-error", { text: el.text.value });
     } else {
