@@ -82,7 +82,9 @@ def accepts(spec: FieldSpec) -> str:
     if spec.kind == "phone":
         return "手机号（11 位）或座机号，如 028-12345678"
     if spec.kind == "serial":
-        return spec.help or f"符合格式 {spec.pattern} 的编号"
+        if spec.help:
+            return spec.help
+        return f"符合格式 {spec.pattern} 的编号" if spec.pattern else "不超过 64 个字符的编号"
     if spec.kind == "photo":
         return f"{spec.count} 张照片（「{spec.stage}」阶段发送图片）"
     return f"不超过 {spec.max_length} 个字的文字"
