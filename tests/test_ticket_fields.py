@@ -41,10 +41,13 @@ async def test_a_bad_value_names_the_field_and_what_it_takes_and_opens_nothing(
     h = harness
     await walk_in(h, "王女士", store="北京朝阳店")
     for text, said in [
-        ("/ticket open 王女士 维修 不制冷 序列号=AB12", "「序列号」不接受「AB12」：应为机身条码下的 8–20 位字母或数字"),
-        ("/ticket open 王女士 维修 不制冷 故障=漏电", "「故障」不接受「漏电」：应为其中之一：不制冷、不制热、漏水"),
+        ("/ticket open 王女士 维修 不制冷 序列号=AB12",
+         "「序列号」不接受「AB12」：应为机身条码下的 8–20 位字母或数字"),
+        ("/ticket open 王女士 维修 不制冷 故障=漏电",
+         "「故障」不接受「漏电」：应为其中之一：不制冷、不制热、漏水"),
         ("/ticket open 王女士 维修 不制冷 购买日期=昨天以前", "「购买日期」不接受"),
-        ("/ticket open 王女士 维修 不制冷 颜色=白", "维修 工单没有字段「颜色」。可填：型号、序列号、故障、购买日期"),
+        ("/ticket open 王女士 维修 不制冷 颜色=白",
+         "维修 工单没有字段「颜色」。可填：型号、序列号、故障、购买日期"),
         ("/ticket open 王女士 安装 装空调 匹数=8", "「匹数」不接受「8」：应为数字 1–5匹"),
         ("/ticket open 王女士 安装 装空调 联系电话=12345", "「联系电话」不接受「12345」"),
         ("/ticket open 王女士 安装 装空调 验收照片=a.jpg", "「验收照片」是照片"),
@@ -82,8 +85,9 @@ async def test_fields_required_at_opening_refuse_staff_but_not_customers(
         harness: Harness, tmp_path: Path) -> None:
     h = harness
     ctx = h.app[context_key]
+    choice = '{ name = "故障", kind = "choice",'
     text = Path(ctx.rules.path).read_text(encoding="utf-8").replace(
-        '{ name = "故障", kind = "choice",', '{ name = "故障", kind = "choice", required = "open",')
+        choice, choice + ' required = "open",')
     rules = tmp_path / "rules.toml"
     rules.write_text(text, encoding="utf-8")
     ctx.rules.path = str(rules)
