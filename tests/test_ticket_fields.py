@@ -12,7 +12,7 @@ from typing import Any
 from bot.app.keys import context_key
 from models import Ticket, TicketEvent
 from tests.console import browser_login, logged_in, url
-from tests.harness import Harness, say, walk_in
+from tests.harness import RULES_FILE, Harness, say, walk_in
 from tests.test_sidebar import open_sidebar
 
 
@@ -81,16 +81,20 @@ async def test_a_missing_field_blocks_its_stage_not_the_opening(harness: Harness
     assert "填写字段 型号：KFR-26GW；序列号：SN20261203" in shown  # the history
 
 
+def fault_required_at_opening(tmp_path: Path) -> Path:
+    """The shipped rules with 维修's 故障 required to open a ticket."""
+    choice = '{ name = "故障", kind = "choice",'
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES_FILE.read_text(encoding="utf-8").replace(
+        choice, choice + ' required = "open",'), encoding="utf-8")
+    return rules
+
+
 async def test_fields_required_at_opening_refuse_staff_but_not_customers(
         harness: Harness, tmp_path: Path) -> None:
     h = harness
     ctx = h.app[context_key]
-    choice = '{ name = "故障", kind = "choice",'
-    text = Path(ctx.rules.path).read_text(encoding="utf-8").replace(
-        choice, choice + ' required = "open",')
-    rules = tmp_path / "rules.toml"
-    rules.write_text(text, encoding="utf-8")
-    ctx.rules.path = str(rules)
+    ctx.rules.path = str(fault_required_at_opening(tmp_path))
     ctx.rules.reload()
     await walk_in(h, "王女士", store="北京朝阳店")
     reply = await say(h, "zhangsan", "/ticket open 王女士 维修 空调坏了")
