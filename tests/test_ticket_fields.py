@@ -90,7 +90,7 @@ def fault_required_at_opening(tmp_path: Path) -> Path:
     return rules
 
 
-async def test_fields_required_at_opening_refuse_staff_but_not_customers(
+async def test_a_field_required_at_opening_refuses_a_ticket_without_it(
         harness: Harness, tmp_path: Path) -> None:
     h = harness
     ctx = h.app[context_key]
