@@ -9,6 +9,7 @@ from __future__ import annotations
 from handlers import Feature
 from handlers.admin.feature import feature as admin
 from handlers.boards.feature import feature as boards
+from handlers.booking.feature import feature as booking
 from handlers.care.feature import feature as care
 from handlers.channels.feature import feature as channels
 from handlers.customers.feature import feature as customers
@@ -23,4 +24,4 @@ from handlers.tickets.feature import feature as tickets
 
 FEATURES: tuple[Feature, ...] = (
     staff, channels, customers, tickets, settlement, care, digest, help_feature, admin,
-    boards, sidebar, orders, handover)
+    boards, sidebar, orders, handover, booking)

@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
 from tortoise.connection import get_connection
-from tortoise.expressions import Q
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F, Q
 from tortoise.functions import Count, Max
 from tortoise.queryset import QuerySet
 
 from bot.access.errors import Refusal
 from bot.app.context import BotContext
 from bot.chat.replies import card_description
+from bot.domain.booking import SlotPlan, day_slots, next_free
 from bot.domain.calendar import WorkCalendar
 from bot.domain.durations import format_duration
 from bot.domain.routing import (
@@ -51,8 +53,10 @@ from bot.domain.ticket_fields import (
     missing,
     parse_values,
 )
+from bot.store.db import atomic
 from bot.web.links import signed_url
 from models import (
+    BookingSlot,
     Channel,
     Customer,
     CustomerTag,
@@ -207,6 +211,51 @@ def checked_fields(ctx: BotContext, ticket_type: str, raw: Mapping[str, str]
         raise TicketError(str(exc)) from None
 
 
+def slot_plan_of(ctx: BotContext, ticket_type: str, store: str | None) -> SlotPlan | None:
+    """The booking slots a ticket of this type at this store draws from, if the type has a
+    slot field and the store (or its team) has slots."""
+    if ctx.rules.current.tickets.type_of(ticket_type).slot_field is None or not store:
+        return None
+    return ctx.rules.current.tickets.slot_plan(store)
+
+
+async def taken_slots(store: str, since: str) -> dict[str, int]:
+    """Bookings per slot of `store` from `since` (a slot key) on."""
+    rows = await BookingSlot.filter(store=store, start__gte=since, taken__gt=0).values_list(
+        "start", "taken")
+    return {str(start): int(taken) for start, taken in rows}  # type: ignore[misc]
+
+
+async def take_slot(ctx: BotContext, plan: SlotPlan, key: str) -> None:
+    """One booking of `plan`'s slot `key`, or TicketError offering the next free ones.
+
+    A conditional UPDATE below capacity, so two bookings racing for the last place cannot
+    both get it; the row is created on first use (a unique pair, so creation races too)."""
+    start = datetime.strptime(key, "%Y-%m-%d %H:%M")
+    if start not in day_slots(plan, start.date()):
+        hours = ", ".join(f"{s:%H:%M}" for s in day_slots(plan, start.date())) or "当天不营业"
+        raise TicketError(f"{key} 不是{plan.name}的预约时段（当天可约：{hours}）。")
+    if not await BookingSlot.exists(store=plan.name, start=key):
+        try:
+            async with atomic():  # a savepoint: a lost race must not abort the transaction
+                await BookingSlot.create(store=plan.name, start=key)
+        except IntegrityError:
+            pass  # created by a booking beside this one
+    won = await BookingSlot.filter(store=plan.name, start=key,
+                                   taken__lt=plan.capacity).update(taken=F("taken") + 1)
+    if not won:
+        now = ctx.clock.now().astimezone(ctx.settings.tz).replace(tzinfo=None)
+        taken = await taken_slots(plan.name, key[:10])
+        later = next_free(plan, now, 14, timedelta(0), taken, start)
+        offer = "、".join(o.key for o in later) or "近两周没有空闲时段"
+        raise TicketError(f"{plan.name} {key} 的时段已约满。可约：{offer}")
+
+
+async def release_slot(plan: SlotPlan, key: str) -> None:
+    await BookingSlot.filter(store=plan.name, start=key, taken__gt=0).update(
+        taken=F("taken") - 1)
+
+
 async def facts_for(customer: Customer, ticket_type: str, priority: str, product: str | None,
                     store: str | None, fields: Mapping[str, str] | None = None
                     ) -> TicketFacts:
@@ -271,6 +320,10 @@ async def open_ticket(ctx: BotContext, *, customer: Customer, ticket_type: str, 
     now = _now(ctx)
     calendar = rules.calendar_for(region)
     stages = rules.pipelines.get(ticket_type, ())
+    slot_field = rules.type_of(ticket_type).slot_field
+    plan = slot_plan_of(ctx, ticket_type, decision.service_store or facts.store)
+    if plan and slot_field and values.get(slot_field.name):
+        await take_slot(ctx, plan, values[slot_field.name])
     ticket = await Ticket.create(
         number=await next_number(ctx), customer=customer, type=ticket_type, summary=summary,
         priority=priority, product=product, store=facts.store,
@@ -321,6 +374,12 @@ async def set_fields(ctx: BotContext, ticket: Ticket, raw: Mapping[str, str], ac
     changed = {name: value for name, value in values.items() if current.get(name) != value}
     if not changed:
         return {}
+    slot_field = ctx.rules.current.tickets.type_of(ticket.type).slot_field
+    plan = slot_plan_of(ctx, ticket.type, ticket.service_store or ticket.store)
+    if plan and slot_field and slot_field.name in changed:  # a booking moved
+        await take_slot(ctx, plan, changed[slot_field.name])
+        if current.get(slot_field.name):
+            await release_slot(plan, current[slot_field.name])
     current.update(changed)
     ticket.field_values = current
     await ticket.save(update_fields=["field_values"])

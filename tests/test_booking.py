@@ -1,0 +1,260 @@
+"""Customer bookings (预约) through the real app: a signed link, the form's free slots and
+fields, the ticket it opens (once, whatever the customer does twice), capacity under races,
+abuse limits, escaping, staff bookings drawing from the same slots, and the browser."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime, timedelta
+from html import unescape
+from typing import Any
+from urllib.parse import urlsplit
+
+from bot.app.keys import context_key
+from handlers.booking.service import PER_PHONE_HOUR, BookingLink, booking_url
+from models import BookingSlot, Customer, Ticket
+from tests.console import logged_in, url
+from tests.harness import Harness, say, walk_in
+
+TOKEN = re.compile(r'name="token" value="([^"]+)"')
+SLOT = re.compile(r'name="slot" value="([^"]+)"')
+
+
+def at_local(h: Harness, day: str, hour: int, minute: int = 0) -> None:
+    tz = h.app[context_key].settings.tz
+    h.clock.set(datetime.fromisoformat(f"{day}T{hour:02d}:{minute:02d}").replace(tzinfo=tz))
+
+
+def link(h: Harness, store: str = "成都高新店", **kw: str) -> str:
+    """The form's path and query, as a customer's phone would request it."""
+    full = booking_url(h.app[context_key], BookingLink("安装", store, **kw))
+    parts = urlsplit(full)
+    return f"{parts.path}?{parts.query}"
+
+
+async def form(h: Harness, path: str) -> tuple[str, str, list[str]]:
+    answer = await h.client.get(path)
+    html = await answer.text()
+    assert answer.status == 200, html
+    token = TOKEN.search(html)
+    assert token, html
+    return html, token.group(1), SLOT.findall(html)
+
+
+async def submit(h: Harness, path: str, token: str, slot: str, **fields: str) -> tuple[int, str]:
+    data = {"token": token, "slot": slot, "name": "王女士", "phone": "13900001111",
+            "f:安装地址": "高新区天府大道 1 号", "f:机型": "挂机", **fields}
+    answer = await h.client.post(path, data=data)
+    return answer.status, await answer.text()
+
+
+async def test_a_customer_books_from_a_store_link_and_a_ticket_opens(harness: Harness) -> None:
+    h = harness
+    at_local(h, "2026-12-03", 10, 30)  # Thursday
+    reply = await say(h, "zhouba", "/book link 安装 --store 成都高新店")
+    assert "「安装」预约链接（成都高新店，一年有效）" in reply and "/book/" in reply
+    html, token, slots = await form(h, link(h))
+    assert slots[:3] == ["2026-12-03 13:00", "2026-12-03 15:00", "2026-12-04 09:00"]  # 2 h notice
+    assert "12月3日 周四" in html and "余 2" in html
+    assert 'name="f:安装地址"' in html and 'name="f:机型"' in html
+    assert 'name="f:匹数"' not in html and "验收照片" not in html  # staff-only, photos
+    status, done = await submit(h, link(h), token, "2026-12-04 09:00", note="周五上午方便")
+    assert status == 200, done
+    ticket = await Ticket.get()
+    assert ticket.number in done and "2026-12-04 09:00" in done
+    assert ticket.source == "booking" and ticket.type == "安装"
+    assert ticket.summary == "预约上门安装：周五上午方便"
+    assert ticket.store == "成都高新店" and ticket.team == "成都安装队"
+    assert ticket.field_values == {"安装地址": "高新区天府大道 1 号", "机型": "挂机",
+                                   "预约时段": "2026-12-04 09:00", "联系电话": "13900001111"}
+    customer = await Customer.get(id=ticket.customer_id)  # type: ignore[attr-defined]
+    assert (customer.name, customer.mobile, customer.source, customer.region) == \
+        ("王女士", "13900001111", "booking", "西南")
+    assert (await BookingSlot.get(store="成都高新店", start="2026-12-04 09:00")).taken == 1
+    await h.drain()
+    cards = [m["textcard"] for m in h.sim.sent_messages
+             if m["msgtype"] == "textcard" and "zhouba" in m["touser"]]
+    assert any(c["title"] == f"客户预约：{ticket.number}" for c in cards)  # the store manager
+    _, _, slots = await form(h, link(h))
+    assert "2026-12-04 09:00" in slots  # capacity 2: one place left
+    # the same phone books again: the same customer, not a second prospect
+    _, token, _ = await form(h, link(h))
+    assert (await submit(h, link(h), token, "2026-12-04 09:00"))[0] == 200
+    assert await Customer.filter(mobile="13900001111").count() == 1
+    _, _, slots = await form(h, link(h))
+    assert "2026-12-04 09:00" not in slots  # full now: not offered
+
+
+async def test_a_double_submit_or_a_reload_opens_one_ticket(harness: Harness) -> None:
+    h = harness
+    at_local(h, "2026-12-03", 10, 30)
+    _, token, _ = await form(h, link(h))
+    first = await submit(h, link(h), token, "2026-12-04 11:00")
+    again = await submit(h, link(h), token, "2026-12-04 11:00")
+    assert first[0] == again[0] == 200
+    assert "这张表单已经提交过" in again[1]
+    together = await asyncio.gather(*(submit(h, link(h), token, "2026-12-04 13:00")
+                                      for _ in range(3)))
+    assert all(status == 200 for status, _ in together)
+    ticket = await Ticket.get()  # exactly one
+    assert ticket.number in again[1]
+    assert (await BookingSlot.get(start="2026-12-04 11:00")).taken == 1
+    assert not await BookingSlot.filter(start="2026-12-04 13:00", taken__gt=0).exists()
+
+
+async def test_a_slot_taken_meanwhile_is_refused_with_the_next_free_ones(harness: Harness
+                                                                        ) -> None:
+    h = harness
+    at_local(h, "2026-12-03", 8, 0)
+    path = link(h, "北京朝阳店")  # capacity 1
+    _, first, slots = await form(h, path)
+    _, second, _ = await form(h, path)  # a second customer's form, opened at the same time
+    assert slots[0] == "2026-12-03 11:00"
+    assert (await submit(h, path, first, "2026-12-03 11:00"))[0] == 200
+    status, html = await submit(h, path, second, "2026-12-03 11:00", phone="13900002222")
+    assert status == 409
+    assert "您选的时段已约满或已不可预约" in html and "可选：12月3日 13:00–15:00" in html
+    assert "王女士" in html and "高新区天府大道 1 号" in html  # what was typed is kept
+    assert await Ticket.all().count() == 1
+
+
+async def test_parallel_bookings_never_exceed_a_slots_capacity(harness: Harness) -> None:
+    h = harness
+    at_local(h, "2026-12-03", 8, 0)
+    tokens = [(await form(h, link(h)))[1] for _ in range(5)]
+    results = await asyncio.gather(*(
+        submit(h, link(h), token, "2026-12-03 13:00", phone=f"1390000{i:04d}")
+        for i, token in enumerate(tokens)))
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [200, 200, 409, 409, 409], [r[1][:200] for r in results]
+    assert await Ticket.all().count() == 2
+    assert (await BookingSlot.get(start="2026-12-03 13:00")).taken == 2
+
+
+async def test_bad_links_tokens_and_input_are_refused_and_lose_nothing(harness: Harness
+                                                                      ) -> None:
+    h = harness
+    at_local(h, "2026-12-03", 8, 0)
+    path = link(h)
+    forged = path.replace("store=", "store=x")
+    answer = await h.client.get(forged)
+    assert answer.status == 403 and "预约链接无效" in await answer.text()
+    answer = await h.client.get(re.sub(r"sig=[0-9a-f]+", "sig=" + "0" * 64, path))
+    assert answer.status == 403
+    _, token, _ = await form(h, path)
+    status, html = await submit(h, path, token[:-1] + "0", "2026-12-03 13:00")
+    assert status == 422 and "表单无效" in html
+    for fields, said in [({"phone": "123"}, "手机号应为 11 位数字"),
+                         ({"f:机型": "窗机"}, "「机型」不接受「窗机」"),
+                         ({"f:匹数": "2"}, "表单里有不认识的项"),
+                         ({"phone": ""}, "请填写手机号"),
+                         ({"note": "很" * 301}, "备注最多 300 个字")]:
+        status, html = await submit(h, path, token, "2026-12-03 13:00", **fields)
+        assert status == 422 and said in unescape(html), (fields, html[:300])
+    status, html = await submit(h, path, token, "2026-12-03 14:00")  # not a slot start
+    assert status == 409
+    h.clock.advance(timedelta(minutes=31))
+    status, html = await submit(h, path, token, "2026-12-03 13:00")
+    assert status == 422 and "表单已过期" in html
+    assert not await Ticket.exists() and not await BookingSlot.filter(taken__gt=0).exists()
+    h.clock.advance(timedelta(days=400))
+    answer = await h.client.get(path)
+    assert answer.status == 403 and "预约链接已过期" in await answer.text()
+
+
+async def test_submits_are_limited_per_phone(harness: Harness) -> None:
+    h = harness
+    at_local(h, "2026-12-03", 8, 0)
+    path = link(h)
+    for _ in range(PER_PHONE_HOUR):
+        _, token, _ = await form(h, path)
+        await submit(h, path, token, "2099-01-01 09:00")  # refused (no such slot) but counted
+    _, token, _ = await form(h, path)
+    status, html = await submit(h, path, token, "2026-12-03 13:00")
+    assert status == 422 and "这个手机号提交太频繁了" in html
+    assert (await submit(h, path, token, "2026-12-03 13:00", phone="13900009999"))[0] == 200
+
+
+async def test_everything_the_customer_typed_is_escaped(harness: Harness) -> None:
+    h = harness
+    at_local(h, "2026-12-03", 10, 0)  # notices to staff wait for the end of quiet hours
+    evil = "<script>alert(1)</script>"
+    _, token, _ = await form(h, link(h))
+    status, done = await submit(h, link(h), token, "2026-12-03 13:00", name=evil,
+                                note=evil, **{"f:安装地址": '<img src=x onerror="alert(2)">'})
+    assert status == 200 and "<script>" not in done and "&lt;script&gt;" in done
+    ticket = await Ticket.get()
+    async with logged_in(h, "zhouba") as session:
+        page = await (await session.get(url(h, f"/tickets/{ticket.number}"))).text()
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;img src=x onerror=" in page
+    await h.drain()
+    [card] = [m["textcard"] for m in h.sim.sent_messages
+              if m["msgtype"] == "textcard" and m["textcard"]["title"].startswith("客户预约")]
+    assert "<script>" not in card["description"] and "&lt;script&gt;" in card["description"]
+
+
+async def test_a_customers_own_link_books_for_them(harness: Harness) -> None:
+    h = harness
+    at_local(h, "2026-12-03", 8, 0)
+    known = await walk_in(h, "周先生", staff="zhouba", store="成都高新店", region="西南")
+    path = link(h, customer=known.external_userid or "")
+    html, token, _ = await form(h, path)
+    assert 'name="phone"' not in html  # who they are is known
+    status, _ = await submit(h, path, token, "2026-12-03 13:00", phone="")
+    assert status == 200
+    ticket = await Ticket.get()
+    assert ticket.customer_id == known.id  # type: ignore[attr-defined]
+    assert await Customer.all().count() == 1
+
+
+async def test_staff_bookings_draw_from_the_same_slots(harness: Harness) -> None:
+    h = harness
+    at_local(h, "2026-12-03", 8, 0)
+    await walk_in(h, "孙女士", store="北京朝阳店")
+    ok = await say(h, "zhangsan", "/ticket open 孙女士 安装 装空调 预约时段=2026-12-03T11:00")
+    assert "已开工单" in ok
+    full = await say(h, "zhangsan", "/ticket open 孙女士 安装 第二台 预约时段=2026-12-03T11:00")
+    assert "北京朝阳店 2026-12-03 11:00 的时段已约满。可约：2026-12-03 13:00" in full
+    wrong = await say(h, "zhangsan", "/ticket open 孙女士 安装 第二台 预约时段=12-03T12:00")
+    assert "不是北京朝阳店的预约时段（当天可约：09:00, 11:00, 13:00, 15:00）" in wrong
+    _, _, slots = await form(h, link(h, "北京朝阳店"))
+    assert "2026-12-03 11:00" not in slots
+    ticket = await Ticket.get()
+    moved = await say(h, "zhangsan", f"/ticket set {ticket.number} 预约时段=2026-12-03T13:00")
+    assert "预约时段：2026-12-03 13:00" in moved
+    _, _, slots = await form(h, link(h, "北京朝阳店"))
+    assert "2026-12-03 11:00" in slots and "2026-12-03 13:00" not in slots  # moved, freed
+    shown = await say(h, "zhangsan", "/book slots 安装 北京朝阳店")
+    assert shown.startswith("北京朝阳店：\n  12月3日： 11:00(余1) 15:00(余1)")  # 13:00 booked
+
+
+async def test_the_form_in_a_phone_browser(harness: Harness, browser: Any) -> None:
+    h = harness
+    at_local(h, "2026-12-03", 8, 0)
+    context = await browser.new_context(viewport={"width": 375, "height": 667})
+    page = await context.new_page()
+    await page.goto(url(h, link(h, "")))  # no store in the link: the customer picks one
+    await page.click("a.store-link:has-text('北京朝阳店')")
+    assert await page.inner_text("#chosen-store") == "北京朝阳店"
+    await page.click("label.slot:has-text('11:00–13:00')")
+    await page.fill("#b-name", "<b>钱女士</b>")
+    await page.fill("#b-phone", "13900003333")
+    await page.fill("#b-安装地址", "朝阳区建国路 8 号")
+    await page.select_option("#b-机型", "柜机")
+    await page.click("#booking-submit")
+    number = await page.inner_text("#booking-number")
+    assert await page.inner_text("#booking-slot") == "2026-12-03 11:00"
+    await page.go_back()  # back to the filled form, and submitted again
+    await page.click("#booking-submit")
+    assert await page.inner_text("#booking-number") == number
+    assert await page.is_visible("#booking-again")
+    ticket = await Ticket.get()
+    assert ticket.number == number and ticket.store == "北京朝阳店"
+    customer = await Customer.get(id=ticket.customer_id)  # type: ignore[attr-defined]
+    assert customer.name == "<b>钱女士</b>"
+    # the slot is now full: a new form does not offer it
+    await page.goto(url(h, link(h, "北京朝阳店")))
+    assert await page.locator("input[value='2026-12-03 11:00']").count() == 0
+    await context.close()
