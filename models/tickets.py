@@ -50,6 +50,7 @@ class Ticket(Model):
     stage_started_at = fields.DatetimeField(null=True)
     amount_fen = fields.BigIntField(null=True)
     order_id = fields.BigIntField(null=True)  # the shop order it is about (/ticket open --order)
+    cancelled_at = fields.DatetimeField(null=True)  # closed by /ticket cancel: not settled
 
     events: fields.ReverseRelation[TicketEvent]
 
