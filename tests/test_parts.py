@@ -13,7 +13,7 @@ from pathlib import Path
 from bot.access.errors import Refusal
 from bot.app.keys import context_key
 from handlers.parts.importer import import_parts
-from models import LedgerEntry, Payout, Reservation, Stock, StockMovement, Ticket
+from models import LedgerEntry, Part, Payout, Reservation, Stock, StockMovement, Ticket
 from tests.harness import Harness, installed_ticket, say
 from tests.test_config import GOOD
 
@@ -278,3 +278,16 @@ async def test_quantities_must_be_positive(harness: Harness, tmp_path: Path) -> 
         reply = await say(harness, "wangwu", f"/ticket parts {number} KT-CU3M {text}")
         assert "应为正整数" in reply
     assert not await Reservation.exists()
+
+
+async def test_a_stocktake_below_what_tickets_hold_is_refused(harness: Harness,
+                                                              tmp_path: Path) -> None:
+    number = await installed_ticket(harness)
+    await stocked(harness, tmp_path)
+    await say(harness, "wangwu", f"/ticket parts {number} KT-CU3M 3")
+    report = await import_parts(harness.app[context_key], parts_file(tmp_path / "少.csv", [
+        ["KT-CU3M", "铜管 3米（新）", "根", "50.00", "成都仓", 2, 5, "空调"]]))
+    assert report.refusals == [(2, "库存 2 少于工单已预留的 3，请先核对或释放预留")]
+    stock = await stock_of("KT-CU3M", "成都仓")
+    assert (stock.on_hand, stock.reserved) == (12, 3)
+    assert (await Part.get(sku="KT-CU3M")).cost_fen == 4500  # a refused row changes nothing

@@ -124,26 +124,27 @@ async def _store(ctx: BotContext, rows: list[tuple[int, list[object], PartRow]],
     async with atomic():
         for row_no, cells, row in rows:
             part = await Part.get_or_none(sku=row.sku)
+            stock = None if part is None else await Stock.filter(
+                part=part, warehouse=row.warehouse).select_for_update().first()
+            if stock is not None and stock.reserved > row.on_hand:  # refused: nothing changes
+                _refuse(report, errors, row_no, f"库存 {row.on_hand} 少于工单已预留的 "
+                                                f"{stock.reserved}，请先核对或释放预留", cells)
+                continue
             fields: dict[str, Any] = {"name": row.name, "unit": row.unit, "cost_fen": row.cost_fen,
-                      "reorder_level": row.reorder_level, "category": row.category}
+                                      "reorder_level": row.reorder_level,
+                                      "category": row.category}
             part_changed = part is None or any(getattr(part, k) != v for k, v in fields.items())
             if part is None:
                 part = await Part.create(sku=row.sku, updated_at=now, **fields)
             elif part_changed:
                 await Part.filter(id=part.id).update(updated_at=now, **fields)
                 await part.refresh_from_db()
-            stock = await Stock.filter(part=part, warehouse=row.warehouse).select_for_update(
-                ).first()
             if stock is None:
                 stock = await Stock.create(part=part, warehouse=row.warehouse,
                                            on_hand=row.on_hand, counted_at=now)
                 report.new += 1
                 delta = stocktake_delta(None, row.on_hand)
             else:
-                if stock.reserved > row.on_hand:
-                    _refuse(report, errors, row_no, f"库存 {row.on_hand} 少于工单已预留的 "
-                                                    f"{stock.reserved}，请先核对或释放预留", cells)
-                    continue
                 delta = stocktake_delta(stock.on_hand, row.on_hand)
                 if delta or part_changed:
                     report.updated += 1
