@@ -54,7 +54,7 @@ from callback import (
 )
 
 from bot.domain.order_layouts import GENERIC_COLUMNS, LAYOUTS, read_header, read_row
-from handlers.orders.files import open_rows
+from bot.store.files import open_rows
 from handlers.orders.pushes import generic_signature
 
 SECRET = "bench-shop-secret"

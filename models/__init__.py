@@ -21,6 +21,7 @@ from models.handover import Departure, Handover, HandoverItem
 from models.inbox import InboxEntry, InboxHandled, InboxStatus
 from models.orders import Order, OrderImport, ShopCursor
 from models.outbox import OutboxMessage, OutboxStatus
+from models.parts import Part, Reservation, Stock, StockMovement
 from models.replies import QuickReply
 from models.settlement import LedgerEntry, Payout, PayoutStatus
 from models.tickets import (
@@ -38,7 +39,7 @@ from models.web import WebSession
 MODEL_MODULES = ["models.inbox", "models.contacts", "models.audit", "models.channels",
                  "models.tickets", "models.outbox", "models.group_tasks",
                  "models.settlement", "models.care", "models.web", "models.boards",
-                 "models.replies", "models.orders", "models.handover"]
+                 "models.replies", "models.orders", "models.handover", "models.parts"]
 
 __all__ = [
     "MODEL_MODULES",
@@ -67,16 +68,20 @@ __all__ = [
     "OutboxMessage",
     "OutboxStatus",
     "OverdueDay",
+    "Part",
     "Payout",
     "PayoutPeriod",
     "PayoutStatus",
     "Purchase",
     "QuickReply",
+    "Reservation",
     "RollupCursor",
     "ShopCursor",
     "Staff",
     "StageVisit",
     "StageWindow",
+    "Stock",
+    "StockMovement",
     "Ticket",
     "TicketCounter",
     "TicketDay",

@@ -54,6 +54,7 @@ class Ticket(Model):
     field_values: fields.Field[dict[str, str]] = fields.JSONField(default=dict)
     # a customer booking's form token: a double submit or a reload finds this ticket
     form_token = fields.CharField(max_length=64, null=True, unique=True)
+    cancelled_at = fields.DatetimeField(null=True)  # closed by /ticket cancel: not settled
 
     events: fields.ReverseRelation[TicketEvent]
 

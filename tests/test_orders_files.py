@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from handlers.orders.files import FileUnreadable, open_rows
+from bot.store.files import FileUnreadable, open_rows
 
 
 def test_xlsx_values_match_openpyxl(tmp_path: Path) -> None:

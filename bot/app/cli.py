@@ -236,6 +236,29 @@ def cmd_orders(args: argparse.Namespace) -> int:
         return 2
 
 
+def cmd_parts(args: argparse.Namespace) -> int:
+    """`scrmbot parts import FILE`: the report on stdout; exits 1 if any row was refused, 2
+    if the file could not be imported at all."""
+    from bot.access.errors import Refusal
+    from bot.app.factory import standalone_context
+    from handlers.parts.importer import import_parts
+
+    settings = _settings()
+
+    async def work() -> int:
+        async with standalone_context(settings) as ctx:
+            report = await import_parts(ctx, Path(args.file), started_by=args.by)
+        for line in report.lines():
+            print(line)
+        return 1 if report.refused else 0
+
+    try:
+        return asyncio.run(work())
+    except (Refusal, RulesError) as exc:
+        print(f"scrmbot: {exc}", file=sys.stderr)
+        return 2
+
+
 class _ProgressBar:
     """`[#####.....]  48%  96,000 行` redrawn in place on a terminal, a line per 10% else."""
 
@@ -318,6 +341,15 @@ def build_parser() -> argparse.ArgumentParser:
                                              "when the source has one shop)")
     order_import.add_argument("--by", default="", help="who ran the import (WeCom userid)")
     order_import.set_defaults(func=cmd_orders)
+
+    parts = sub.add_parser("parts", help="import the parts catalogue and stock counts")
+    parts_sub = parts.add_subparsers(dest="parts_cmd", required=True)
+    parts_import = parts_sub.add_parser(
+        "import", help="import a CSV or XLSX parts list: each row sets the stock of a part "
+                       "in a warehouse (a stocktake; see the README)")
+    parts_import.add_argument("file", help="the parts file (.csv or .xlsx)")
+    parts_import.add_argument("--by", default="", help="who ran the import (WeCom userid)")
+    parts_import.set_defaults(func=cmd_parts)
 
     settle = sub.add_parser("settle", help="settlement ledger tools")
     settle_sub = settle.add_subparsers(dest="settle_cmd", required=True)

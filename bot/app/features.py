@@ -17,6 +17,7 @@ from handlers.digest.feature import feature as digest
 from handlers.handover.feature import feature as handover
 from handlers.help.feature import feature as help_feature
 from handlers.orders.feature import feature as orders
+from handlers.parts.feature import feature as parts
 from handlers.settlement.feature import feature as settlement
 from handlers.sidebar.feature import feature as sidebar
 from handlers.staff.feature import feature as staff
@@ -24,4 +25,4 @@ from handlers.tickets.feature import feature as tickets
 
 FEATURES: tuple[Feature, ...] = (
     staff, channels, customers, tickets, settlement, care, digest, help_feature, admin,
-    boards, sidebar, orders, handover, booking)
+    boards, sidebar, orders, handover, parts, booking)

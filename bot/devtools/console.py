@@ -28,7 +28,8 @@ from bot.app.keys import context_key
 from bot.devtools.running import Sandbox
 from bot.devtools.simulator import FollowStatus
 from bot.pipeline.inbox_admin import status_counts
-from handlers.orders.importer import import_file
+from handlers.orders.importer import ImportReport, import_file
+from handlers.parts.importer import PartImportReport, import_parts
 from models import Channel, Customer
 from scheduler.runner import JobBook, run_due_jobs
 
@@ -61,6 +62,8 @@ HELP = """commands:
                              import a shop's order export as `scrmbot orders import` does
                              (sources: taobao jd douyin youzan generic wechat_shop); try
                              import generic bot/devtools/examples/orders-generic.csv
+  import parts <file>        import parts and stock counts as `scrmbot parts import` does;
+                             try import parts bot/devtools/examples/parts.csv
   resign <userid>            the member leaves the corp (离职): try /handover, or wait for
                              the default ([handover] in rules.toml) with clock +1d
   calls [n]                  the last n WeCom API calls scrmbot made (default 10)
@@ -154,10 +157,12 @@ class Console:
                     self.say(self.c(f"job {job}: {outcome}", "2"))
             await self.show_effects()
         elif m := _IMPORT.match(line):
+            ctx, path = self.sandbox.app[context_key], Path(m["file"].strip())
             try:
-                report = await import_file(self.sandbox.app[context_key],
-                                           Path(m["file"].strip()), source=m["source"],
-                                           shop=m["shop"], started_by="admin")
+                report: ImportReport | PartImportReport = await import_parts(
+                    ctx, path, started_by="admin") if m["source"] == "parts" else \
+                    await import_file(ctx, path, source=m["source"], shop=m["shop"],
+                                      started_by="admin")
             except Refusal as exc:
                 self.say(self.c(str(exc), "31"))
                 return

@@ -37,10 +37,12 @@ from bot.devtools.simulator.__main__ import (
 from bot.devtools.simulator.jssdk import JSSDK_PATH
 from bot.devtools.simulator.oa import OASimulator
 from bot.domain.clock import OffsetClock
+from handlers.parts.importer import import_parts
 
 logger = logging.getLogger(__name__)
 
 SANDBOX_DIR = Path("var")
+DEMO_PARTS = Path(__file__).resolve().parent / "examples" / "parts.csv"
 
 
 OA_APP_ID, OA_SECRET, OA_TOKEN = "wxsandboxoa", "sandbox-oa-secret", "sandboxoa"
@@ -117,6 +119,9 @@ async def start_sandbox(port: int = 8080, *, demo: bool = False
     restored = await restore_corp(sim, oa)  # the database outlives the in-memory simulator
     if history is not None:
         print(history.summary())
+        # stock in the demo's warehouses, so an installation ticket can reserve parts
+        parts = await import_parts(app[context_key], DEMO_PARTS, started_by="demo")
+        print(f"演示配件库存：{parts.new} 条（/parts 铜管；/ticket parts <工单号> KT-CU3M 2）")
     server_url = f"http://127.0.0.1:{port}"
     sim.callback_url = f"{server_url}/wecom/callback"
     oa.callback_url = f"{server_url}/wechat/callback"

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.compliance import ComplianceRules
 from bot.domain.handover import DefaultRule
+from bot.domain.parts import Warehouse
 from bot.domain.periods import DEFAULT_PERIODS, Period, overlapping, parse_hhmm
 from bot.domain.routing import RoutingTable
 from bot.rules.care import CareRules, parse_care_rules
@@ -21,6 +22,7 @@ from bot.rules.checker import Checker, RulesError
 from bot.rules.compliance import parse_compliance_rules
 from bot.rules.handover import parse_handover_rules
 from bot.rules.orders import OrderRules, parse_order_rules
+from bot.rules.parts import parse_warehouses
 from bot.rules.settlement import SettlementRules, parse_settlement_rules
 from bot.rules.sidebar import SidebarRules, parse_sidebar_rules
 from bot.rules.tickets import TicketRules, parse_ticket_rules
@@ -53,6 +55,7 @@ class Rules:
     sidebar: SidebarRules = field(default_factory=SidebarRules)
     orders: OrderRules = field(default_factory=OrderRules)
     handover: DefaultRule = field(default_factory=DefaultRule)
+    warehouses: tuple[Warehouse, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def region_for_departments(self, departments: list[int]) -> str | None:
@@ -74,7 +77,7 @@ KNOWN_SECTIONS = {"organisation", "roles", "regions", "visit_periods", "tickets"
                   "teams", "sla", "business_hours", "stages", "stores", "settlement",
                   "commission", "rebate",
                   "care", "digest", "outbox", "compliance", "sidebar", "orders", "handover",
-                  "ticket_types", "booking_slots"}
+                  "ticket_types", "booking_slots", "warehouses"}
 
 
 def parse_rules(text: str, path: str = "rules.toml", tz: str = "Asia/Shanghai") -> Rules:
@@ -138,7 +141,9 @@ def parse_rules(text: str, path: str = "rules.toml", tz: str = "Asia/Shanghai") 
                  sidebar=parse_sidebar_rules(check, data, compliance),
                  orders=parse_order_rules(check, data, {
                      name: store.region or "" for name, store in tickets.routing.stores.items()}),
-                 handover=parse_handover_rules(check, data), raw=data)
+                 handover=parse_handover_rules(check, data),
+                 warehouses=parse_warehouses(check, data, stores=set(tickets.routing.stores),
+                                             regions=set(regions)), raw=data)
 
 
 def _visit_periods(check: Checker, data: dict[str, Any]) -> tuple[Period, ...]:

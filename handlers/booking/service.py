@@ -156,7 +156,7 @@ async def free_slots(ctx: BotContext, ticket_type: str, store: str) -> list[Offe
     if plan is None:
         return []
     now = local_now(ctx)
-    taken = await taken_slots(store, slot_key(now))
+    taken = await taken_slots(plan.name, slot_key(now))  # a team's slots are shared
     return offers(plan, now, booking.days, booking.notice, taken)
 
 

@@ -6,13 +6,11 @@ skipped), so an import that stopped half-way is finished by running it again."""
 from __future__ import annotations
 
 import asyncio
-import csv
 import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from tortoise.exceptions import IntegrityError
 
@@ -21,7 +19,7 @@ from bot.app.context import BotContext
 from bot.domain.order_layouts import LAYOUTS, Header, read_header, read_row
 from bot.domain.orders import ImportCounts, OrderDataError, OrderRecord, merge_rows
 from bot.store.db import analyze
-from handlers.orders.files import FileUnreadable, open_rows
+from bot.store.files import ErrorRows, FileUnreadable, open_rows
 from handlers.orders.service import shop_for, store_orders
 from models import Customer, Order, OrderImport, Purchase
 
@@ -61,31 +59,6 @@ class ImportReport:
         return out
 
 
-class _Errors:
-    """The error file, opened at the first refusal: 行号, 原因, then the row as it was."""
-
-    def __init__(self, path: Path, header: list[object]) -> None:
-        self.path = path
-        self._header = header
-        self._file: IO[str] | None = None
-        self._writer: object = None
-
-    def write(self, row_no: int, reason: str, cells: list[object]) -> None:
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("w", encoding="utf-8-sig", newline="")
-            self._writer = csv.writer(self._file)
-            self._writer.writerow(["行号", "原因", *self._header])  # type: ignore[attr-defined]
-        self._writer.writerow([row_no, reason, *("" if c is None else c  # type: ignore[attr-defined]
-                                                 for c in cells)])
-
-    def close(self) -> Path | None:
-        if self._file is None:
-            return None
-        self._file.close()
-        return self.path
-
-
 async def import_file(ctx: BotContext, path: Path, *, source: str, shop: str | None = None,
                       started_by: str = "", file_name: str = "",
                       on_progress: Progress | None = None) -> ImportReport:
@@ -106,7 +79,7 @@ async def import_file(ctx: BotContext, path: Path, *, source: str, shop: str | N
     record = await OrderImport.create(source=source, shop=the_shop.shop,
                                       file_name=(file_name or path.name)[:255],
                                       started_by=started_by, started_at=ctx.clock.now())
-    errors = _Errors(Path(ctx.settings.data_dir) / "imports" /
+    errors = ErrorRows(Path(ctx.settings.data_dir) / "imports" /
                      f"{record.id}-{Path(file_name or path.name).stem}-错误行.csv", header_cells)
     report = ImportReport(record.id, source, the_shop.shop)
     await analyze(Order, Purchase, Customer)
@@ -168,7 +141,7 @@ class _Run:
     """One import's state: the order whose rows are being gathered, and the batch."""
 
     def __init__(self, ctx: BotContext, header: Header, shop: str, report: ImportReport,
-                 errors: _Errors) -> None:
+                 errors: ErrorRows) -> None:
         self.ctx, self.header, self.shop = ctx, header, shop
         self.report, self.errors = report, errors
         self.group: list[tuple[int, list[object], OrderRecord | None, str]] = []

@@ -16,9 +16,9 @@ from bot.access.errors import NotFound, Refusal
 from bot.app.context import PageReq, Pages
 from bot.domain.order_layouts import LAYOUTS
 from bot.domain.orders import SOURCE_NAMES, STATUS_NAMES, STATUSES
+from bot.store.files import SUPPORTED
 from bot.web.listing import COUNT_CAP, PAGE_SIZE, listing, newest_page
 from handlers.customers.service import mobile_shown_to
-from handlers.orders.files import SUPPORTED
 from handlers.orders.importer import import_file
 from models import Customer, Order, OrderImport, Staff
 

@@ -26,7 +26,7 @@ async def ledger_report(rules: Rules) -> LedgerReport:
     """The ledger's problems and notes, read from the database."""
     book = rules.settlement.book
     settleable = []
-    for ticket in await Ticket.filter(status=TicketStatus.CLOSED):
+    for ticket in await Ticket.filter(status=TicketStatus.CLOSED, cancelled_at__isnull=True):
         try:
             rule_set = book.pick(ticket.service_store or ticket.store, ticket.region)
         except SettlementError:

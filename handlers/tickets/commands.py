@@ -17,6 +17,7 @@ from bot.domain.stages import Stage
 from bot.domain.ticket_fields import AT_CLOSE, KIND_NAMES, accepts
 from handlers.customers.service import find_one_customer
 from handlers.orders.service import order_of_customer, order_product, order_store
+from handlers.parts.service import consume_parts, has_parts, release_parts, used_parts
 from handlers.settlement.service import settle_ticket
 from handlers.tickets.service import (
     OPEN_STATES,
@@ -25,6 +26,7 @@ from handlers.tickets.service import (
     TicketError,
     add_note,
     assign,
+    cancel,
     close_ticket,
     describe_fields,
     field_columns,
@@ -43,8 +45,19 @@ from handlers.tickets.service import (
     shown_fields,
     stages_of,
     ticket_words,
+    visible_ticket,
 )
-from models import Customer, Freeze, Order, Staff, Ticket, TicketEvent, TicketStatus
+from models import (
+    Customer,
+    Freeze,
+    Order,
+    Payout,
+    PayoutStatus,
+    Staff,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+)
 
 commands = Router("tickets")
 commands.alias("工单", "ticket")
@@ -60,13 +73,7 @@ LIST_NAMES = {"mine": "我的", "team": "我的团队", "open": "全部未关闭
 
 async def find_ticket(cmd: Cmd, ref: str) -> Ticket:
     """A ticket this member may see (one outside their scope is "not found")."""
-    number = ref.strip().upper()
-    if not number.startswith("T-"):
-        number = f"T-{number}"
-    ticket = await cmd.data.tickets().filter(number=number).first()
-    if ticket is None:
-        raise CommandError(f"找不到工单 {ref}（或不在您的数据范围：{cmd.scope.describe()}）。")
-    return ticket
+    return await visible_ticket(cmd.data, ref)
 
 
 def _guard(exc: TicketError) -> CommandError:
@@ -355,7 +362,7 @@ async def ticket_insert(cmd: Cmd) -> str:
                   customer_data=True, changes_data=True,
                   args=[TICKET_ARG, Arg("note", nargs="*", free_text=True)],
                   options=[Option("amount", "工单金额（元），如 3200"),
-                           Option("parts", "配件费（元），按成本结算"),
+                           Option("parts", "配件费（元），按成本结算（登记了配件的工单自动计算）"),
                            Option("distance_km", "上门距离（公里）")],
                   examples=("/ticket close T-20261125-0042 amount=3200 已验收",
                             "/ticket close T-20261125-0043 distance_km=12 parts=80"),
@@ -364,7 +371,11 @@ async def ticket_close(cmd: Cmd) -> str:
     ticket = await find_ticket(cmd, cmd["ticket"])
     amount = parse_amount(cmd["amount"], "amount") if cmd.args.get("amount") else None
     items: dict[str, int] = {}
+    with_parts = await has_parts(ticket)
     if cmd.args.get("parts"):
+        if with_parts:
+            raise CommandError(f"工单 {ticket.number} 已登记配件（/ticket parts "
+                               f"{ticket.number}），配件费按成本自动结算，请去掉 parts=。")
         items["parts"] = parse_amount(cmd["parts"], "parts")
     if cmd.args.get("distance_km"):
         if not str(cmd["distance_km"]).isdigit():
@@ -375,15 +386,46 @@ async def ticket_close(cmd: Cmd) -> str:
         await close_ticket(cmd.ctx, ticket, cmd.staff.userid, cmd["note"], amount)
     except TicketError as exc:
         raise _guard(exc) from None
+    consumed = await consume_parts(cmd.ctx, ticket, cmd.staff.userid)
+    parts_line = ""
+    if with_parts:
+        used = await used_parts(ticket)
+        items["parts"] = used.cost_fen
+        parts_line = f"领用配件：{used.names()}（成本 ¥{used.cost_fen / 100:,.2f}）。"
+    settled = await Payout.filter(ticket=ticket).exclude(
+        status=PayoutStatus.REVERSED).exists()
     try:
         payout = await settle_ticket(cmd.ctx, ticket, items, cmd.staff.userid)
     except (SettlementError, ValueError) as exc:
-        return f"工单 {ticket.number} 已关闭，但结算失败：{exc}。请联系管理员核对结算规则。"
+        return (f"工单 {ticket.number} 已关闭，但结算失败：{exc}。请联系管理员核对结算规则。"
+                f"{parts_line}")
     if payout is None:
-        return f"工单 {ticket.number} 已关闭。"
+        return f"工单 {ticket.number} 已关闭。{parts_line}"
     state = "，需审批后支付" if payout.status == "awaiting" else ""
+    late = ""
+    if consumed and settled:
+        late = ("本次新领用的配件未计入已有结算（同一工单只结算一次）；如需补结，"
+                f"请审批人 /payout reverse {ticket.number} 后重新关闭。")
     return (f"工单 {ticket.number} 已关闭，已结算 ¥{payout.total_fen / 100:,.2f}"
-            f"（{payout.rule_set} v{payout.rule_version} · {payout.channel}{state}）。")
+            f"（{payout.rule_set} v{payout.rule_version} · {payout.channel}{state}）。"
+            f"{parts_line}{late}")
+
+
+@commands.command("ticket cancel", "取消工单（不结算，释放预留的配件）", role="editor",
+                  customer_data=True, changes_data=True,
+                  args=[TICKET_ARG, Arg("reason", nargs="+", free_text=True)],
+                  examples=("/ticket cancel T-20261125-0042 客户改期，暂不安装",),
+                  aliases=("ticket 取消",))
+async def ticket_cancel(cmd: Cmd) -> str:
+    ticket = await find_ticket(cmd, cmd["ticket"])
+    try:
+        await cancel(cmd.ctx, ticket, cmd.staff.userid, cmd["reason"])
+    except TicketError as exc:
+        raise _guard(exc) from None
+    released = await release_parts(cmd.ctx, ticket, cmd.staff.userid)
+    freed = "，已释放预留配件：" + "、".join(
+        f"{r.part.name}×{r.qty}" for r in released) if released else ""  # type: ignore[attr-defined]
+    return f"工单 {ticket.number} 已取消（不结算）{freed}。"
 
 
 @commands.command("ticket reopen", "重新打开已关闭的工单", role="editor", customer_data=True,

@@ -20,6 +20,7 @@ from tortoise.functions import Count, Max
 from tortoise.queryset import QuerySet
 
 from bot.access.errors import Refusal
+from bot.access.scope import ScopedData
 from bot.app.context import BotContext
 from bot.chat.replies import card_description
 from bot.domain.booking import SlotPlan, day_slots, next_free
@@ -79,7 +80,9 @@ EVENT_NAMES = {"opened": "开单", "routed": "路由", "assigned": "分派", "re
                "stage_done": "完成阶段", "stage_skipped": "跳过阶段",
                "stage_inserted": "插入阶段", "stage_overdue": "阶段超时", "reminded": "提醒",
                "breached": "超时", "escalated": "升级", "closed": "关闭", "reopened": "重新打开",
-               "customer_message": "客户留言", "fields_set": "填写字段", "booked": "客户预约"}
+               "customer_message": "客户留言", "fields_set": "填写字段", "booked": "客户预约",
+               "cancelled": "取消", "parts_reserved": "预留配件", "parts_released": "释放配件",
+               "parts_consumed": "领用配件"}
 
 
 def ticket_words() -> dict[str, object]:
@@ -92,6 +95,18 @@ OPEN_STATES = (TicketStatus.OPEN, TicketStatus.WAITING)
 
 class TicketError(Refusal):
     """A ticket operation that is not allowed now; the message is for the member."""
+
+
+async def visible_ticket(data: ScopedData, ref: str) -> Ticket:
+    """A ticket the member may see, by number (`T-` may be left out); one outside their
+    scope is "not found"."""
+    number = ref.strip().upper()
+    if not number.startswith("T-"):
+        number = f"T-{number}"
+    ticket = await data.tickets().filter(number=number).first()
+    if ticket is None:
+        raise TicketError(f"找不到工单 {ref}（或不在您的数据范围：{data.scope.describe()}）。")
+    return ticket
 
 
 def _now(ctx: BotContext) -> datetime:
@@ -677,12 +692,30 @@ async def close_ticket(ctx: BotContext, ticket: Ticket, actor: str, note: str,
     await record(ticket, ctx, actor, "closed", note)
 
 
+async def cancel(ctx: BotContext, ticket: Ticket, actor: str, reason: str) -> None:
+    """Close a ticket that will not be done: no stage check and no settlement (the caller
+    releases what it held, e.g. parts)."""
+    require_open(ticket)
+    if not reason.strip():
+        raise TicketError("请写取消原因。")
+    now = _now(ctx)
+    ticket.status, ticket.closed_at, ticket.cancelled_at = TicketStatus.CLOSED, now, now
+    await ticket.save(update_fields=["status", "closed_at", "cancelled_at"])
+    await cancel_timers(ticket)
+    await record(ticket, ctx, actor, "cancelled", reason.strip()[:1000])
+    slot_field = ctx.rules.current.tickets.type_of(ticket.type).slot_field
+    plan = slot_plan_of(ctx, ticket.type, ticket.service_store or ticket.store)
+    booked = (ticket.field_values or {}).get(slot_field.name) if slot_field else None
+    if plan and booked:  # the place is free for someone else
+        await release_slot(plan, booked)
+
+
 async def reopen(ctx: BotContext, ticket: Ticket, actor: str, reason: str) -> None:
     if ticket.status != TicketStatus.CLOSED:
         raise TicketError(f"工单 {ticket.number} 没有关闭。")
     now = _now(ctx)
     policy, calendar = policy_of(ctx, ticket), calendar_of(ctx, ticket)
-    ticket.status, ticket.closed_at = TicketStatus.OPEN, None
+    ticket.status, ticket.closed_at, ticket.cancelled_at = TicketStatus.OPEN, None, None
     ticket.resolution_due = deadline(now, policy.resolution, policy, calendar)
     await ticket.save()
     await add_timers(ticket, sla_timers("resolution", now, ticket.resolution_due,

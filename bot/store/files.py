@@ -1,5 +1,6 @@
-"""Order files read as a stream of rows: CSV (UTF-8 or GB18030, comma or tab) and XLSX
-(streamed from its XML, `xlsx.py`), so a 200,000-row export never sits in memory at once."""
+"""Imported files (order exports, parts lists) read as a stream of rows: CSV (UTF-8 or
+GB18030, comma or tab) and XLSX (streamed from its XML, `xlsx.py`), so a 200,000-row export
+never sits in memory at once; and the error file an import writes its refused rows to."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from handlers.orders.xlsx import XlsxError, XlsxRows
+from bot.store.xlsx import XlsxError, XlsxRows
 
 SUPPORTED = (".csv", ".txt", ".xlsx")
 
@@ -91,3 +92,28 @@ def _xlsx(path: Path) -> RowStream:
             raise FileUnreadable(f"XLSX 文件内容有误：{exc}") from None
 
     return RowStream(rows(), sheet.fraction)
+
+
+class ErrorRows:
+    """An import's error file, opened at the first refusal: 行号, 原因, then the row as it
+    was (UTF-8 with a BOM, so Excel opens it)."""
+
+    def __init__(self, path: Path, header: list[object]) -> None:
+        self.path = path
+        self._header = header
+        self._file: IO[str] | None = None
+        self._writer: Any = None
+
+    def write(self, row_no: int, reason: str, cells: list[object]) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("w", encoding="utf-8-sig", newline="")
+            self._writer = csv.writer(self._file)
+            self._writer.writerow(["行号", "原因", *self._header])
+        self._writer.writerow([row_no, reason, *("" if c is None else c for c in cells)])
+
+    def close(self) -> Path | None:
+        if self._file is None:
+            return None
+        self._file.close()
+        return self.path
