@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from bot.app.keys import context_key
 from handlers.booking.service import PER_PHONE_HOUR, BookingLink, booking_url
-from models import BookingSlot, Customer, Ticket
+from models import BookingSlot, Channel, Customer, Ticket
 from tests.console import logged_in, url
 from tests.harness import Harness, say, walk_in
 
@@ -199,7 +199,7 @@ async def test_a_customers_own_link_books_for_them(harness: Harness) -> None:
     h = harness
     at_local(h, "2026-12-03", 8, 0)
     known = await walk_in(h, "周先生", staff="zhouba", store="成都高新店", region="西南")
-    path = link(h, customer=known.external_userid or "")
+    path = link(h, customer=f"wx:{known.external_userid}")
     html, token, _ = await form(h, path)
     assert 'name="phone"' not in html  # who they are is known
     status, _ = await submit(h, path, token, "2026-12-03 13:00", phone="")
@@ -258,3 +258,53 @@ async def test_the_form_in_a_phone_browser(harness: Harness, browser: Any) -> No
     await page.goto(url(h, link(h, "北京朝阳店")))
     assert await page.locator("input[value='2026-12-03 11:00']").count() == 0
     await context.close()
+
+
+async def test_an_official_account_follower_asks_and_books_with_their_own_link(
+        oa_harness: tuple[Harness, Any]) -> None:
+    h, oa = oa_harness
+    at_local(h, "2026-12-03", 10, 0)
+    assert await oa.follower_sends_text("oFAN0042", "我想预约安装空调") == 200
+    await h.drain()
+    [answer] = [m["text"]["content"] for m in oa.sent]
+    assert "在线预约安装" in answer
+    assert not await Ticket.exists()  # a bookable type: the customer picks a time first
+    found = re.search(r"https?://\S+", answer)
+    assert found
+    parts = urlsplit(found.group(0))
+    path = f"{parts.path}?{parts.query}"
+    html, token, _ = await form(h, path + "&pick=成都高新店")
+    assert 'name="phone"' not in html
+    status, _ = await submit(h, path, token, "2026-12-03 13:00", phone="",
+                             store="成都高新店")
+    assert status == 200
+    ticket = await Ticket.get()
+    follower = await Customer.get(openid="oFAN0042")
+    assert ticket.customer_id == follower.id  # type: ignore[attr-defined]
+    await h.drain()
+    confirmation = oa.sent[-1]["text"]["content"]  # inside the 48-hour window: on the account
+    assert ticket.number in confirmation and "2026-12-03 13:00" in confirmation
+    assert "成都高新店" in confirmation
+
+
+async def test_a_channel_welcome_carries_the_customers_booking_link(harness: Harness) -> None:
+    h = harness
+    at_local(h, "2026-12-03", 10, 0)
+    await say(h, "zhouba", '/channel new 高新店安装 tags=安装意向 staff=zhouba '
+                           'store=成都高新店 welcome="您好{{name}}，预约安装点这里：{{booking}}"')
+    channel = await Channel.get(name="高新店安装")
+    result = await h.sim.customer_scans(channel.state, "吴先生")
+    await h.drain()
+    [welcome] = h.sim.welcome_messages
+    assert welcome["text"]["content"].startswith("您好吴先生，预约安装点这里：http")
+    found = re.search(r"https?://\S+", welcome["text"]["content"])
+    assert found and "/book/" in found.group(0)
+    parts = urlsplit(found.group(0))
+    html, token, _ = await form(h, f"{parts.path}?{parts.query}")
+    assert "成都高新店 · 选择时段" in html and 'name="phone"' not in html
+    status, _ = await submit(h, f"{parts.path}?{parts.query}", token, "2026-12-03 13:00",
+                             phone="")
+    assert status == 200
+    ticket = await Ticket.get()
+    customer = await Customer.get(id=ticket.customer_id)  # type: ignore[attr-defined]
+    assert customer.external_userid == result.external_userid

@@ -60,7 +60,7 @@ class SlotTaken(BookingError):
 @dataclass(frozen=True)
 class BookingLink:
     """What a signed link fixes: the type, and optionally the store, the channel, and the
-    customer ("wm…" an external contact, "o…" an Official Account follower)."""
+    customer ("wx:<external_userid>" a WeCom contact, "oa:<openid>" a follower)."""
 
     ticket_type: str
     store: str = ""
@@ -107,6 +107,21 @@ def booking_url(ctx: BotContext, link: BookingLink) -> str:
                      days * 86400)
     extra = link.query()
     return f"{url}&{urlencode(extra)}" if extra else url
+
+
+def welcome_booking_url(ctx: BotContext, store: str | None, channel: str,
+                        customer: str) -> str:
+    """A customer's own link to book the first bookable type their channel's store takes
+    (any store when the channel has none); "" when nothing is bookable there."""
+    for name, kind in ctx.rules.current.tickets.types.items():
+        if kind.booking is None:
+            continue
+        stores = booking_stores(ctx, name)
+        if store in stores:
+            return booking_url(ctx, BookingLink(name, store, channel, f"wx:{customer}"))
+        if not store and stores:
+            return booking_url(ctx, BookingLink(name, "", channel, f"wx:{customer}"))
+    return ""
 
 
 def read_link(ctx: BotContext, ticket_type: str, query: Mapping[str, str]) -> BookingLink:
@@ -186,10 +201,10 @@ async def _customer_for(ctx: BotContext, link: BookingLink, name: str, phone: st
                         store: str) -> Customer:
     """The customer the link names, else the one with this mobile, else a new prospect
     (one per phone: a second booking finds the first one's prospect)."""
-    if link.customer:
-        known = await (Customer.get_or_none(openid=link.customer)
-                       if link.customer.startswith("o") else
-                       Customer.get_or_none(external_userid=link.customer))
+    kind, _, who = link.customer.partition(":")
+    if who and kind in ("oa", "wx"):
+        known = await (Customer.get_or_none(openid=who) if kind == "oa" else
+                       Customer.get_or_none(external_userid=who))
         if known is not None:
             return known
     if phone is None:

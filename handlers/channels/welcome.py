@@ -33,11 +33,12 @@ from bot.wecom import WeComError
 from bot.wecom.errors import WELCOME_CODE_EXPIRED, WELCOME_CODE_USED
 from bot.wecom.events import ExternalContactChange, parse_event
 from bot.wecom.xmlparse import parse_xml
+from handlers.booking.service import welcome_booking_url
 from models import Channel, Staff, WelcomeSend
 
 logger = logging.getLogger(__name__)
 
-WELCOME_VARIABLES = ("name", "store", "staff", "channel")
+WELCOME_VARIABLES = ("name", "store", "staff", "channel", "booking")
 MAX_WELCOME_BYTES = 4000  # send_welcome_msg's text limit
 
 
@@ -46,12 +47,14 @@ class WelcomeTemplateError(StaffTemplateError):
 
 
 def render_welcome(template: str, *, name: str, store: str | None, staff: str,
-                   channel: str) -> str:
+                   channel: str, booking: str = "") -> str:
     """Render a channel's welcome text (a bounded staff template, see
-    `bot/chat/staff_templates.py`); raises WelcomeTemplateError with the reason."""
+    `bot/chat/staff_templates.py`); raises WelcomeTemplateError with the reason.
+    `booking` is this customer's own booking link (empty when nothing is bookable)."""
     try:
         text = staff_templates.render(template, {"name": name, "store": store or "",
-                                                 "staff": staff, "channel": channel})
+                                                 "staff": staff, "channel": channel,
+                                                 "booking": booking})
     except StaffTemplateError as exc:
         raise WelcomeTemplateError(str(exc).replace("模板", "欢迎语模板", 1)) from None
     if len(text.encode()) > MAX_WELCOME_BYTES:
@@ -62,7 +65,8 @@ def render_welcome(template: str, *, name: str, store: str | None, staff: str,
 
 def check_welcome(template: str) -> None:
     """Fail now, with the reason, rather than on a customer's scan."""
-    render_welcome(template, name="王女士", store="示例门店", staff="张三", channel="示例渠道")
+    render_welcome(template, name="王女士", store="示例门店", staff="张三", channel="示例渠道",
+                   booking="https://example.com/book/安装")
 
 
 DEFAULT_WELCOME_TEMPLATE = "welcome/default.txt.j2"
@@ -110,9 +114,11 @@ async def welcome_text(ctx: BotContext, event: ExternalContactChange, channel: C
     staff_name = staff.name if staff else event.user_id
     store = channel.store if channel else None
     if channel is not None and channel.welcome:
+        booking = welcome_booking_url(ctx, store, channel.state, event.external_user_id) \
+            if "booking" in channel.welcome else ""
         try:
             return render_welcome(channel.welcome, name=name, store=store, staff=staff_name,
-                                  channel=channel.name)
+                                  channel=channel.name, booking=booking)
         except WelcomeTemplateError as exc:
             logger.error("channel %s: its welcome template fails (%s); the default one is "
                          "sent", channel.name, exc)

@@ -13,6 +13,7 @@ from bot.app.context import BotContext, Events
 from bot.domain.durations import format_duration
 from bot.pipeline.dispatcher import HasField, Source
 from bot.wecom.events import TextMessage
+from handlers.booking.service import BookingLink, booking_url
 from handlers.customers.service import follower
 from handlers.tickets.service import OPEN_STATES, customer_wrote, open_ticket, policy_of
 from models import Ticket
@@ -45,6 +46,15 @@ async def on_customer_message(event: TextMessage, ctx: BotContext) -> None:
                 "ticket/customer_help.txt.j2", keywords=list(keywords))})
         return
     word, ticket_type = match
+    if ctx.rules.current.tickets.type_of(ticket_type).booking is not None:
+        # A bookable type: the customer picks a time on the form instead of waiting for a
+        # call; their own link says who they are.
+        url = booking_url(ctx, BookingLink(ticket_type, customer=f"oa:{event.from_user}"))
+        text = ctx.renderer.render("booking/oa_link.txt.j2", type=ticket_type, url=url)
+        await ctx.outbox.enqueue(f"oa-reply:{event.inbox_id}", kind="confirmation",
+                                 channel="oa", recipient=event.from_user,
+                                 payload={"text": text})
+        return
     already = await Ticket.filter(customer=customer, type=ticket_type, source="keyword",
                                   status__in=OPEN_STATES).first()
     if already is not None:
