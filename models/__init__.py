@@ -30,6 +30,7 @@ from models.tickets import (
     Ticket,
     TicketCounter,
     TicketEvent,
+    TicketPhoto,
     TicketStatus,
     TicketTimer,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "TicketCounter",
     "TicketDay",
     "TicketEvent",
+    "TicketPhoto",
     "TicketStatus",
     "TicketTimer",
     "WebSession",
