@@ -226,18 +226,30 @@ class WeComClient:
         """Download temporary media (``media/get``): (filename, content type, bytes).
 
         WeCom answers the file itself, or JSON with an errcode (40007 once the media's 3 days
-        are over). A rejected token is refetched once; other failures raise at once, for
-        the caller's own retry (the inbox) to try again later.
+        are over). A rejected token is refetched once; busy answers and transport failures
+        are retried with the client's bounded backoff (a GET is safe to repeat), then raised
+        for the caller's own retry (the inbox) to try again later.
         """
         for attempt in range(2):
             token = await self._tokens.get(self._secret, lambda: self._fetch_token(self._secret))
             try:
-                return await self._media_roundtrip(media_id, token)
+                return await self._media_retrying(media_id, token)
             except WeComAuthError as exc:
                 if attempt or exc.errcode not in _REFRESH_ERRCODES:
                     raise
                 await self._tokens.invalidate(self._secret, token)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _media_retrying(self, media_id: str, token: str) -> tuple[str, str, bytes]:
+        retries = 0
+        while True:
+            try:
+                return await self._media_roundtrip(media_id, token)
+            except (WeComRateLimited, WeComHTTPError) as exc:
+                if retries >= self._max_retries or not _may_retry(exc, True):
+                    raise
+                await self._sleep(self.backoff_delay(retries))
+                retries += 1
 
     async def _media_roundtrip(self, media_id: str, token: str) -> tuple[str, str, bytes]:
         try:

@@ -15,6 +15,8 @@ from handlers.tickets.service import (
     STATUS_NAMES,
     add_note,
     open_ticket,
+    photo_url,
+    photos_of,
     sla_state,
     stages_of,
 )
@@ -37,7 +39,9 @@ async def tickets_view(page: PageReq, customer: Customer, note: str = "") -> dic
     tickets = await page.data.tickets().filter(customer_id=customer.id).order_by(
         "-id").limit(SHOWN)
     now, tz = page.ctx.clock.now(), page.ctx.settings.tz
-    return {"c": customer, "tickets": [(t, stages_of(t), *sla_state(t, now, tz))
+    photos = await photos_of(t.id for t in tickets)
+    return {"c": customer, "tickets": [(t, stages_of(t), *sla_state(t, now, tz),
+                                        [photo_url(t, p) for p in photos[t.id]])
                                        for t in tickets],
             "open_states": OPEN_STATES, "ticket_states": STATUS_NAMES,
             "priorities": PRIORITY_NAMES, "types": ticket_types(page),

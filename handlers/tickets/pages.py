@@ -36,13 +36,15 @@ from handlers.tickets.service import (
     STATUS_NAMES,
     is_overdue,
     overdue,
+    photo_url,
+    photos_of,
     policy_of,
     sla_state,
     stage_name,
     stages_of,
     ticket_words,
 )
-from models import Customer, Staff, Ticket, TicketEvent
+from models import Customer, Staff, Ticket, TicketEvent, TicketPhoto
 
 console = Pages("tickets")  # the console's ticket pages (behind login)
 
@@ -209,8 +211,10 @@ async def ticket_detail(page: PageReq) -> web.StreamResponse:
     events = await TicketEvent.filter(ticket=ticket).order_by("id")
     [row] = await ticket_rows(page, [ticket])
     policy = policy_of(page.ctx, ticket)
+    photos = (await photos_of([ticket.id]))[ticket.id]
     return page.render(
         "tickets/detail.html.j2", t=ticket, c=customer, row=row, events=events,
+        photos=[(p, photo_url(ticket, p)) for p in photos],
         stages=stages_of(ticket), now=page.ctx.clock.now(),
         customer_link=await page.data.customers().filter(id=customer_id).exists(),
         payouts=await page.data.payouts().filter(ticket_id=ticket.id).order_by("id"),
@@ -220,6 +224,24 @@ async def ticket_detail(page: PageReq) -> web.StreamResponse:
                 f"解决 {format_duration(policy.resolution)}",
         reason=explain_reason(ticket.routing_reason) if ticket.routing_reason else "",
         fmt=format_duration, **ticket_words())
+
+
+@console.page(r"/tickets/{number}/photos/{photo:\d+}", title="工单照片", role="viewer",
+              customer_data=True)
+async def ticket_photo(page: PageReq) -> web.StreamResponse:
+    """One photo of a ticket, for whoever may see the ticket (its scope is the page's)."""
+    ticket = await page.data.tickets().get_or_none(number=page.request.match_info["number"])
+    if ticket is None:
+        raise NotFound("没有这张工单，或不在你的可见范围内。")
+    photo = await TicketPhoto.get_or_none(id=int(page.request.match_info["photo"]),
+                                          ticket_id=ticket.id)
+    data = await page.ctx.photos.get(photo.storage_key) if photo else None
+    if photo is None or data is None:
+        raise NotFound("没有这张照片。")
+    kind = photo.content_type if photo.content_type.startswith("image/") else \
+        "application/octet-stream"  # never served as a page
+    return web.Response(body=data, content_type=kind, headers={
+        "Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"})
 
 
 # --- the signed link (no session) ---------------------------------------------------------
