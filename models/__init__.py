@@ -31,6 +31,7 @@ from models.tickets import (
     Ticket,
     TicketCounter,
     TicketEvent,
+    TicketPhoto,
     TicketStatus,
     TicketTimer,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "TicketCounter",
     "TicketDay",
     "TicketEvent",
+    "TicketPhoto",
     "TicketStatus",
     "TicketTimer",
     "WebSession",

@@ -151,3 +151,30 @@ class BookingSlot(Model):
     class Meta:
         table = "booking_slot"
         unique_together = (("store", "start"),)
+
+
+class TicketPhoto(Model):
+    """A photo a member sent to the app as proof of a stage (拍照验收), or one waiting for
+    the member to say which ticket it belongs to (no ticket yet). One row per image message:
+    a replayed callback finds its row. Deleted ones are kept, marked, and no longer count."""
+
+    id = fields.BigIntField(primary_key=True)
+    ticket: fields.ForeignKeyNullableRelation[Ticket] = fields.ForeignKeyField(
+        "models.Ticket", related_name="photos", null=True)
+    stage = fields.CharField(max_length=64, default="")  # the stage it proves: 验收
+    stage_index = fields.IntField(null=True)
+    sender = fields.CharField(max_length=64)
+    media_id = fields.CharField(max_length=255)
+    inbox_id = fields.BigIntField()  # the image message's inbox row
+    storage_key = fields.CharField(max_length=255, default="")
+    size = fields.IntField(default=0)
+    sha256 = fields.CharField(max_length=64, default="")
+    content_type = fields.CharField(max_length=64, default="")
+    taken_at = fields.DatetimeField()
+    deleted_at = fields.DatetimeField(null=True)
+    deleted_by = fields.CharField(max_length=64, null=True)
+
+    class Meta:
+        table = "ticket_photo"
+        unique_together = (("inbox_id", "media_id"),)
+        indexes = (("ticket_id", "stage"), ("sender", "ticket_id"))

@@ -4,10 +4,12 @@ numbers distinctive enough that finding one in a response can only mean it leake
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.app.keys import context_key
+from bot.devtools.simulator.pictures import demo_png
 from models import (
     Channel,
     Customer,
@@ -19,6 +21,7 @@ from models import (
     Purchase,
     Ticket,
     TicketEvent,
+    TicketPhoto,
     TicketStatus,
 )
 from tests.harness import Harness
@@ -35,6 +38,7 @@ class Seeded:
     number: str
     order_id: int = 0  # a shop order of the customer's
     order_number: str = ""
+    photo_id: int = 0  # a photo of the ticket's
 
     @property
     def masked(self) -> str:
@@ -88,7 +92,15 @@ async def seed_region(h: Harness, *, region: str, name: str, mobile: str, number
                                  "quantity": 1, "unit_price_fen": 99_00}],
         paid_at=now - timedelta(days=2), digest="seed", first_seen_at=now, updated_at=now,
         store=store)
-    return Seeded(region, customer.id, name, mobile, number, order.id, order.number)
+    picture = demo_png(int(number[-4:]))
+    sha = hashlib.sha256(picture).hexdigest()
+    await h.app[context_key].photos.put(f"{number}/{sha}.png", picture, "image/png")
+    photo = await TicketPhoto.create(
+        ticket=ticket, stage="上门", stage_index=1, sender=owner, media_id=f"seed-{number}",
+        inbox_id=0, storage_key=f"{number}/{sha}.png", size=len(picture), sha256=sha,
+        content_type="image/png", taken_at=now)
+    return Seeded(region, customer.id, name, mobile, number, order.id, order.number,
+                  photo.id)
 
 
 async def seed_two_regions(h: Harness) -> tuple[Seeded, Seeded]:

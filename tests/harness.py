@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ def test_settings(api_base: str, **overrides: Any) -> Settings:
         token=TOKEN, aes_key=AES_KEY, api_base=api_base,
         redis_url=os.environ.get("REDIS_URL") or None,
         max_clock_skew_s=600, admins=("admin",), workers=4, rules_file=str(RULES_FILE),
-        secret_key=SECRET_KEY,
+        secret_key=SECRET_KEY, data_dir=tempfile.mkdtemp(prefix="scrmbot-test-data-"),
     )
     return replace(base, **overrides)
 
@@ -193,9 +194,28 @@ async def installed_ticket(h: Harness, store: str = "成都高新店", region: s
 REQUIRED_FIELDS = {"维修": "型号=KFR-35GW"}
 
 
+async def send_photos(h: Harness, userid: str, count: int = 1) -> str:
+    """`userid` sends `count` pictures to the app (each another demo picture); returns what
+    the bot answered, joined."""
+    seen = len(h.sim.sent_messages)
+    for _ in range(count):
+        sent = await h.sim.staff_sends_image(userid)
+        assert sent.delivery.delivered, sent.delivery.attempts
+        await h.drain()
+    replies = [m for m in h.sim.sent_messages[seen:] if userid in m["touser"]]
+    return "\n".join(_message_text(m) for m in replies)
+
+
 async def walk_stages(h: Harness, ticket: Ticket, approver: str) -> None:
     """Walk a four-stage ticket (接单, 上门, 安装/维修, 验收) to its end: its assignee the
-    first three, the approver 验收."""
+    first three and the photos 验收 needs (安装: 2 验收照片), the approver 验收."""
+    assignee = ticket.assignee or "wangwu"
     for _ in range(3):
-        await say(h, ticket.assignee or "wangwu", f"/ticket next {ticket.number}")
+        await say(h, assignee, f"/ticket next {ticket.number}")
+    await ticket.refresh_from_db()
+    stage = ticket.stages[ticket.stage_index] if ticket.stage_index < len(ticket.stages) \
+        else {}
+    needed = int(str(stage.get("photos") or 0))
+    if needed:
+        await send_photos(h, ticket.assignee or assignee, needed)
     await say(h, approver, f"/ticket next {ticket.number} 验收通过")

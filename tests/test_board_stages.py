@@ -33,11 +33,12 @@ from models import (
     TicketStatus,
 )
 from tests.console import browser_login, logged_in, screenshot, url
-from tests.harness import Harness, say, walk_in
+from tests.harness import Harness, say, send_photos, walk_in
 
 NEW_CAR = ["订单确认", "车辆调配", "PDI检查", "精品加装", "临牌办理", "保险办理", "尾款确认",
            "交车预约", "交车仪式", "功能讲解", "资料移交", "交付回访"]
 LIMITS_H = [24, 72, 24, 48, 24, 24, 24, 24, 4, 2, 2, 72]
+PHOTOS = "<the assignee sends the photos 验收 needs>"
 _serial = 0
 
 
@@ -532,13 +533,18 @@ async def test_skipped_emergency_and_reopened_stages_are_visits_as_before(
         (2, "zhangsan", f"/ticket next {n}"),                    # 加急配件 2 h: not a station
         (5, "zhaoliu", f"/ticket skip {n} 客户自行上门"),          # 上门 skipped after 5 h
         (1, "zhangsan", f"/ticket next {n}"),                    # 安装 1 h
-        (2, "zhaoliu", f"/ticket next {n} 验收完成"),              # 验收 2 h
+        (1, "zhangsan", PHOTOS),                                 # 验收 needs 2 photos
+        (1, "zhaoliu", f"/ticket next {n} 验收完成"),              # 验收 2 h
         (1, "zhangsan", f"/ticket close {n} 完工"),
         (1, "zhangsan", f"/ticket reopen {n} 客户反馈漏水"),       # not a stage move
     ]
     for hours, who, text in steps:
         h.clock.advance(timedelta(hours=hours))
-        await say(h, who, text)
+        if text == PHOTOS:
+            await ticket.refresh_from_db()
+            await send_photos(h, ticket.assignee or who, 2)
+        else:
+            await say(h, who, text)
     await ticket.refresh_from_db()
     assert ticket.status == TicketStatus.OPEN and [s["name"] for s in ticket.stages] == [
         "接单", "加急配件", "上门", "安装", "验收"]

@@ -54,6 +54,8 @@ def _figures(board: str) -> list[dict[str, str]]:
 FILLERS: dict[str, Filler] = {
     "/customers/{id}": Filler(lambda s: [{"id": str(s.customer_id)}], record=True),
     "/tickets/{number}": Filler(lambda s: [{"number": s.number}], record=True),
+    r"/tickets/{number}/photos/{photo:\d+}": Filler(
+        lambda s: [{"number": s.number, "photo": str(s.photo_id)}], record=True),
     r"/orders/{id:\d+}": Filler(lambda s: [{"id": str(s.order_id)}], record=True),
     r"/orders/import/{id:\d+}/errors.csv": Filler(lambda s: [{"id": "1"}]),  # admins only
     # the seeded customer's external userid is wm-<its ticket number>

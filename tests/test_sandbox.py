@@ -13,6 +13,7 @@ import pytest
 from bot.devtools import sandbox as sandbox_module
 from bot.devtools.console import Console
 from bot.devtools.sandbox import PortTaken, check_ports, start_sandbox
+from bot.devtools.simulator.pictures import demo_png
 from models import Channel, CorpTag, Customer, CustomerTag, Order
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "bot" / "devtools" / "examples"
@@ -130,3 +131,16 @@ async def test_the_example_order_files_land_on_demo_customers(
         if sandbox.oa is not None:
             await sandbox.oa.close()
         await runner.cleanup()
+
+
+async def test_a_member_sends_a_photo_from_the_console(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox_module, "SANDBOX_DIR", tmp_path)
+    picture = tmp_path / "验收.png"
+    picture.write_bytes(demo_png(5))
+    out = await run(["photo zhangsan", f"photo zhangsan {picture}",
+                     "photo zhangsan /no/such/file.png", "photo nobody"], free_port_block())
+    assert out.count("zhangsan sent a picture") == 2
+    assert "照片" in out.split("zhangsan sent a picture", 1)[1]  # the app answered
+    assert "/no/such/file.png: not a .jpg/.png/.gif/.webp file" in out
+    assert "no member 'nobody'" in out

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from bot.app.keys import context_key
 from handlers.tickets.sweep import sweep
 from models import AuditEntry, Customer, Freeze, Ticket, TicketEvent, TicketStatus
-from tests.harness import Harness, say, walk_in
+from tests.harness import Harness, say, send_photos, walk_in
 
 
 async def run_sweep(h: Harness) -> None:
@@ -167,6 +167,11 @@ async def test_pipeline_run_to_the_end_and_skip_needs_an_approver(harness: Harne
     assert "进入「验收」" in await say(harness, "zhangsan", f"/ticket next {n} 装好了")
     assert "需要「审批人」权限" in await say(harness, "zhangsan", f"/ticket next {n}")
     assert "请先用 /ticket next" in await say(harness, "zhangsan", f"/ticket close {n}")
+    refused = await say(harness, "zhaoliu", f"/ticket next {n} 验收通过")
+    assert "「验收照片」需要 2 张，已收到 0 张" in refused  # 拍照验收: the photos come first
+    await ticket.refresh_from_db()
+    assert ticket.assignee
+    await send_photos(harness, ticket.assignee, 2)
     assert "所有阶段已完成" in await say(harness, "zhaoliu", f"/ticket next {n} 验收通过")
     assert "已关闭" in await say(harness, "zhangsan", f"/ticket close {n} amount=3200 完工")
     await ticket.refresh_from_db()

@@ -15,6 +15,7 @@ from bot.domain.clock import Clock
 from bot.pipeline.dispatcher import EventRouter
 from bot.pipeline.outbox import Outbox
 from bot.rules.loader import RulesHolder
+from bot.store.blobs import BlobStore
 from bot.store.locks import KeyedLocks
 from bot.web.pages import Page, PageRouter
 from bot.wecom import WeComClient
@@ -53,6 +54,7 @@ class BotContext:
     outbox: Outbox
     chat: ChatRunner[BotContext]
     jsapi: JsTickets  # the JS-SDK's tickets and signatures (pages inside WeCom)
+    photos: BlobStore  # ticket photos: the data directory or an S3 bucket (settings)
     oa: OAClient | None = None
     instance: str = "scrmbot"  # this process, in leases and claims
     locks: KeyedLocks = field(default_factory=KeyedLocks)

@@ -43,6 +43,7 @@ from bot.pipeline.outbox import Outbox, OutboxDispatcher, SenderRegistry
 from bot.pipeline.senders import AppMessageSender, FileSender, OfficialAccountSender
 from bot.pipeline.worker import InboxWorker
 from bot.rules.loader import RulesHolder, load_rules
+from bot.store.blobs import BlobStore, LocalStore, S3Config, S3Store, parse_s3_url
 from bot.store.db import database
 from bot.store.redis import redis_client
 from bot.web.assets import default_assets_dir, setup_domain_verification
@@ -224,8 +225,18 @@ def _context(settings: Settings, clock: Clock, rules: RulesHolder,
     jsapi = JsTickets(redis, settings.corp_id, settings.agent_id, clock,
                       {CORP: wecom.fetch_jsapi_ticket, AGENT: wecom.fetch_agent_ticket})
     return BotContext(settings=settings, wecom=wecom, redis=redis, clock=clock, rules=rules,
-                      renderer=renderer, outbox=outbox, chat=chat, jsapi=jsapi, oa=oa,
-                      instance=name)
+                      renderer=renderer, outbox=outbox, chat=chat, jsapi=jsapi,
+                      photos=photo_store(settings, session), oa=oa, instance=name)
+
+
+def photo_store(settings: Settings, session: aiohttp.ClientSession) -> BlobStore:
+    """`SCRM_PHOTO_STORE`'s bucket, else `<SCRM_DATA_DIR>/photos`."""
+    if not settings.photo_store:
+        return LocalStore(Path(settings.data_dir) / "photos")
+    bucket, prefix = parse_s3_url(settings.photo_store)
+    return S3Store(session, S3Config(bucket, prefix, settings.s3_endpoint,
+                                     settings.s3_access_key, settings.s3_secret_key,
+                                     settings.s3_region))
 
 
 def _senders(ctx: BotContext, features: Sequence[Feature]) -> SenderRegistry:

@@ -77,6 +77,13 @@ class Settings:
     domain_verify_file: str = ""  # WeCom's WW_verify_….txt, served at the site's root
     assets_dir: str = ""  # node_modules/ holding the console's vendor files ("" = the project's)
     data_dir: str = "var"  # files scrmbot keeps: uploaded imports and their error reports
+    # where ticket photos go: "" = <data_dir>/photos, or s3://bucket/prefix with the S3_*
+    # endpoint and keys (any S3-compatible store)
+    photo_store: str = ""
+    s3_endpoint: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_region: str = "us-east-1"
     # Serving limits (bot/app/serving.py). WeCom sends a whole request at once and gives up
     # after 5 s, so a client slower than this is broken or hostile.
     header_timeout_s: float = 5
@@ -179,6 +186,14 @@ def load_settings(environ: Mapping[str, str] | None = None,
                             and re.fullmatch(r"WW_verify_\w+\.txt", Path(verify_file).name)):
         get.problem("WECOM_DOMAIN_VERIFY_FILE", "must be the WW_verify_….txt file downloaded "
                     "from the app's 可信域名 setting", "/etc/scrmbot/WW_verify_abc123.txt")
+    photo_store = env.get("SCRM_PHOTO_STORE") or ""
+    if photo_store:
+        if not re.fullmatch(r"s3://[a-z0-9.-]{3,63}(/.*)?", photo_store):
+            get.problem("SCRM_PHOTO_STORE", "must be s3://bucket/prefix (or unset for the "
+                        "data directory)", "s3://scrm-photos/tickets")
+        for name, example in (("S3_ENDPOINT", "https://s3.example.com"),
+                              ("S3_ACCESS_KEY", "AKIA…"), ("S3_SECRET_KEY", "<secret>")):
+            get.required(name, example)
     settings = Settings(
         corp_id=corp_id,
         agent_id=agent_id,
@@ -206,6 +221,11 @@ def load_settings(environ: Mapping[str, str] | None = None,
         login_base=login_base,
         assets_dir=env.get("SCRM_ASSETS_DIR") or "",
         data_dir=env.get("SCRM_DATA_DIR") or "var",
+        photo_store=photo_store,
+        s3_endpoint=(env.get("S3_ENDPOINT") or "").rstrip("/"),
+        s3_access_key=env.get("S3_ACCESS_KEY") or "",
+        s3_secret_key=env.get("S3_SECRET_KEY") or "",
+        s3_region=env.get("S3_REGION") or "us-east-1",
         domain_verify_file=verify_file,
         session_idle_h=get.integer("SCRM_SESSION_IDLE_H", "8", default=8, minimum=1,
                                    maximum=720),

@@ -5,6 +5,7 @@
     as customer 王女士: 我要报修  a customer writes to the Official Account
     clock +3h                   move time forward (SLA, care and settlement jobs)
     sidebar 王女士               the sidebar's URL for a chat with a customer
+    photo wangwu                a member sends a picture to the app (拍照验收)
     calls [n]                   the last WeCom API calls scrmbot made
     import generic bot/devtools/examples/orders-generic.csv
                                 import a shop's order export (as `scrmbot orders import`)
@@ -41,6 +42,9 @@ _SIDEBAR = re.compile(r"^sidebar\s+(?P<name>\S+)(?:\s+entry=(?P<entry>\w+))?$")
 _CONFIRM = re.compile(r"^confirm\s+(?P<name>\S+)(?:\s+by\s+(?P<who>[\w.-]+))?$")
 _IMPORT = re.compile(r"^import\s+(?P<source>\w+)\s+(?P<file>.+?)(?:\s+shop=(?P<shop>\S+))?$")
 _RESIGN = re.compile(r"^resign\s+(?P<who>[\w.-]+)$")
+_PHOTO = re.compile(r"^photo\s+(?P<who>[\w.-]+)(?:\s+(?P<file>.+))?$")
+_PICTURE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
+                  ".gif": "image/gif", ".webp": "image/webp"}
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _TAGS = re.compile(r"\s*<[^>]+>\s*")
 
@@ -64,6 +68,9 @@ HELP = """commands:
                              import generic bot/devtools/examples/orders-generic.csv
   import parts <file>        import parts and stock counts as `scrmbot parts import` does;
                              try import parts bot/devtools/examples/parts.csv
+  photo <userid> [file]      the member sends a picture to the app (a demo picture, or
+                             a .jpg/.png file): photo proof for a ticket at a stage that
+                             needs photos, e.g. 安装 at 验收
   resign <userid>            the member leaves the corp (离职): try /handover, or wait for
                              the default ([handover] in rules.toml) with clock +1d
   calls [n]                  the last n WeCom API calls scrmbot made (default 10)
@@ -174,6 +181,8 @@ class Console:
             n = int(parts[1]) if len(parts) > 1 else 10
             for call in sim.calls[-n:]:
                 self.say(self._fmt_call(call))
+        elif m := _PHOTO.match(line):
+            await self._photo(m["who"], m["file"])
         elif m := _RESIGN.match(line):
             await sim.member_resigns(m["who"])
             self.say(self.c(f"{m['who']} left the corp (WeCom sent change_contact delete_user)",
@@ -188,6 +197,26 @@ class Console:
             self.say(HELP)
         else:
             self.say(self.c("unknown console command; type help", "31"))
+
+    async def _photo(self, who: str, file: str | None) -> None:
+        sim = self.sandbox.sim
+        if who not in sim.state.members:
+            self.say(self.c(f"no member {who!r}; members: {', '.join(sim.state.members)}",
+                            "31"))
+            return
+        if file is None:
+            sent = await sim.staff_sends_image(who)
+        else:
+            path = Path(file.strip())
+            kind = _PICTURE_TYPES.get(path.suffix.lower())
+            if kind is None or not await asyncio.to_thread(path.is_file):
+                self.say(self.c(f"{path}: not a .jpg/.png/.gif/.webp file", "31"))
+                return
+            content = await asyncio.to_thread(path.read_bytes)
+            sent = await sim.staff_sends_image(who, content, filename=path.name,
+                                               content_type=kind)
+        self.say(self.c(f"{who} sent a picture (media_id {sent.media_id[:12]}…)", "2"))
+        await self.show_effects()
 
     async def _sidebar_url(self, name: str, entry: str) -> None:
         """Where to open the sidebar as if a member were chatting with `name` in WeCom."""

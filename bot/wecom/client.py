@@ -222,6 +222,56 @@ class WeComClient:
             raise error_for(errcode, str(answer.get("errmsg", "")), "media/upload")
         return str(answer["media_id"])
 
+    async def get_media(self, media_id: str) -> tuple[str, str, bytes]:
+        """Download temporary media (``media/get``): (filename, content type, bytes).
+
+        WeCom answers the file itself, or JSON with an errcode (40007 once the media's 3 days
+        are over). A rejected token is refetched once; busy answers and transport failures
+        are retried with the client's bounded backoff (a GET is safe to repeat), then raised
+        for the caller's own retry (the inbox) to try again later.
+        """
+        for attempt in range(2):
+            token = await self._tokens.get(self._secret, lambda: self._fetch_token(self._secret))
+            try:
+                return await self._media_retrying(media_id, token)
+            except WeComAuthError as exc:
+                if attempt or exc.errcode not in _REFRESH_ERRCODES:
+                    raise
+                await self._tokens.invalidate(self._secret, token)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _media_retrying(self, media_id: str, token: str) -> tuple[str, str, bytes]:
+        retries = 0
+        while True:
+            try:
+                return await self._media_roundtrip(media_id, token)
+            except (WeComRateLimited, WeComHTTPError) as exc:
+                if retries >= self._max_retries or not _may_retry(exc, True):
+                    raise
+                await self._sleep(self.backoff_delay(retries))
+                retries += 1
+
+    async def _media_roundtrip(self, media_id: str, token: str) -> tuple[str, str, bytes]:
+        try:
+            async with self._session.get(f"{self._base_url}/media/get",
+                                         params={"access_token": token, "media_id": media_id},
+                                         timeout=self._timeout) as resp:
+                status, kind = resp.status, resp.content_type
+                disposition = resp.headers.get("Content-Disposition", "")
+                raw = await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise WeComHTTPError(f"transport error: {type(exc).__name__}", "media/get") from None
+        if status != 200:
+            raise WeComHTTPError(f"HTTP {status}", "media/get", status=status)
+        if kind in ("application/json", "text/plain"):
+            data = _decode(raw)
+            errcode = data.get("errcode", 0) if data else None
+            if not isinstance(errcode, int) or errcode == 0:
+                raise WeComHTTPError("media/get answered JSON without media", "media/get",
+                                     status=status)
+            raise error_for(errcode, str(data.get("errmsg", "")) if data else "", "media/get")
+        return _filename(disposition) or media_id, kind, raw
+
     async def send_file(self, touser: str | Sequence[str], media_id: str) -> JSON:
         """A file previously uploaded as temporary media."""
         return await self.send_message(touser, "file", {"media_id": media_id})
@@ -517,6 +567,15 @@ def _decode(raw: bytes) -> JSON | None:
     except (UnicodeDecodeError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _filename(disposition: str) -> str:
+    """`attachment; filename="a.jpg"` → `a.jpg` (only the name, never a path)."""
+    for part in disposition.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name.lower() == "filename" and value:
+            return value.strip().strip('"').replace("\\", "/").rsplit("/", 1)[-1]
+    return ""
 
 
 def _may_retry(exc: WeComError, safe_to_retry: bool) -> bool:

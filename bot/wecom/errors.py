@@ -13,6 +13,7 @@ OK = 0
 SYSTEM_BUSY = -1
 INVALID_CREDENTIAL = 40001  # bad secret/corpid on gettoken; a bad token on other calls
 INVALID_USERID = 40003
+INVALID_MEDIA_ID = 40007  # temporary media lives 3 days
 INVALID_ACCESS_TOKEN = 40014
 INVALID_PARAMETER = 40058
 INVALID_TAG_ID = 40068

@@ -75,6 +75,20 @@ class TextMessage(Event, msg_type="text"):
 
 
 @dataclass(frozen=True)
+class ImageMessage(Event, msg_type="image"):
+    """A member sent a picture to the app: `media_id` is temporary media (3 days) to fetch
+    with `media/get`; `pic_url` is WeCom's own link to it."""
+
+    msg_id: str = ""
+    media_id: str = ""
+    pic_url: str = ""
+    agent_id: str = ""
+
+    xml_fields: ClassVar[dict[str, str]] = {
+        "msg_id": "MsgId", "media_id": "MediaId", "pic_url": "PicUrl", "agent_id": "AgentID"}
+
+
+@dataclass(frozen=True)
 class EnterAgentEvent(Event, msg_type="event", event="enter_agent"):
     agent_id: str = ""
 

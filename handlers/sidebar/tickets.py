@@ -17,6 +17,8 @@ from handlers.tickets.service import (
     add_note,
     field_specs,
     open_ticket,
+    photo_url,
+    photos_of,
     set_fields,
     shown_fields,
     sla_state,
@@ -42,7 +44,9 @@ async def tickets_view(page: PageReq, customer: Customer, note: str = "") -> dic
         "-id").limit(SHOWN)
     now, tz = page.ctx.clock.now(), page.ctx.settings.tz
     types = ticket_types(page)
-    return {"c": customer, "tickets": [(t, stages_of(t), *sla_state(t, now, tz))
+    photos = await photos_of(t.id for t in tickets)
+    return {"c": customer, "tickets": [(t, stages_of(t), *sla_state(t, now, tz),
+                                        [photo_url(t, p) for p in photos[t.id]])
                                        for t in tickets],
             "open_states": OPEN_STATES, "ticket_states": STATUS_NAMES,
             "priorities": PRIORITY_NAMES, "types": types,

@@ -19,6 +19,7 @@ from handlers.customers.service import find_one_customer
 from handlers.orders.service import order_of_customer, order_product, order_store
 from handlers.parts.service import consume_parts, has_parts, release_parts, used_parts
 from handlers.settlement.service import settle_ticket
+from handlers.tickets.photos import attach_pending, delete_photo, numbered_photos, size_text
 from handlers.tickets.service import (
     OPEN_STATES,
     PRIORITY_NAMES,
@@ -319,6 +320,55 @@ async def ticket_next(cmd: Cmd) -> str:
                 f"发送 /ticket close {ticket.number} 关闭工单。")
     limit = f"（时限 {format_duration(move.next.limit)}）" if move.next.limit else ""
     return f"工单 {ticket.number}「{move.finished.name}」完成，进入「{move.next.name}」{limit}。"
+
+
+@commands.command("ticket photo", "把待归属的照片归到这张工单（有多张工单需要照片时）",
+                  role="editor", customer_data=True, changes_data=True, args=[TICKET_ARG],
+                  examples=("/ticket photo T-20261125-0042",), aliases=("ticket 照片",))
+async def ticket_photo(cmd: Cmd) -> str:
+    ticket = await find_ticket(cmd, cmd["ticket"])
+    try:
+        return await attach_pending(cmd.ctx, ticket, cmd.staff)
+    except TicketError as exc:
+        raise _guard(exc) from None
+
+
+@commands.command("ticket photos", "工单的照片：序号、阶段、上传人、大小", role="viewer",
+                  customer_data=True, args=[TICKET_ARG],
+                  examples=("/ticket photos T-20261125-0042",), aliases=("ticket 照片列表",))
+async def ticket_photos(cmd: Cmd) -> str:
+    ticket = await find_ticket(cmd, cmd["ticket"])
+    numbered = await numbered_photos(ticket)
+    if not numbered:
+        return f"工单 {ticket.number} 还没有照片。"
+    tz = cmd.ctx.settings.tz
+    lines = [f"工单 {ticket.number} 的照片："]
+    for n, photo in numbered:
+        gone = f"（已删除：{photo.deleted_by}）" if photo.deleted_at else ""
+        lines.append(f"{n}. {photo.stage} · {photo.sender} · "
+                     f"{photo.taken_at.astimezone(tz).strftime('%m-%d %H:%M')} · "
+                     f"{size_text(photo.size)} · {photo.sha256[:12]}{gone}")
+    lines.append(f"删除一张：/ticket photo delete {ticket.number} <序号> [原因]")
+    return "\n".join(lines)
+
+
+@commands.command("ticket photo delete", "删除工单的一张照片（不再计数，记入审计）",
+                  role="editor", customer_data=True, changes_data=True,
+                  args=[TICKET_ARG, Arg("index", "照片序号（见 /ticket photos）"),
+                        Arg("reason", nargs="*", free_text=True)],
+                  examples=("/ticket photo delete T-20261125-0042 2 拍糊了",),
+                  aliases=("ticket 照片 删除",))
+async def ticket_photo_delete(cmd: Cmd) -> str:
+    ticket = await find_ticket(cmd, cmd["ticket"])
+    if not str(cmd["index"]).isdigit():
+        raise CommandError("照片序号应为数字，见 /ticket photos。")
+    try:
+        photo = await delete_photo(cmd.ctx, ticket, int(cmd["index"]), cmd.staff,
+                                   cmd["reason"])
+    except TicketError as exc:
+        raise _guard(exc) from None
+    return (f"已删除工单 {ticket.number} 的第 {cmd['index']} 张照片（{photo.stage}），"
+            "它不再计数。")
 
 
 @commands.command("ticket skip", "跳过当前阶段（需要审批人）", role="approver",

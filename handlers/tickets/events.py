@@ -1,4 +1,6 @@
-"""Customers asking for service: a message with a service keyword (报修, 投诉, 退货 …) to the
+"""Members' pictures to the app are photo proof for their tickets (handlers/tickets/photos.py).
+
+Customers asking for service: a message with a service keyword (报修, 投诉, 退货 …) to the
 Official Account opens a ticket, and the customer is told its number and the promised
 response time.
 
@@ -12,9 +14,11 @@ from __future__ import annotations
 from bot.app.context import BotContext, Events
 from bot.domain.durations import format_duration
 from bot.pipeline.dispatcher import HasField, Source
-from bot.wecom.events import TextMessage
+from bot.wecom.events import ImageMessage, TextMessage
 from handlers.booking.service import BookingLink, booking_url
 from handlers.customers.service import follower
+from handlers.staff.service import ensure_staff
+from handlers.tickets.photos import receive_photo
 from handlers.tickets.service import OPEN_STATES, customer_wrote, open_ticket, policy_of
 from models import Ticket
 
@@ -74,3 +78,13 @@ async def on_customer_message(event: TextMessage, ctx: BotContext) -> None:
     # An answer to the customer's own message: not held back by quiet hours.
     await ctx.outbox.enqueue(f"oa-reply:{event.inbox_id}", kind="confirmation", channel="oa",
                              recipient=event.from_user, payload={"text": text})
+
+
+@events.on(ImageMessage, Source("wecom"), HasField("from_user"), HasField("media_id"),
+           name="photo", transactional=False)
+async def on_member_photo(event: ImageMessage, ctx: BotContext) -> None:
+    """A member's picture to the app: photo proof for the stage their ticket is at. Not in
+    one transaction: it downloads first and records in its own (handlers/tickets/photos.py)."""
+    staff = await ensure_staff(event.from_user, ctx)
+    if staff.active:
+        await receive_photo(ctx, event, staff)

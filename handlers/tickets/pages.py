@@ -44,6 +44,8 @@ from handlers.tickets.service import (
     is_overdue,
     missing_fields,
     overdue,
+    photo_url,
+    photos_of,
     policy_of,
     set_fields,
     shown_fields,
@@ -52,7 +54,7 @@ from handlers.tickets.service import (
     stages_of,
     ticket_words,
 )
-from models import Customer, Staff, Ticket, TicketEvent
+from models import Customer, Staff, Ticket, TicketEvent, TicketPhoto
 
 console = Pages("tickets")  # the console's ticket pages (behind login)
 
@@ -233,8 +235,10 @@ async def _render_detail(page: PageReq, ticket: Ticket, *, note: str = "", error
     [row] = await ticket_rows(page, [ticket])
     policy = policy_of(page.ctx, ticket)
     specs = [spec for spec in field_specs(page.ctx, ticket.type) if spec.typed]
+    photos = (await photos_of([ticket.id]))[ticket.id]
     response = page.render(
         "tickets/detail.html.j2", t=ticket, c=customer, row=row, events=events,
+        photos=[(p, photo_url(ticket, p)) for p in photos],
         stages=stages_of(ticket), now=page.ctx.clock.now(),
         customer_link=await page.data.customers().filter(id=customer_id).exists(),
         payouts=await page.data.payouts().filter(ticket_id=ticket.id).order_by("id"),
@@ -265,6 +269,24 @@ async def ticket_fields_form(page: PageReq) -> web.StreamResponse:
     except TicketError as exc:
         return await _render_detail(page, ticket, error=str(exc), typed=typed)
     raise web.HTTPSeeOther(f"/tickets/{quote(ticket.number)}?saved=1")
+
+
+@console.page(r"/tickets/{number}/photos/{photo:\d+}", title="工单照片", role="viewer",
+              customer_data=True)
+async def ticket_photo(page: PageReq) -> web.StreamResponse:
+    """One photo of a ticket, for whoever may see the ticket (its scope is the page's)."""
+    ticket = await page.data.tickets().get_or_none(number=page.request.match_info["number"])
+    if ticket is None:
+        raise NotFound("没有这张工单，或不在你的可见范围内。")
+    photo = await TicketPhoto.get_or_none(id=int(page.request.match_info["photo"]),
+                                          ticket_id=ticket.id)
+    data = await page.ctx.photos.get(photo.storage_key) if photo else None
+    if photo is None or data is None:
+        raise NotFound("没有这张照片。")
+    kind = photo.content_type if photo.content_type.startswith("image/") else \
+        "application/octet-stream"  # never served as a page
+    return web.Response(body=data, content_type=kind, headers={
+        "Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"})
 
 
 # --- the signed link (no session) ---------------------------------------------------------

@@ -65,6 +65,7 @@ from models import (
     Staff,
     Ticket,
     TicketEvent,
+    TicketPhoto,
     TicketStatus,
     TicketTimer,
 )
@@ -82,7 +83,8 @@ EVENT_NAMES = {"opened": "开单", "routed": "路由", "assigned": "分派", "re
                "breached": "超时", "escalated": "升级", "closed": "关闭", "reopened": "重新打开",
                "customer_message": "客户留言", "fields_set": "填写字段", "booked": "客户预约",
                "cancelled": "取消", "parts_reserved": "预留配件", "parts_released": "释放配件",
-               "parts_consumed": "领用配件"}
+               "parts_consumed": "领用配件", "photo": "上传照片",
+               "photo_deleted": "删除照片"}
 
 
 def ticket_words() -> dict[str, object]:
@@ -627,6 +629,45 @@ def stage_name(ticket: Ticket) -> str:
     return f"{stages[ticket.stage_index].name}（{ticket.stage_index + 1}/{len(stages)}）"
 
 
+def current_stage(ticket: Ticket) -> Stage | None:
+    stages = stages_of(ticket)
+    return stages[ticket.stage_index] if ticket.stage_index < len(stages) else None
+
+
+async def photos_taken(ticket: Ticket, stage: str) -> int:
+    """The photos that count for `stage` (by name, so an inserted stage moving it along
+    the pipeline does not lose them): the ticket's, not deleted."""
+    return await TicketPhoto.filter(ticket_id=ticket.id, stage=stage,
+                                    deleted_at__isnull=True).count()
+
+
+async def photos_of(ticket_ids: Iterable[int]) -> dict[int, list[TicketPhoto]]:
+    """Each ticket's photos that count, oldest first (pages and the sidebar show them)."""
+    ids = list(ticket_ids)
+    found: dict[int, list[TicketPhoto]] = {i: [] for i in ids}
+    if ids:
+        for photo in await TicketPhoto.filter(ticket_id__in=ids, deleted_at__isnull=True
+                                              ).order_by("id"):
+            found[photo.ticket_id].append(photo)  # type: ignore[attr-defined]
+    return found
+
+
+def photo_url(ticket: Ticket, photo: TicketPhoto) -> str:
+    """The console's scoped address of a photo (the ticket page's own scope)."""
+    return f"/tickets/{ticket.number}/photos/{photo.id}"
+
+
+async def _require_photos(ticket: Ticket, stage: Stage) -> None:
+    if not stage.photos:
+        return
+    taken = await photos_taken(ticket, stage.name)
+    if taken < stage.photos:
+        label = stage.photo_label or "照片"
+        raise TicketError(
+            f"「{stage.name}」还不能完成：「{label}」需要 {stage.photos} 张，已收到 {taken} 张。"
+            f"请处理人在企业微信里把照片发给本应用（还需 {stage.photos - taken} 张）。")
+
+
 @dataclass(frozen=True)
 class StageMove:
     finished: Stage
@@ -642,6 +683,13 @@ async def next_stage(ctx: BotContext, ticket: Ticket, actor: str, note: str, *,
                           f"完成后用 /ticket close {ticket.number}。")
     if not skip and ticket.stage_index < len(stages):
         _require_fields(ctx, ticket, "stage", f"「{stages[ticket.stage_index].name}」还不能完成")
+        await _require_photos(ticket, stages[ticket.stage_index])
+    if skip and ticket.stage_index < len(stages) and stages[ticket.stage_index].photos:
+        # the approver's override: the history says what was missing
+        stage = stages[ticket.stage_index]
+        taken = await photos_taken(ticket, stage.name)
+        if taken < stage.photos:
+            note = f"{note}（{stage.photo_label or '照片'} {taken}/{stage.photos}，审批跳过）"
     try:
         updated, index = advance(stages, ticket.stage_index, skip=skip)
     except StageError as exc:

@@ -109,7 +109,7 @@ class ApiRequest:
     secret_label: str | None
 
 
-Handler = Callable[[SimState, ApiRequest], dict[str, Any]]
+Handler = Callable[[SimState, ApiRequest], "dict[str, Any] | MediaFile"]
 
 
 @dataclass(frozen=True)
@@ -285,10 +285,27 @@ def media_upload(state: SimState, req: ApiRequest) -> dict[str, Any]:
         raise ApiError(41005, "media data missing")
     if len(content) > 20 * 1024 * 1024:
         raise ApiError(40006, "invalid file size")
-    media_id = random_id("3", 63)
-    state.media[media_id] = (str(req.body.get("filename") or "file"), content)
+    media_id = state.add_media(str(req.body.get("filename") or "file"), content,
+                               "application/octet-stream")
     return {"type": media_type, "media_id": media_id,
             "created_at": str(int(state.clock.timestamp()))}
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """An answer that is a file, not JSON (media/get)."""
+
+    filename: str
+    content_type: str
+    content: bytes
+
+
+def media_get(state: SimState, req: ApiRequest) -> MediaFile:
+    """Temporary media as a file; 40007 once its 3 days are over (or it never existed)."""
+    found = state.live_media(req.query.get("media_id", ""))
+    if found is None:
+        raise ApiError(40007, errmsg="invalid media_id")
+    return MediaFile(*found)
 
 
 def message_send(state: SimState, req: ApiRequest) -> dict[str, Any]:
@@ -883,6 +900,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "department/list": Endpoint("GET", department_list),
     "message/send": Endpoint("POST", message_send),
     "media/upload": Endpoint("POST", media_upload),
+    "media/get": Endpoint("GET", media_get),
     "externalcontact/get": Endpoint("GET", externalcontact_get),
     "externalcontact/list": Endpoint("GET", externalcontact_list),
     "externalcontact/get_follow_user_list": Endpoint("GET", get_follow_user_list),
@@ -954,7 +972,8 @@ class CgiDispatcher:
         spec = ENDPOINTS.get(endpoint)
         label = (self.state.secrets.get(query.get("corpsecret", ""))
                  if endpoint == "gettoken" else self._token_label(token))
-        status, answer = 200, {}
+        status = 200
+        answer: dict[str, Any] | MediaFile = {}
         try:
             if spec is None:
                 status = 404
@@ -978,5 +997,9 @@ class CgiDispatcher:
             request.transport.close()  # done, but the caller never hears so
             return web.Response()
         logger.debug("sim %s %s -> %s", request.method, endpoint, errcode)
+        if isinstance(answer, MediaFile):
+            return web.Response(body=answer.content, content_type=answer.content_type,
+                                headers={"Content-Disposition":
+                                         f'attachment; filename="{answer.filename}"'})
         return _json({"errcode": errcode, "errmsg": errmsg, **answer}, status)
 

@@ -82,6 +82,16 @@ def text_message_xml(corp_id: str, create_time: int, userid: str, content: str, 
     ])
 
 
+def image_message_xml(corp_id: str, create_time: int, userid: str, pic_url: str,
+                      media_id: str, msg_id: int, agent_id: int) -> str:
+    """A member sent a picture in the app's chat."""
+    return build_xml([
+        ("ToUserName", corp_id), ("FromUserName", userid), ("CreateTime", create_time),
+        ("MsgType", "image"), ("PicUrl", pic_url), ("MediaId", media_id), ("MsgId", msg_id),
+        ("AgentID", agent_id),
+    ])
+
+
 def enter_agent_xml(corp_id: str, create_time: int, userid: str, agent_id: int) -> str:
     """A member opened the app's chat."""
     return build_xml([
@@ -161,6 +171,15 @@ class CallbackSender:
         if status != 200:
             logger.info("sim: callback to %s answered %s", url, status)
         return status
+
+
+@dataclass(frozen=True)
+class ImageSent:
+    """A picture a member sent: its temporary media and the callback that announced it."""
+
+    media_id: str
+    msg_id: int
+    delivery: CallbackDelivery
 
 
 @dataclass(frozen=True)

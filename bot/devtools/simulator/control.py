@@ -5,6 +5,8 @@ Scenario failures (e.g. an unknown member) answer 400 with `{"error": "..."}`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -13,7 +15,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from bot.devtools.simulator.callbacks import CallbackDelivery, ScanResult
+from bot.devtools.simulator.callbacks import CallbackDelivery, ImageSent, ScanResult
 from bot.devtools.simulator.state import Call, SimulatorError
 from bot.domain.clock import Clock, ManualClock
 
@@ -36,6 +38,12 @@ class Scriptable(Protocol):
     async def staff_sends_text(self, userid: str, content: str) -> CallbackDelivery: ...
 
     async def staff_enters_agent(self, userid: str) -> CallbackDelivery: ...
+
+    async def staff_sends_image(self, userid: str, content: bytes | None = None, *,
+                                filename: str = "photo.png",
+                                content_type: str = "image/png") -> ImageSent: ...
+
+    def expire_media(self, media_id: str | None = None) -> int: ...
 
     async def confirm_half(self, userid: str, external_userid: str) -> CallbackDelivery: ...
 
@@ -89,6 +97,28 @@ async def text(sim: Scriptable, body: dict[str, Any], request: web.Request) -> A
     delivery = await sim.staff_sends_text(str(_field(body, "userid")),
                                           str(_field(body, "content")))
     return _delivery(delivery)
+
+
+async def image(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
+    """A staff member sends a picture to the app: {"userid", "base64"?, "filename"?,
+    "content_type"?} (without base64, a small demo picture)."""
+    content: bytes | None = None
+    if body.get("base64"):
+        try:
+            content = base64.b64decode(str(body["base64"]), validate=True)
+        except (binascii.Error, ValueError):
+            msg = "base64 is not valid base64"
+            raise ValueError(msg) from None
+    sent = await sim.staff_sends_image(
+        str(_field(body, "userid")), content, filename=str(body.get("filename") or "photo.png"),
+        content_type=str(body.get("content_type") or "image/png"))
+    return {"media_id": sent.media_id, "msg_id": sent.msg_id, **_delivery(sent.delivery)}
+
+
+async def expire_media(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
+    """Age temporary media past its 3 days (media/get then answers 40007): {"media_id"?}
+    (without it, all media)."""
+    return {"expired": sim.expire_media(body.get("media_id") or None)}
 
 
 async def enter(sim: Scriptable, body: dict[str, Any], request: web.Request) -> Any:
@@ -168,6 +198,8 @@ ROUTES: list[tuple[str, str, SimHandler]] = [
     ("GET", "/sim/", index),
     ("POST", "/sim/scan", scan),
     ("POST", "/sim/text", text),
+    ("POST", "/sim/image", image),
+    ("POST", "/sim/expire-media", expire_media),
     ("POST", "/sim/enter", enter),
     ("POST", "/sim/confirm-half", confirm_half),
     ("POST", "/sim/callback-url", callback_url),

@@ -23,9 +23,11 @@ from bot.devtools.simulator.api import (
 from bot.devtools.simulator.callbacks import (
     CallbackDelivery,
     CallbackSender,
+    ImageSent,
     ScanResult,
     contact_event_xml,
     enter_agent_xml,
+    image_message_xml,
     member_change_xml,
     tag_event_xml,
     text_message_xml,
@@ -33,6 +35,7 @@ from bot.devtools.simulator.callbacks import (
 from bot.devtools.simulator.control import setup_control
 from bot.devtools.simulator.jssdk import setup_jssdk
 from bot.devtools.simulator.oauth import setup_oauth
+from bot.devtools.simulator.pictures import demo_png
 from bot.devtools.simulator.shop import SimulatedShop, setup_shops
 from bot.devtools.simulator.state import (
     Call,
@@ -476,6 +479,27 @@ class WeComSimulator:
         xml = text_message_xml(self.corp_id, self.state.unix(), userid, content, self._msg_id,
                                self.agent_id)
         return await self.deliver(xml, agent_id=self.agent_id)
+
+    async def staff_sends_image(self, userid: str, content: bytes | None = None, *,
+                                filename: str = "photo.png",
+                                content_type: str = "image/png") -> ImageSent:
+        """A member sends a picture to the app: kept as temporary media (3 days, uploaded
+        now) and announced by an `image` callback with its MediaId. Without `content`, a
+        small demo picture, a different one each time."""
+        self._member(userid)
+        self._msg_id += 1
+        if content is None:
+            content = demo_png(self._msg_id % 1000)
+        media_id = self.state.add_media(filename, content, content_type)
+        pic_url = f"https://sim.scrmbot.local/pic/{media_id[:16]}.png"
+        xml = image_message_xml(self.corp_id, self.state.unix(), userid, pic_url, media_id,
+                                self._msg_id, self.agent_id)
+        return ImageSent(media_id, self._msg_id,
+                         await self.deliver(xml, agent_id=self.agent_id))
+
+    def expire_media(self, media_id: str | None = None) -> int:
+        """Age temporary media past its 3 days: media/get then answers 40007."""
+        return self.state.expire_media(media_id)
 
     async def staff_enters_agent(self, userid: str) -> CallbackDelivery:
         self._member(userid)

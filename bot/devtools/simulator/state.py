@@ -19,6 +19,7 @@ from bot.domain.clock import Clock
 
 TOKEN_TTL_S = 7200
 WELCOME_CODE_TTL_S = 20
+MEDIA_TTL_S = 3 * 86400  # temporary media (media/upload, pictures members send)
 TRANSFER_WAIT_S = 24 * 3600  # a transfer is decided 24 h after it was submitted
 CORP_TZ = ZoneInfo("Asia/Shanghai")  # group-message caps count calendar months here
 
@@ -282,6 +283,8 @@ class SimState:
         self.duplicate_checks: dict[str, tuple[float, str]] = {}
         self.duplicates_dropped = 0
         self.media: dict[str, tuple[str, bytes]] = {}  # media_id → (filename, content)
+        # media_id → (uploaded at, content type): temporary media lives MEDIA_TTL_S
+        self.media_meta: dict[str, tuple[float, str]] = {}
         self.welcome_messages: list[dict[str, Any]] = []
         self.msg_templates: list[dict[str, Any]] = []
         # OAuth / QR login (bot/devtools/simulator/oauth.py): codes, and the app's trusted
@@ -323,6 +326,33 @@ class SimState:
     def revoke_tokens(self) -> None:
         for tok in self.tokens.values():
             tok.revoked = True
+
+    # --- temporary media ----------------------------------------------------------------------
+
+    def add_media(self, filename: str, content: bytes, content_type: str) -> str:
+        """Keep `content` as temporary media uploaded now; returns its media_id."""
+        media_id = random_id("3", 63)
+        self.media[media_id] = (filename, content)
+        self.media_meta[media_id] = (self.timestamp(), content_type)
+        return media_id
+
+    def live_media(self, media_id: str) -> tuple[str, str, bytes] | None:
+        """(filename, content type, bytes) of media still inside its 3 days, else None."""
+        if media_id not in self.media:
+            return None
+        uploaded, kind = self.media_meta.get(media_id, (self.timestamp(), ""))
+        if self.timestamp() - uploaded > MEDIA_TTL_S:
+            return None
+        filename, content = self.media[media_id]
+        return filename, kind or "application/octet-stream", content
+
+    def expire_media(self, media_id: str | None = None) -> int:
+        """Age one medium (or all) past its 3 days, as if they were uploaded long ago."""
+        chosen = [media_id] if media_id else list(self.media_meta)
+        for mid in chosen:
+            _, kind = self.media_meta.get(mid, (self.timestamp(), ""))
+            self.media_meta[mid] = (self.timestamp() - MEDIA_TTL_S - 1, kind)
+        return len(chosen)
 
     # --- faults -----------------------------------------------------------------------------
 
