@@ -13,9 +13,11 @@ from urllib.parse import urlsplit
 
 from bot.app.keys import context_key
 from handlers.booking.service import PER_PHONE_HOUR, BookingLink, booking_url
-from models import BookingSlot, Channel, Customer, Ticket
+from handlers.parts.importer import import_parts
+from models import BookingSlot, Channel, Customer, LedgerEntry, Payout, Ticket
 from tests.console import logged_in, url
-from tests.harness import Harness, say, walk_in
+from tests.harness import Harness, say, send_photos, walk_in
+from tests.test_parts import EXAMPLE as EXAMPLE_PARTS
 
 TOKEN = re.compile(r'name="token" value="([^"]+)"')
 SLOT = re.compile(r'name="slot" value="([^"]+)"')
@@ -308,3 +310,32 @@ async def test_a_channel_welcome_carries_the_customers_booking_link(harness: Har
     ticket = await Ticket.get()
     customer = await Customer.get(id=ticket.customer_id)  # type: ignore[attr-defined]
     assert customer.external_userid == result.external_userid
+
+
+async def test_the_whole_story_booked_photographed_closed_with_a_part_and_paid(
+        harness: Harness) -> None:
+    """The issue's story: a customer books an installation from the form, the installer
+    sends two photos and closes it with a part, and the payout shows the part."""
+    h = harness
+    at_local(h, "2026-12-03", 10, 0)
+    await import_parts(h.app[context_key], EXAMPLE_PARTS)
+    _, token, _ = await form(h, link(h))
+    assert (await submit(h, link(h), token, "2026-12-04 09:00"))[0] == 200
+    ticket = await Ticket.get()
+    assert ticket.assignee == "wangwu"
+    n = ticket.number
+    assert "预留" in await say(h, "wangwu", f"/ticket parts {n} KT-CU3M 1")
+    for note in ("已接单", "已上门"):
+        await say(h, "wangwu", f"/ticket next {n} {note}")
+    entered = await say(h, "wangwu", f"/ticket next {n} 装好了")
+    assert "这一阶段需要 2 张「验收照片」" in entered
+    assert "已收到 0 张" in await say(h, "zhouba", f"/ticket next {n} 验收")
+    answers = await send_photos(h, "wangwu", 2)
+    assert "照片已齐（2/2）" in answers
+    assert "所有阶段已完成" in await say(h, "zhouba", f"/ticket next {n} 验收通过")
+    closed = await say(h, "wangwu", f"/ticket close {n} 已完工")
+    assert "领用配件：铜管 3米×1（成本 ¥45.00）" in closed
+    payout = await Payout.get(ticket_id=ticket.id)
+    lines = {e.item: e.amount_fen for e in await LedgerEntry.filter(payout=payout)}
+    assert lines["配件费"] == 4500
+    assert "配件费（师傅）¥45.00" in await say(h, "wangwu", "/payout")

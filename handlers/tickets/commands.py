@@ -319,7 +319,10 @@ async def ticket_next(cmd: Cmd) -> str:
         return (f"工单 {ticket.number}「{move.finished.name}」完成，所有阶段已完成。"
                 f"发送 /ticket close {ticket.number} 关闭工单。")
     limit = f"（时限 {format_duration(move.next.limit)}）" if move.next.limit else ""
-    return f"工单 {ticket.number}「{move.finished.name}」完成，进入「{move.next.name}」{limit}。"
+    photos = f"\n这一阶段需要 {move.next.photos} 张「{move.next.photo_label}」：" \
+             f"处理人在企业微信里直接把照片发给本应用。" if move.next.photos else ""
+    return (f"工单 {ticket.number}「{move.finished.name}」完成，进入「{move.next.name}」"
+            f"{limit}。{photos}")
 
 
 @commands.command("ticket photo", "把待归属的照片归到这张工单（有多张工单需要照片时）",

@@ -91,7 +91,11 @@ def ticket_words() -> dict[str, object]:
     """What templates need to say a ticket's state, history and rules in Chinese."""
     return {"status_names": STATUS_NAMES, "rung_names": RUNG_NAMES,
             "event_names": EVENT_NAMES, "explain": explain_reason,
-            "actor": lambda userid: "系统" if userid == "system" else userid}
+            "actor": lambda userid: ACTOR_NAMES.get(userid, userid)}
+
+
+# Actors that are not members: the sweep and jobs, and a customer on the booking form.
+ACTOR_NAMES = {"system": "系统", "customer": "客户"}
 OPEN_STATES = (TicketStatus.OPEN, TicketStatus.WAITING)
 
 
@@ -190,8 +194,9 @@ def shown_fields(ctx: BotContext, ticket: Ticket) -> list[tuple[str, str]]:
 
 
 def fields_line(ctx: BotContext, ticket: Ticket) -> str:
-    """型号 KFR-35GW · 序列号 未填 — for cards and lists."""
-    return " · ".join(f"{label} {value}" for label, value in shown_fields(ctx, ticket))
+    """型号 KFR-35GW · 序列号 AB12345678 — the filled fields, for cards."""
+    return " · ".join(f"{label} {value}" for label, value in shown_fields(ctx, ticket)
+                      if value != "未填")
 
 
 def field_columns(ctx: BotContext, tickets: Iterable[Ticket]) -> list[str]:
