@@ -69,13 +69,20 @@ async def _form(request: web.Request, link: BookingLink, *, store: str, error: s
                  known=bool(link.customer))
 
 
+def _link(request: web.Request) -> BookingLink | web.Response:
+    """The request's signed link, or the page saying why it does not open."""
+    try:
+        return read_link(request.app[context_key], request.match_info["type"], request.query)
+    except BookingError as exc:
+        return _page("booking/refused.html.j2", 403, reason=str(exc))
+
+
 async def booking_form(request: web.Request) -> web.Response:
     """The form for the link's store, or the stores to pick from (`?pick=`)."""
     ctx = request.app[context_key]
-    try:
-        link = read_link(ctx, request.match_info["type"], request.query)
-    except BookingError as exc:
-        return _page("booking/refused.html.j2", 403, reason=str(exc))
+    link = _link(request)
+    if isinstance(link, web.Response):
+        return link
     stores = booking_stores(ctx, link.ticket_type)
     store = link.store or request.query.get("pick", "") or (stores[0] if len(stores) == 1
                                                              else "")
@@ -87,10 +94,9 @@ async def booking_form(request: web.Request) -> web.Response:
 async def booking_submit(request: web.Request) -> web.Response:
     """Book, or show the form again with the reason (409 for a slot taken meanwhile)."""
     ctx = request.app[context_key]
-    try:
-        link = read_link(ctx, request.match_info["type"], request.query)
-    except BookingError as exc:
-        return _page("booking/refused.html.j2", 403, reason=str(exc))
+    link = _link(request)
+    if isinstance(link, web.Response):
+        return link
     form = await request.post()
     text = {k: v.strip() for k, v in form.items() if isinstance(v, str)}
     store = link.store or text.get("store", "")

@@ -86,14 +86,20 @@ async def open_from_sidebar(page: PageReq) -> web.StreamResponse:
         page, customer, f"已开工单 {ticket.number}（{ticket.team}），{who}。"))
 
 
-@pages.page("/sidebar/tickets/{number}/notes", title="侧边栏工单备注", role=EDIT_ROLE,
-            customer_data=True, changes_data=True, method="POST")
-async def note_from_sidebar(page: PageReq) -> web.StreamResponse:
-    """`{"text"}`: a note on an open ticket the member's scope reaches."""
+async def scoped_ticket(page: PageReq) -> Ticket:
+    """The path's ticket, if the member's scope reaches it (else 404, as for a missing one)."""
     ticket: Ticket | None = await page.data.tickets().get_or_none(
         number=page.request.match_info["number"])
     if ticket is None:
         raise NotFound("没有这张工单，或不在你的可见范围内。")
+    return ticket
+
+
+@pages.page("/sidebar/tickets/{number}/notes", title="侧边栏工单备注", role=EDIT_ROLE,
+            customer_data=True, changes_data=True, method="POST")
+async def note_from_sidebar(page: PageReq) -> web.StreamResponse:
+    """`{"text"}`: a note on an open ticket the member's scope reaches."""
+    ticket = await scoped_ticket(page)
     await add_note(page.ctx, ticket, page.member.userid, text_of(await json_body(page), "text"))
     customer = await Customer.get(id=ticket.customer_id)  # type: ignore[attr-defined]
     return page.render("sidebar/tickets.html.j2", **await tickets_view(
@@ -104,10 +110,7 @@ async def note_from_sidebar(page: PageReq) -> web.StreamResponse:
             customer_data=True, changes_data=True, method="POST")
 async def fields_from_sidebar(page: PageReq) -> web.StreamResponse:
     """`{"fields": {name: value}}`: fill in an open ticket's fields, as `/ticket set`."""
-    ticket: Ticket | None = await page.data.tickets().get_or_none(
-        number=page.request.match_info["number"])
-    if ticket is None:
-        raise NotFound("没有这张工单，或不在你的可见范围内。")
+    ticket = await scoped_ticket(page)
     changed = await set_fields(page.ctx, ticket, fields_of(await json_body(page)),
                                page.member.userid)
     customer = await Customer.get(id=ticket.customer_id)  # type: ignore[attr-defined]
