@@ -54,13 +54,30 @@ def test_settings(api_base: str, **overrides: Any) -> Settings:
     return replace(base, **overrides)
 
 
+_PG_RESET: list[str] = []  # the PostgreSQL reset script, made once per test session
+
+
+async def _pg_reset_script(tables: list[str]) -> str:
+    """DELETE every table with foreign-key triggers off, then restart the sequences: about
+    10 ms, where TRUNCATE of some fifty tables takes 130 ms a test (it makes new files for
+    every table), which was a third of the suite's time on PostgreSQL."""
+    if not _PG_RESET:
+        conn = get_connection("default")
+        _, rows = await conn.execute_query(
+            "SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()")
+        deletes = "; ".join(f'DELETE FROM "{t}"' for t in tables)
+        restarts = "; ".join(f'ALTER SEQUENCE "{r["sequencename"]}" RESTART' for r in rows)
+        _PG_RESET.append(f"SET session_replication_role = replica; {deletes}; "
+                         f"SET session_replication_role = DEFAULT; {restarts}")
+    return _PG_RESET[0]
+
+
 async def reset_database() -> None:
     """Empty every table so each test starts clean (schema stays)."""
     conn = get_connection("default")
     tables = [model._meta.db_table for model in Tortoise.apps.get_models_iterable()]
     if dialect() == "postgres":
-        quoted = ", ".join(f'"{t}"' for t in tables)
-        await conn.execute_script(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE")
+        await conn.execute_script(await _pg_reset_script(tables))
     else:
         for table in tables:
             await conn.execute_query(f'DELETE FROM "{table}"')

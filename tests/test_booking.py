@@ -259,6 +259,25 @@ async def test_the_form_in_a_phone_browser(harness: Harness, browser: Any) -> No
     # the slot is now full: a new form does not offer it
     await page.goto(url(h, link(h, "北京朝阳店")))
     assert await page.locator("input[value='2026-12-03 11:00']").count() == 0
+    # two customers on the same slot: the one who submits second is refused and offered others
+    other = await browser.new_context(viewport={"width": 375, "height": 667})
+    late = await other.new_page()
+    await page.goto(url(h, link(h, "北京朝阳店")))
+    await late.goto(url(h, link(h, "北京朝阳店")))
+    for phone in (page, late):
+        await phone.click("label.slot:has-text('13:00–15:00')")
+        await phone.fill("#b-phone", "13900004444" if phone is page else "13900006666")
+        await phone.fill("#b-note", "<script>document.title='x'</script>门口有狗")
+    await page.click("#booking-submit")
+    assert await page.is_visible("#booking-done")
+    assert "<script>document.title='x'</script>门口有狗" in await page.inner_text("#booking-done")
+    assert await page.title() == "预约成功"  # shown as text, never run
+    await late.click("#booking-submit")
+    refused = await late.inner_text("#booking-error")
+    assert "您选的时段已约满或已不可预约" in refused and "可选：12月3日 15:00–17:00" in refused
+    assert await late.input_value("#b-phone") == "13900006666"  # what was typed is kept
+    assert await Ticket.all().count() == 2
+    await other.close()
     await context.close()
 
 

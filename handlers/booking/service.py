@@ -229,10 +229,12 @@ async def book(ctx: BotContext, link: BookingLink, *, token: str, store: str, sl
     """The booking's ticket: opened (routed, timed, its slot taken) in the caller's
     transaction, or the one this form's token opened already."""
     check_form_token(ctx, link, token)
-    already = await Ticket.get_or_none(form_token=token)
-    if already is not None:
-        return Booked(already, store, (already.field_values or {}).get("预约时段", slot), True)
     kind, booking = bookable(ctx, link.ticket_type)
+    already = await Ticket.get_or_none(form_token=token)
+    if already is not None:  # this form was submitted before: its booking, not a new one
+        booked = (already.field_values or {}).get(kind.slot_field.name if kind.slot_field
+                                                  else "", slot)
+        return Booked(already, already.store or store, booked, True)
     if store not in booking_stores(ctx, link.ticket_type) or (link.store and
                                                                store != link.store):
         raise BookingError("请选择门店。")
@@ -265,7 +267,7 @@ async def book(ctx: BotContext, link: BookingLink, *, token: str, store: str, sl
     except TicketError as exc:
         if "已约满" in str(exc):
             raise SlotTaken("您选的时段刚刚被约满了，请换一个时段。",
-                            await free_slots(ctx, link.ticket_type, store)) from None
+                            (await free_slots(ctx, link.ticket_type, store))[:3]) from None
         raise BookingError(str(exc)) from None
     except IntegrityError:
         twin = await Ticket.get_or_none(form_token=token)
