@@ -357,4 +357,11 @@ async def test_the_whole_story_booked_photographed_closed_with_a_part_and_paid(
     payout = await Payout.get(ticket_id=ticket.id)
     lines = {e.item: e.amount_fen for e in await LedgerEntry.filter(payout=payout)}
     assert lines["配件费"] == 4500
-    assert "配件费（师傅）¥45.00" in await say(h, "wangwu", "/payout")
+    mine = await say(h, "wangwu", "/payout")
+    assert "配件费（师傅）¥45.00\n  配件：铜管 3米×1" in mine
+    [notice] = [m["text"]["content"] for m in h.sim.sent_messages
+                if m["msgtype"] == "text" and "结算通知" in m["text"]["content"]]
+    assert "配件：铜管 3米×1" in notice
+    async with logged_in(h, "wangwu") as session:
+        earnings = await (await session.get(url(h, "/me/earnings?period=2026-12"))).text()
+    assert "配件：铜管 3米×1" in earnings

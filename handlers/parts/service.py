@@ -37,7 +37,8 @@ from models import Part, Reservation, Stock, StockMovement, Ticket
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PartStock", "PartsUsed", "after_stocktake", "consume_parts", "find_part",
+__all__ = ["PartStock", "PartsUsed", "after_stocktake", "consume_parts", "consumed_by_ticket",
+           "find_part",
            "has_parts", "log_movement", "parts_of_ticket", "release_parts", "reserve_part",
            "search_parts", "used_parts"]
 
@@ -249,6 +250,17 @@ async def used_parts(ticket: Ticket) -> PartsUsed:
     lines = await Reservation.filter(ticket=ticket, state=CONSUMED).prefetch_related(
         "part").order_by("id")
     return PartsUsed(parts_cost_fen((r.unit_cost_fen, r.qty) for r in lines), lines)
+
+
+async def consumed_by_ticket(ticket_ids: Sequence[int]) -> dict[int, str]:
+    """The consumed parts of each ticket, named as a payout shows them: 铜管 3米×1、…"""
+    lines = await Reservation.filter(ticket_id__in=list(ticket_ids), state=CONSUMED
+                                     ).prefetch_related("part").order_by("id")
+    named: dict[int, list[str]] = {}
+    for r in lines:
+        named.setdefault(r.ticket_id, []).append(  # type: ignore[attr-defined]
+            f"{r.part.name}×{r.qty}")  # type: ignore[attr-defined]
+    return {ticket_id: "、".join(names) for ticket_id, names in named.items()}
 
 
 async def parts_of_ticket(ticket: Ticket) -> list[Reservation]:

@@ -10,6 +10,7 @@ from bot.chat.commands import CommandError
 from bot.chat.files import csv_bytes, send_file
 from bot.chat.parsing import Arg
 from bot.chat.replies import Reply
+from handlers.parts.service import consumed_by_ticket
 from handlers.settlement.service import PAYEE_NAMES, STATUS_NAMES, reverse
 from models import LedgerEntry, Payout, PayoutStatus, Staff, Ticket
 
@@ -50,7 +51,8 @@ async def my_payouts(cmd: Cmd) -> Reply:
               for status in ("awaiting", "approved", "paid")}
     return Reply(template="payout/mine.txt.j2", data={
         "payouts": payouts, "lines": lines, "totals": totals, "status": STATUS_NAMES,
-        "payees": PAYEE_NAMES})
+        "payees": PAYEE_NAMES,
+        "parts": await consumed_by_ticket([p.ticket_id for p in payouts])})  # type: ignore[attr-defined]
 
 
 @commands.command("payout pending", "待审批的结算（本区域）", role="approver", customer_data=True,

@@ -19,6 +19,7 @@ from tortoise.functions import Count, Sum
 from tortoise.queryset import QuerySet
 
 from bot.app.context import PageReq, Pages
+from handlers.parts.service import consumed_by_ticket
 from handlers.settlement.service import (
     PAYEE_NAMES,
     STATUS_NAMES,
@@ -116,11 +117,12 @@ async def my_earnings(page: PageReq) -> web.StreamResponse:
     number = page.int_arg("page", 1, maximum=10_000)
     month = await month_earned(page, period)
     total = sum(s.count for s in month.values())
+    earnings = await earnings_of(page, period, offset=(number - 1) * PAGE_SIZE,
+                                 limit=PAGE_SIZE)
     values: dict[str, Any] = {
         "period": period, "current": period_of(page.ctx), "today": await today_earned(page),
-        "month": month, "earnings": await earnings_of(page, period,
-                                                      offset=(number - 1) * PAGE_SIZE,
-                                                      limit=PAGE_SIZE),
+        "month": month, "earnings": earnings,
+        "parts": await consumed_by_ticket([e.ticket.id for e in earnings]),
         "status_names": STATUS_NAMES, "payees": PAYEE_NAMES, "page_number": number,
         "pages": max(1, -(-total // PAGE_SIZE)), "previous": shift_period(period, -1),
         "following": shift_period(period, 1)}

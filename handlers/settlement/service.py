@@ -22,6 +22,7 @@ from bot.domain.settlement import (
     settle,
 )
 from bot.store.db import atomic
+from handlers.parts.service import consumed_by_ticket
 from models import Customer, LedgerEntry, Payout, PayoutStatus, Ticket
 
 logger = logging.getLogger(__name__)
@@ -128,8 +129,9 @@ async def write_payout(ctx: BotContext, ticket: Ticket, key: str, result: Settle
 async def notify_installer(ctx: BotContext, payout: Payout, ticket: Ticket,
                            result: Settlement) -> None:
     customer = await Customer.get(id=ticket.customer_id)  # type: ignore[attr-defined]
+    parts = (await consumed_by_ticket([ticket.id])).get(ticket.id, "")
     text = ctx.renderer.render("payout/notice.txt.j2", p=payout, t=ticket, c=customer,
-                               lines=result.lines, payees=PAYEE_NAMES,
+                               lines=result.lines, payees=PAYEE_NAMES, parts=parts,
                                status=STATUS_NAMES[payout.status],
                                earnings_url=earnings_url(ctx.settings.public_url,
                                                          payout.period))
