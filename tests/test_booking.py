@@ -365,3 +365,26 @@ async def test_the_whole_story_booked_photographed_closed_with_a_part_and_paid(
     async with logged_in(h, "wangwu") as session:
         earnings = await (await session.get(url(h, "/me/earnings?period=2026-12"))).text()
     assert "配件：铜管 3米×1" in earnings
+
+
+async def test_a_cancelled_booking_frees_its_place_and_a_reopen_takes_it_back(
+        harness: Harness) -> None:
+    h = harness
+    at_local(h, "2026-12-03", 8, 0)
+    await walk_in(h, "孙女士", store="北京朝阳店")
+    await say(h, "zhangsan", "/ticket open 孙女士 安装 装空调 预约时段=2026-12-03T11:00")
+    ticket = await Ticket.get()
+    await say(h, "zhangsan", f"/ticket cancel {ticket.number} 客户改期")
+    assert await Ticket.filter(id=ticket.id, cancelled_at__isnull=False).exists()
+    assert (await BookingSlot.get(start="2026-12-03 11:00")).taken == 0
+    await say(h, "zhangsan", f"/ticket reopen {ticket.number} 客户又要装了")
+    assert (await BookingSlot.get(start="2026-12-03 11:00")).taken == 1
+    await say(h, "zhangsan", f"/ticket cancel {ticket.number} 又改期了")
+    _, token, _ = await form(h, link(h, "北京朝阳店"))  # someone else takes the place
+    assert (await submit(h, link(h, "北京朝阳店"), token, "2026-12-03 11:00"))[0] == 200
+    await say(h, "zhangsan", f"/ticket reopen {ticket.number} 还是要装")
+    await ticket.refresh_from_db()
+    assert "预约时段" not in ticket.field_values
+    assert (await BookingSlot.get(start="2026-12-03 11:00")).taken == 1
+    shown = await say(h, "zhangsan", f"/ticket show {ticket.number}")
+    assert "原预约时段 2026-12-03 11:00 已约满，请用 /ticket set 重新预约" in shown

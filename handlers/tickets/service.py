@@ -763,11 +763,31 @@ async def cancel(ctx: BotContext, ticket: Ticket, actor: str, reason: str) -> No
         await release_slot(plan, booked)
 
 
+async def _rebook(ctx: BotContext, ticket: Ticket) -> str:
+    """Take a reopened cancelled booking's place again; if it was given away meanwhile, the
+    slot is cleared (to be set again with /ticket set) and the history says so."""
+    slot_field = ctx.rules.current.tickets.type_of(ticket.type).slot_field
+    plan = slot_plan_of(ctx, ticket.type, ticket.service_store or ticket.store)
+    booked = (ticket.field_values or {}).get(slot_field.name) if slot_field else None
+    if not (plan and slot_field and booked):
+        return ""
+    try:
+        async with atomic():
+            await take_slot(ctx, plan, booked)
+        return ""
+    except TicketError:
+        ticket.field_values = {k: v for k, v in (ticket.field_values or {}).items()
+                               if k != slot_field.name}
+        return f"（原{slot_field.title} {booked} 已约满，请用 /ticket set 重新预约）"
+
+
 async def reopen(ctx: BotContext, ticket: Ticket, actor: str, reason: str) -> None:
     if ticket.status != TicketStatus.CLOSED:
         raise TicketError(f"工单 {ticket.number} 没有关闭。")
     now = _now(ctx)
     policy, calendar = policy_of(ctx, ticket), calendar_of(ctx, ticket)
+    if ticket.cancelled_at is not None:  # its booked place was freed: take it again
+        reason += await _rebook(ctx, ticket)
     ticket.status, ticket.closed_at, ticket.cancelled_at = TicketStatus.OPEN, None, None
     ticket.resolution_due = deadline(now, policy.resolution, policy, calendar)
     await ticket.save()
