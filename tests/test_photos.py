@@ -11,6 +11,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -215,6 +216,31 @@ async def test_the_page_and_sidebar_show_photos_only_within_the_tickets_scope(
     async with logged_in(h, "sunqi") as session:  # the 华东 manager
         assert (await session.get(url(h, src))).status == 404
         assert (await session.get(url(h, f"/tickets/{ticket.number}"))).status == 404
+
+
+async def test_the_cards_signed_page_shows_photos_by_links_of_their_own(harness: Harness
+                                                                       ) -> None:
+    h = harness
+    ticket = await at_acceptance(h)
+    await send_photos(h, ticket.assignee or "", 1)
+    photo = await TicketPhoto.get()
+    [card] = [m["textcard"] for m in h.sim.sent_messages if m["msgtype"] == "textcard"][-1:]
+    parts = urlsplit(card["url"])
+    page = await h.client.get(f"{parts.path}?{parts.query}")
+    html = await page.text()
+    found = re.search(r'<img src="([^"]+)"', html)
+    assert page.status == 200 and found, html[:500]
+    src = found.group(1).replace("&amp;", "&")
+    assert src.startswith(f"/tickets/{ticket.number}/photos/{photo.id}?exp=")
+    shown = await h.client.get(src)
+    assert shown.status == 200 and await shown.read() == photo_file(h, photo).read_bytes()
+    forged = await h.client.get(src.replace(f"/photos/{photo.id}?", f"/photos/{photo.id + 1}?"))
+    assert forged.status == 403  # a signature is for one photo of one ticket
+    bare = await h.client.get(f"/tickets/{ticket.number}/photos/{photo.id}",
+                              allow_redirects=False)
+    assert bare.status in (302, 303)  # no signature: the console's page, behind login
+    h.clock.advance(timedelta(days=8))
+    assert (await h.client.get(src)).status == 403  # dies with the page's link
 
 
 # --- the S3 store ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from tortoise.queryset import QuerySet
 
 from bot.access.errors import NotFound, Refusal
-from bot.app.context import PageReq, Pages
+from bot.app.context import BotContext, PageReq, Pages
 from bot.app.keys import context_key
 from bot.chat.replies import TEMPLATES_DIR
 from bot.domain.durations import format_duration
@@ -30,7 +30,7 @@ from bot.domain.roles import has_role
 from bot.domain.routing import explain_reason
 from bot.domain.ticket_fields import AT_CLOSE
 from bot.web.exports import Cell, Table
-from bot.web.links import LinkState, check
+from bot.web.links import LinkState, check, signed_url
 from bot.web.listing import COUNT_CAP, PAGE_SIZE, every_row, listing, newest_page
 from handlers.settlement.service import STATUS_NAMES as PAYOUT_STATES
 from handlers.tickets.service import (
@@ -278,23 +278,31 @@ async def ticket_photo(page: PageReq) -> web.StreamResponse:
     ticket = await page.data.tickets().get_or_none(number=page.request.match_info["number"])
     if ticket is None:
         raise NotFound("没有这张工单，或不在你的可见范围内。")
-    photo = await TicketPhoto.get_or_none(id=int(page.request.match_info["photo"]),
-                                          ticket_id=ticket.id)
-    data = await page.ctx.photos.get(photo.storage_key) if photo else None
-    if photo is None or data is None:
+    answer = await _photo_response(page.ctx, ticket, int(page.request.match_info["photo"]))
+    if answer is None:
         raise NotFound("没有这张照片。")
+    return answer
+
+
+async def _photo_response(ctx: BotContext, ticket: Ticket, photo_id: int
+                          ) -> web.Response | None:
+    """The picture's bytes as an image (never as a page), or None if there is none."""
+    photo = await TicketPhoto.get_or_none(id=photo_id, ticket_id=ticket.id)
+    data = await ctx.photos.get(photo.storage_key) if photo else None
+    if photo is None or data is None:
+        return None
     kind = photo.content_type if photo.content_type.startswith("image/") else \
-        "application/octet-stream"  # never served as a page
+        "application/octet-stream"
     return web.Response(body=data, content_type=kind, headers={
         "Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"})
 
 
 # --- the signed link (no session) ---------------------------------------------------------
 
-async def signed_ticket_page(request: web.Request) -> web.Response:
+def _checked_link(request: web.Request, subject: str, number: str) -> None:
+    """403 for a forged, altered or expired link (saying when it expired)."""
     ctx = request.app[context_key]
-    number = request.match_info["number"]
-    link = check(ctx.settings.secret_key, f"ticket:{number}", request.query.get("exp", ""),
+    link = check(ctx.settings.secret_key, subject, request.query.get("exp", ""),
                  request.query.get("sig", ""), ctx.clock.timestamp())
     if link.state is LinkState.INVALID:
         raise web.HTTPForbidden(text="链接无效：请从企业微信里的工单通知打开，不要修改链接。")
@@ -303,16 +311,39 @@ async def signed_ticket_page(request: web.Request) -> web.Response:
         when = link.expired_at.astimezone(ctx.settings.tz).strftime("%Y-%m-%d %H:%M")
         raise web.HTTPForbidden(text=f"链接已于 {when} 过期。请在企业微信里发送 "
                                      f"/ticket show {number} 查看工单，或登录控制台查看。")
+
+
+async def signed_ticket_page(request: web.Request) -> web.Response:
+    ctx = request.app[context_key]
+    number = request.match_info["number"]
+    _checked_link(request, f"ticket:{number}", number)
     ticket = await Ticket.get_or_none(number=number)
     if ticket is None:
         raise web.HTTPNotFound(text="没有这张工单")
     customer = await Customer.get(id=ticket.customer_id)  # type: ignore[attr-defined]
     events = await TicketEvent.filter(ticket=ticket).order_by("id")
+    # Each photo gets a link of its own that lives as long as this page's.
+    left = max(1, int(request.query["exp"]) - int(ctx.clock.timestamp()))
+    photos = [signed_url("", photo_url(ticket, p), ctx.settings.secret_key,
+                         f"photo:{number}:{p.id}", ctx.clock.timestamp(), left)
+              for p in (await photos_of([ticket.id]))[ticket.id]]
     html = _pages.get_template("ticket.html.j2").render(
         t=ticket, c=customer, events=events, stages=stages_of(ticket), tz=ctx.settings.tz,
-        now=ctx.clock.now(), fields=shown_fields(ctx, ticket),
+        now=ctx.clock.now(), fields=shown_fields(ctx, ticket), photos=photos,
         priority=PRIORITY_NAMES.get(ticket.priority, ticket.priority), **ticket_words())
     return web.Response(text=html, content_type="text/html")
+
+
+async def signed_ticket_photo(request: web.Request) -> web.Response:
+    """A photo behind the signed page: its own signature, no session."""
+    number, photo = request.match_info["number"], request.match_info["photo"]
+    _checked_link(request, f"photo:{number}:{photo}", number)
+    ticket = await Ticket.get_or_none(number=number)
+    answer = await _photo_response(request.app[context_key], ticket, int(photo)) \
+        if ticket else None
+    if answer is None:
+        raise web.HTTPNotFound(text="没有这张照片")
+    return answer
 
 
 class SignedOnly(DynamicResource):
@@ -331,3 +362,6 @@ def setup_pages(app: web.Application) -> None:
     resource = SignedOnly("/tickets/{number}")
     app.router.register_resource(resource)
     resource.add_route("GET", signed_ticket_page)
+    photo = SignedOnly(r"/tickets/{number}/photos/{photo:\d+}")
+    app.router.register_resource(photo)
+    photo.add_route("GET", signed_ticket_photo)
