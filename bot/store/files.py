@@ -117,3 +117,24 @@ class ErrorRows:
             return None
         self._file.close()
         return self.path
+
+
+SHOWN_REFUSALS = 20  # refused rows an import's report lists; the error file has them all
+
+
+def blank_row(cells: list[object]) -> bool:
+    """A row with nothing in it (spreadsheets end with some): skipped, never refused."""
+    return all(c is None or str(c).strip() == "" for c in cells)
+
+
+def refusal_lines(refusals: list[tuple[int, str]], refused: int, error_file: Path | None,
+                  *, with_path: bool = True) -> list[str]:
+    """An import report's refused rows as staff read them: the first ones with their row
+    numbers and reasons, how many more, and where the error file is (the console links it
+    instead of naming its path on the server: `with_path=False`)."""
+    out = [f"  第 {row} 行：{reason}" for row, reason in refusals[:SHOWN_REFUSALS]]
+    if refused > SHOWN_REFUSALS:
+        out.append(f"  …另有 {refused - SHOWN_REFUSALS} 行，见错误文件")
+    if error_file is not None and with_path:
+        out.append(f"被拒绝的行（含行号与原因）：{error_file}")
+    return out

@@ -24,6 +24,7 @@ from tortoise.exceptions import IntegrityError
 
 from bot.access.errors import Refusal
 from bot.app.context import BotContext
+from bot.chat.replies import card_description
 from bot.domain.booking import Offer, offers, slot_key
 from bot.domain.orders import normalise_phone
 from bot.domain.ticket_fields import FieldSpec
@@ -293,14 +294,9 @@ async def confirm(ctx: BotContext, ticket: Ticket, customer: Customer, store: st
     owner = customer.owner_userid or (spec.manager if spec else None)
     if owner:
         from_channel = f"（渠道 {channel}）" if channel else ""
-        await notify(ctx, [owner], f"客户预约：{ticket.number}",
-                     f"<div class=\"normal\">{_escape(customer.name)} 预约了 {store} "
-                     f"{slot}{from_channel}</div><div class=\"highlight\">请联系客户确认"
-                     f"</div>", ticket, key="booked")
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        await notify(ctx, [owner], f"客户预约：{ticket.number}", card_description(
+            ("normal", f"{customer.name} 预约了 {store} {slot}{from_channel}"),
+            ("highlight", "请联系客户确认")), ticket, key="booked")
 
 
 __all__ = [

@@ -19,7 +19,14 @@ from bot.app.context import BotContext
 from bot.domain.order_layouts import LAYOUTS, Header, read_header, read_row
 from bot.domain.orders import ImportCounts, OrderDataError, OrderRecord, merge_rows
 from bot.store.db import analyze
-from bot.store.files import ErrorRows, FileUnreadable, open_rows
+from bot.store.files import (
+    SHOWN_REFUSALS,
+    ErrorRows,
+    FileUnreadable,
+    blank_row,
+    open_rows,
+    refusal_lines,
+)
 from handlers.orders.service import shop_for, store_orders
 from models import Customer, Order, OrderImport, Purchase
 
@@ -27,7 +34,6 @@ logger = logging.getLogger(__name__)
 
 BATCH_ORDERS = 1000  # orders per transaction: big enough to be fast, small enough to retry
 HEADER_ROWS = 10  # a header may sit under a few title rows (淘宝's bill exports)
-SHOWN_REFUSALS = 20  # in the report; the error file has them all
 ANALYZE_AFTER = {1, 4, 16, 64, 256}  # batches after which PostgreSQL's statistics are renewed
 
 Progress = Callable[[float, int], None]  # (fraction of the file read, rows read)
@@ -50,13 +56,8 @@ class ImportReport:
         out = [f"导入完成：读取 {self.rows} 行。" if not self.failed else
                f"导入中断：{self.failed}（已写入的批次保留，重新导入同一文件即可续完）",
                self.counts.summary() + "。"]
-        for row, reason in self.counts.refusals[:SHOWN_REFUSALS]:
-            out.append(f"  第 {row} 行：{reason}")
-        if self.counts.refused > SHOWN_REFUSALS:
-            out.append(f"  …另有 {self.counts.refused - SHOWN_REFUSALS} 行，见错误文件")
-        if self.error_file is not None and with_path:
-            out.append(f"被拒绝的行（含行号与原因）：{self.error_file}")
-        return out
+        return out + refusal_lines(self.counts.refusals, self.counts.refused,
+                                   self.error_file, with_path=with_path)
 
 
 async def import_file(ctx: BotContext, path: Path, *, source: str, shop: str | None = None,
@@ -114,10 +115,6 @@ def _numbered(rows: Iterator[list[object]]) -> Iterator[tuple[int, list[object]]
     yield from enumerate(rows, 1)
 
 
-def _blank(cells: list[object]) -> bool:
-    return all(c is None or str(c).strip() == "" for c in cells)
-
-
 def _find_header(source: str, rows: Iterator[tuple[int, list[object]]]
                  ) -> tuple[Header, list[object]]:
     """The header: the first of the first few non-blank rows that matches the layout."""
@@ -125,7 +122,7 @@ def _find_header(source: str, rows: Iterator[tuple[int, list[object]]]
     first_problem: OrderDataError | None = None
     tried = 0
     for _, cells in rows:
-        if _blank(cells):
+        if blank_row(cells):
             continue
         try:
             return read_header(layout, cells), cells
@@ -152,7 +149,7 @@ class _Run:
 
     async def row(self, row_no: int, cells: list[object]) -> None:
         self.last_row = row_no
-        if _blank(cells):
+        if blank_row(cells):
             return
         number = str(self.header.cell(cells, "number") or "").strip()
         if self.group and number != self.group_number:

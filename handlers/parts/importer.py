@@ -23,12 +23,17 @@ from bot.domain.parts import (
     stocktake_delta,
 )
 from bot.store.db import atomic
-from bot.store.files import ErrorRows, FileUnreadable, open_rows
+from bot.store.files import (
+    ErrorRows,
+    FileUnreadable,
+    blank_row,
+    open_rows,
+    refusal_lines,
+)
 from handlers.parts.service import after_stocktake, log_movement
 from models import Part, Stock
 
 BATCH_ROWS = 500  # rows per transaction
-SHOWN_REFUSALS = 20
 
 
 @dataclass
@@ -46,16 +51,8 @@ class PartImportReport:
         out = [f"导入完成：读取 {self.rows} 行。",
                f"新增 {self.new} 条，更新 {self.updated} 条，未变跳过 {self.unchanged} 条，"
                f"拒绝 {self.refused} 行。"]
-        out += [f"  第 {row} 行：{reason}" for row, reason in self.refusals[:SHOWN_REFUSALS]]
-        if self.refused > SHOWN_REFUSALS:
-            out.append(f"  …另有 {self.refused - SHOWN_REFUSALS} 行，见错误文件")
-        if self.error_file is not None and with_path:
-            out.append(f"被拒绝的行（含行号与原因）：{self.error_file}")
-        return out
-
-
-def _blank(cells: list[object]) -> bool:
-    return all(c is None or str(c).strip() == "" for c in cells)
+        return out + refusal_lines(self.refusals, self.refused, self.error_file,
+                                   with_path=with_path)
 
 
 async def import_parts(ctx: BotContext, path: Path, *, started_by: str = "") -> PartImportReport:
@@ -67,7 +64,7 @@ async def import_parts(ctx: BotContext, path: Path, *, started_by: str = "") -> 
         rows: Iterator[tuple[int, list[object]]] = enumerate(open_rows(path).rows, 1)
         header_cells: list[object] = []
         for _, cells in rows:
-            if not _blank(cells):
+            if not blank_row(cells):
                 header_cells = cells
                 break
         header = read_header(header_cells)
@@ -83,7 +80,7 @@ async def import_parts(ctx: BotContext, path: Path, *, started_by: str = "") -> 
     batch: list[tuple[int, list[object], PartRow]] = []
     try:
         for row_no, cells in rows:
-            if _blank(cells):
+            if blank_row(cells):
                 continue
             report.rows += 1
             try:

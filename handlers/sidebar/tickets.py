@@ -50,8 +50,8 @@ async def tickets_view(page: PageReq, customer: Customer, note: str = "") -> dic
                                        for t in tickets],
             "open_states": OPEN_STATES, "ticket_states": STATUS_NAMES,
             "priorities": PRIORITY_NAMES, "types": types,
-            "type_fields": {name: typed_fields(page, name) for name in types
-                            if typed_fields(page, name)},
+            "type_fields": {name: specs for name in types
+                            if (specs := typed_fields(page, name))},
             "shown_fields": {t.number: shown_fields(page.ctx, t) for t in tickets},
             "can_edit": may_edit(page), "tickets_note": note}
 

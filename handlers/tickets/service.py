@@ -181,13 +181,16 @@ def field_specs(ctx: BotContext, ticket_type: str) -> tuple[FieldSpec, ...]:
     return ctx.rules.current.tickets.type_of(ticket_type).fields
 
 
-def shown_fields(ctx: BotContext, ticket: Ticket) -> list[tuple[str, str]]:
+def shown_fields(ctx: BotContext, ticket: Ticket, *, filled_only: bool = False
+                 ) -> list[tuple[str, str]]:
     """(label, value) of the ticket's fields in declared order; "未填" for a missing typed
-    one, photos as counted elsewhere; a value of a field no longer declared still shows."""
+    one (unless `filled_only`), photos as counted elsewhere; a value of a field no longer
+    declared still shows."""
     specs = field_specs(ctx, ticket.type)
     values = ticket.field_values or {}
     out = [(spec.title, format_value(spec, values[spec.name]) if values.get(spec.name)
-            else "未填") for spec in specs if spec.typed]
+            else "未填") for spec in specs
+           if spec.typed and (values.get(spec.name) or not filled_only)]
     declared = {spec.name for spec in specs}
     out += [(name, value) for name, value in values.items() if name not in declared]
     return out
@@ -195,8 +198,8 @@ def shown_fields(ctx: BotContext, ticket: Ticket) -> list[tuple[str, str]]:
 
 def fields_line(ctx: BotContext, ticket: Ticket) -> str:
     """型号 KFR-35GW · 序列号 AB12345678 — the filled fields, for cards."""
-    return " · ".join(f"{label} {value}" for label, value in shown_fields(ctx, ticket)
-                      if value != "未填")
+    return " · ".join(f"{label} {value}"
+                      for label, value in shown_fields(ctx, ticket, filled_only=True))
 
 
 def field_columns(ctx: BotContext, tickets: Iterable[Ticket]) -> list[str]:
@@ -239,6 +242,25 @@ def slot_plan_of(ctx: BotContext, ticket_type: str, store: str | None) -> SlotPl
     if ctx.rules.current.tickets.type_of(ticket_type).slot_field is None or not store:
         return None
     return ctx.rules.current.tickets.slot_plan(store)
+
+
+@dataclass(frozen=True)
+class BookedSlot:
+    """Where a ticket's booked time draws its place from: the plan, the slot field, and the
+    time booked (empty when none is)."""
+
+    plan: SlotPlan
+    field: FieldSpec
+    slot: str
+
+
+def booking_of(ctx: BotContext, ticket: Ticket) -> BookedSlot | None:
+    """The ticket's booking, if its type has a slot field and its store has slots."""
+    field = ctx.rules.current.tickets.type_of(ticket.type).slot_field
+    plan = slot_plan_of(ctx, ticket.type, ticket.service_store or ticket.store)
+    if field is None or plan is None:
+        return None
+    return BookedSlot(plan, field, (ticket.field_values or {}).get(field.name, ""))
 
 
 async def taken_slots(store: str, since: str) -> dict[str, int]:
@@ -396,12 +418,11 @@ async def set_fields(ctx: BotContext, ticket: Ticket, raw: Mapping[str, str], ac
     changed = {name: value for name, value in values.items() if current.get(name) != value}
     if not changed:
         return {}
-    slot_field = ctx.rules.current.tickets.type_of(ticket.type).slot_field
-    plan = slot_plan_of(ctx, ticket.type, ticket.service_store or ticket.store)
-    if plan and slot_field and slot_field.name in changed:  # a booking moved
-        await take_slot(ctx, plan, changed[slot_field.name])
-        if current.get(slot_field.name):
-            await release_slot(plan, current[slot_field.name])
+    booking = booking_of(ctx, ticket)
+    if booking and booking.field.name in changed:  # a booking moved
+        await take_slot(ctx, booking.plan, changed[booking.field.name])
+        if booking.slot:
+            await release_slot(booking.plan, booking.slot)
     current.update(changed)
     ticket.field_values = current
     await ticket.save(update_fields=["field_values"])
@@ -756,29 +777,25 @@ async def cancel(ctx: BotContext, ticket: Ticket, actor: str, reason: str) -> No
     await ticket.save(update_fields=["status", "closed_at", "cancelled_at"])
     await cancel_timers(ticket)
     await record(ticket, ctx, actor, "cancelled", reason.strip()[:1000])
-    slot_field = ctx.rules.current.tickets.type_of(ticket.type).slot_field
-    plan = slot_plan_of(ctx, ticket.type, ticket.service_store or ticket.store)
-    booked = (ticket.field_values or {}).get(slot_field.name) if slot_field else None
-    if plan and booked:  # the place is free for someone else
-        await release_slot(plan, booked)
+    booking = booking_of(ctx, ticket)
+    if booking and booking.slot:  # the place is free for someone else
+        await release_slot(booking.plan, booking.slot)
 
 
 async def _rebook(ctx: BotContext, ticket: Ticket) -> str:
     """Take a reopened cancelled booking's place again; if it was given away meanwhile, the
     slot is cleared (to be set again with /ticket set) and the history says so."""
-    slot_field = ctx.rules.current.tickets.type_of(ticket.type).slot_field
-    plan = slot_plan_of(ctx, ticket.type, ticket.service_store or ticket.store)
-    booked = (ticket.field_values or {}).get(slot_field.name) if slot_field else None
-    if not (plan and slot_field and booked):
+    booking = booking_of(ctx, ticket)
+    if booking is None or not booking.slot:
         return ""
     try:
         async with atomic():
-            await take_slot(ctx, plan, booked)
+            await take_slot(ctx, booking.plan, booking.slot)
         return ""
     except TicketError:
         ticket.field_values = {k: v for k, v in (ticket.field_values or {}).items()
-                               if k != slot_field.name}
-        return f"（原{slot_field.title} {booked} 已约满，请用 /ticket set 重新预约）"
+                               if k != booking.field.name}
+        return f"（原{booking.field.title} {booking.slot} 已约满，请用 /ticket set 重新预约）"
 
 
 async def reopen(ctx: BotContext, ticket: Ticket, actor: str, reason: str) -> None:
