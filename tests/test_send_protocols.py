@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from bot.app.keys import context_key
 from bot.devtools.simulator.oa import OASimulator
+from bot.store.db import atomic
 from models import OutboxMessage, OutboxStatus, Ticket
 from tests.harness import Harness, say, walk_in
 
@@ -130,3 +131,34 @@ async def test_a_keyword_confirmation_goes_through_the_outbox(
     assert await Ticket.all().count() == 1
     [confirmation] = oa.sent
     assert "T-20261125-0001" in confirmation["text"]["content"]
+
+
+async def test_a_reply_in_several_parts_arrives_in_order(harness: Harness) -> None:
+    """A long answer is several app messages; delivered concurrently they arrived shuffled
+    on PostgreSQL (`/ticket lsit` showed its usage before its suggestion)."""
+    ctx = harness.app[context_key]
+    async with atomic():
+        for n in range(12):
+            for userid in ("zhangsan", "lisi"):
+                await ctx.outbox.app_message(f"probe:{userid}:{n}", "probe", userid, "text",
+                                             {"content": f"{userid} 第{n}段"})
+    await harness.drain()
+    for userid in ("zhangsan", "lisi"):
+        got = [m["text"]["content"] for m in harness.sim.sent_messages
+               if userid in m["touser"]]
+        assert got == [f"{userid} 第{n}段" for n in range(12)]
+
+
+async def test_a_part_retried_later_is_not_overtaken(harness: Harness) -> None:
+    ctx = harness.app[context_key]
+    harness.sim.fail_next("message/send", -1, times=4)  # busy past the client's retries
+    async with atomic():  # a reply's parts are written together, in its transaction
+        for n in range(3):
+            await ctx.outbox.app_message(f"probe:{n}", "probe", "zhangsan", "text",
+                                         {"content": f"第{n}段"})
+    await harness.drain()
+    assert harness.sim.sent_messages == []  # the later parts waited for the first
+    harness.clock.advance(timedelta(seconds=11))
+    await harness.drain()
+    assert [m["text"]["content"] for m in harness.sim.sent_messages] == ["第0段", "第1段",
+                                                                         "第2段"]

@@ -8,7 +8,9 @@ LOCKED` on PostgreSQL) and hands each to the sender registered for its channel (
 Official Account message, group task, file …: features register theirs; this module knows
 none of them). It honours the per-member limits (30 a minute, 1000 an hour) by deferring
 rather than waiting, keeps customer-facing messages out of quiet hours, retries WeCom's
-transient failures with backoff and records its permanent ones.
+transient failures with backoff and records its permanent ones. Rows to one recipient that a
+claim takes together (the parts of a reply, written in one transaction) go one after another
+in the order they were written; one put off holds back those after it.
 
 The send protocol, which never sends twice: the attempt is recorded (committed) before the
 WeCom call and its result (WeCom's msgid) right after it. A row claimed again with an attempt
@@ -210,6 +212,7 @@ class OutboxDispatcher(ClaimLoop):
         self.max_attempts = max_attempts
         self.sent = 0
         self.deferred = 0
+        self._put_off: dict[int, int] = {}  # row id → next attempt, for `_in_order`
 
     def _now_ms(self) -> int:
         return int(self.clock.timestamp() * 1000)
@@ -226,7 +229,23 @@ class OutboxDispatcher(ClaimLoop):
 
     async def handle(self, rows: Sequence[int]) -> None:
         claimed = await OutboxMessage.filter(id__in=list(rows)).order_by("id")  # one query
-        await asyncio.gather(*(self._guarded(row) for row in claimed))
+        lanes: dict[tuple[str, str], list[OutboxMessage]] = {}
+        for row in claimed:
+            lanes.setdefault((row.channel, row.recipient), []).append(row)
+        await asyncio.gather(*(self._in_order(lane) for lane in lanes.values()))
+
+    async def _in_order(self, lane: Sequence[OutboxMessage]) -> None:
+        """One recipient's rows one after another, in the order they were queued: the parts
+        of a long reply must arrive as written. A row put off (deferred, retried later)
+        holds the rest back until its own next attempt, so it is never overtaken."""
+        for n, row in enumerate(lane):
+            await self._guarded(row)
+            until = self._put_off.pop(row.id, None)
+            if until is not None:
+                for later in lane[n + 1:]:
+                    await self._defer(later, until, "waiting for an earlier message")
+                    self._put_off.pop(later.id, None)
+                return
 
     async def _guarded(self, row: OutboxMessage) -> None:
         async with self._slots:
@@ -328,6 +347,7 @@ class OutboxDispatcher(ClaimLoop):
         await OutboxMessage.filter(id=row.id, locked_by=self.instance_id).update(
             status=OutboxStatus.PENDING, next_attempt_ms=int(until_ms), locked_until_ms=0,
             last_error=why, **changes)
+        self._put_off[row.id] = int(until_ms)
         self.deferred += 1
 
     async def _retry_later(self, row: OutboxMessage, exc: Exception, *, in_doubt: bool,
@@ -349,6 +369,8 @@ class OutboxDispatcher(ClaimLoop):
         if not in_doubt:
             update["attempt_started_ms"] = None
         await OutboxMessage.filter(id=row.id, locked_by=self.instance_id).update(**update)
+        if not dead:
+            self._put_off[row.id] = update["next_attempt_ms"]
         log = logger.error if dead else logger.warning
         log("outbox %s (%s → %s) %s: %s", row.key, row.channel, row.recipient,
             "failed for good" if dead else
