@@ -26,6 +26,7 @@ class ClaimLoop:
         self._task: asyncio.Task[None] | None = None
         self._claims = 0  # claims started so far
         self._empty_claim = 0  # the number of the last claim that found nothing
+        self._stopping = False
 
     async def claim(self) -> Sequence[Any]:
         raise NotImplementedError
@@ -44,12 +45,22 @@ class ClaimLoop:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"{self.kind}-{self.instance_id}")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Finish the batch under way (up to `grace_s`), then stop. Cancelling a handler in
+        the middle of its transaction would strand its pooled connection: closing the pool
+        then waits for it (10 s on PostgreSQL). What is not finished is retried after its
+        lease, by this instance or another."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wakeup.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._task), grace_s)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        self._stopping = False
 
     async def drain(self, timeout_s: float = 10.0) -> None:
         """Wait until a claim that started after this call finds nothing due (tests and the
@@ -65,7 +76,7 @@ class ClaimLoop:
         await asyncio.wait_for(settled(), timeout_s)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             # Clear before claiming: a wake-up that arrives during the claim (a row committed
             # meanwhile) must not be lost, or that row would wait a whole poll interval.
             self._wakeup.clear()
