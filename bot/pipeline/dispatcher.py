@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from bot.domain.clock import Clock
-from bot.store.db import atomic
+from bot.store.db import atomic, insert_new
 from bot.wecom.events import Event
 from models import InboxHandled
 
@@ -159,21 +159,27 @@ class Dispatcher(Generic[C]):
     def matching(self, event: Event) -> list[Route[C]]:
         return [route for route in self._routes if route.matches(event)]
 
-    async def dispatch(self, event: Event, ctx: C) -> DispatchResult:
-        """Run the routes of `event` that have not finished for its inbox row."""
+    async def dispatch(self, event: Event, ctx: C, *, fresh: bool = False) -> DispatchResult:
+        """Run the routes of `event` that have not finished for its inbox row. `fresh`: the
+        row was never tried before, so no route can have finished (one query less).
+
+        A route without a transaction records its own progress and may run again, so its
+        done record is written with the next route's, in that route's transaction (one
+        statement for both), or on its own if none follows or that route fails."""
         result = DispatchResult()
         routes = self.matching(event)
         if not routes:
             logger.info("no handler for %s from %s; kept in the inbox", event.kind,
                         event.from_user)
             return result
-        done = await self._done(event.inbox_id, (r.name for r in routes))
+        done = set() if fresh else await self._done(event.inbox_id, (r.name for r in routes))
+        deferred: list[str] = []
         for route in routes:
             if route.name in done:
                 result.already_done.append(route.name)
                 continue
             try:
-                await self._run(route, event, ctx)
+                await self._run(route, event, ctx, deferred)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -182,16 +188,19 @@ class Dispatcher(Generic[C]):
                 result.failed.append((route.name, exc))
             else:
                 result.ran.append(route.name)
+        if deferred:
+            await self._mark_done(event.inbox_id, deferred)
         return result
 
-    async def _run(self, route: Route[C], event: Event, ctx: C) -> None:
+    async def _run(self, route: Route[C], event: Event, ctx: C, deferred: list[str]) -> None:
         if not route.transactional:
             await route.handler(event, ctx)
-            await self._mark_done(event.inbox_id, route.name)
+            deferred.append(route.name)
             return
         async with atomic():
             await route.handler(event, ctx)
-            await self._mark_done(event.inbox_id, route.name)
+            await self._mark_done(event.inbox_id, [*deferred, route.name])
+        deferred.clear()
 
     async def _done(self, inbox_id: int, names: Iterable[str]) -> set[str]:
         if not inbox_id:
@@ -200,7 +209,9 @@ class Dispatcher(Generic[C]):
             .values_list("handler", flat=True)
         return {str(name) for name in done}
 
-    async def _mark_done(self, inbox_id: int, name: str) -> None:
+    async def _mark_done(self, inbox_id: int, names: list[str]) -> None:
         if inbox_id:
-            await InboxHandled.create(inbox_id=inbox_id, handler=name,
-                                      done_ms=int(self._clock.timestamp() * 1000))
+            done_ms = int(self._clock.timestamp() * 1000)
+            await insert_new(InboxHandled, [
+                {"inbox_id": inbox_id, "handler": name, "done_ms": done_ms} for name in names],
+                unique=None)  # a duplicate fails: the handler ran twice at once, one rolls back

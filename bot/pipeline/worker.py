@@ -36,7 +36,7 @@ WHERE id IN (
     WHERE (status='pending' AND next_attempt_ms <= $3)
        OR (status='processing' AND locked_until_ms < $3)
     ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
-RETURNING id, source, kind, subject, payload, attempts
+RETURNING id, source, kind, subject, payload, attempts, received_ms, next_attempt_ms
 """
 _CLAIM_SQLITE = """
 UPDATE inbox SET status='processing', locked_until_ms=?, locked_by=?, attempts=attempts+1
@@ -45,7 +45,7 @@ WHERE id IN (
     WHERE (status='pending' AND next_attempt_ms <= ?)
        OR (status='processing' AND locked_until_ms < ?)
     ORDER BY id LIMIT ?)
-RETURNING id, source, kind, subject, payload, attempts
+RETURNING id, source, kind, subject, payload, attempts, received_ms, next_attempt_ms
 """
 
 
@@ -67,9 +67,33 @@ async def claim(instance_id: str, now_ms: int, lease_ms: int, limit: int) -> lis
 
 
 async def finish(row_id: int, instance_id: str, now_ms: int) -> None:
-    await get_connection("default").execute_query(
-        sql_for("UPDATE inbox SET status='done', processed_ms=$1, last_error=NULL "
-             "WHERE id=$2 AND locked_by=$3"), [now_ms, row_id, instance_id])
+    await finish_many([(row_id, now_ms)], instance_id)
+
+
+_FINISH_PG = """
+UPDATE inbox SET status='done', processed_ms=t.ms, last_error=NULL
+FROM unnest($1::bigint[], $2::bigint[]) AS t(id, ms)
+WHERE inbox.id = t.id AND inbox.locked_by = $3"""
+
+
+async def finish_many(done: Sequence[tuple[int, int]], instance_id: str) -> None:
+    """Mark rows done (id, when it finished), in one statement on PostgreSQL."""
+    conn = get_connection("default")
+    if dialect() == "postgres":
+        await conn.execute_query(_FINISH_PG, [[row_id for row_id, _ in done],
+                                              [ms for _, ms in done], instance_id])
+        return
+    for row_id, ms in done:
+        await conn.execute_query(
+            "UPDATE inbox SET status='done', processed_ms=?, last_error=NULL "
+            "WHERE id=? AND locked_by=?", [ms, row_id, instance_id])
+
+
+def is_fresh(row: dict[str, Any]) -> bool:
+    """Never tried before: claimed once, and due when it was received (a retry, a replay and
+    a lease taken over all change one of those), so no handler can have finished."""
+    return int(row["attempts"]) == 1 and row.get("next_attempt_ms") is not None \
+        and row.get("next_attempt_ms") == row.get("received_ms")
 
 
 async def fail(row_id: int, instance_id: str, now_ms: int, attempts: int, max_attempts: int,
@@ -103,6 +127,7 @@ class InboxWorker(ClaimLoop, Generic[C]):
         self.max_attempts = max_attempts
         self.processed = 0
         self.failed = 0
+        self._finished: list[tuple[int, int]] | None = None  # in a batch: rows done so far
 
     def _now_ms(self) -> int:
         return int(self._clock.timestamp() * 1000)
@@ -111,7 +136,16 @@ class InboxWorker(ClaimLoop, Generic[C]):
         return await claim(self.instance_id, self._now_ms(), self._lease_ms, self._batch)
 
     async def handle(self, rows: Sequence[dict[str, Any]]) -> None:
-        await self._process_batch(list(rows))
+        """Process a claimed batch; the rows that succeeded are marked done together at its
+        end (a crash before that redoes nothing: their done records say so)."""
+        finished: list[tuple[int, int]] = []
+        self._finished = finished
+        try:
+            await self._process_batch(list(rows))
+        finally:
+            self._finished = None
+            if finished:
+                await finish_many(finished, self.instance_id)
 
     async def _process_batch(self, rows: list[dict[str, Any]]) -> None:
         by_subject: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -132,7 +166,7 @@ class InboxWorker(ClaimLoop, Generic[C]):
         row_id, attempts = int(row["id"]), int(row["attempts"])
         try:
             event = decode_row(row["source"], row["payload"], row_id)
-            result = await self._dispatcher.dispatch(event, self._ctx)
+            result = await self._dispatcher.dispatch(event, self._ctx, fresh=is_fresh(row))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the payload or the done records could not be read
@@ -143,7 +177,10 @@ class InboxWorker(ClaimLoop, Generic[C]):
             await self._failed(row, attempts, result.error_text(), names)
             return
         self.processed += 1
-        await finish(row_id, self.instance_id, self._now_ms())
+        if self._finished is not None:
+            self._finished.append((row_id, self._now_ms()))
+        else:
+            await finish(row_id, self.instance_id, self._now_ms())
         logger.debug("inbox row %s (%s): ran %s, done before %s", row_id, row["kind"],
                      result.ran, result.already_done)
 

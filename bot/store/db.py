@@ -9,7 +9,7 @@ import logging
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -213,6 +213,39 @@ _PLAIN_FIELDS = frozenset({"CharField", "TextField", "IntField", "BigIntField",
                            "SmallIntField", "BooleanField"})
 
 
+def _insert_projection(model: type[Model]) -> tuple[list[Any], list[str], list[bool]]:
+    """The model's columns an INSERT writes (not a generated key), their fields, and which
+    of them go to the database as they are."""
+    meta = model._meta
+    fields = [meta.fields_map[name] for name in meta.fields_db_projection
+              if not (meta.fields_map[name].pk and meta.fields_map[name].generated)]
+    columns = [meta.fields_db_projection[f.model_field_name] for f in fields]
+    return fields, columns, [type(f).__name__ in _PLAIN_FIELDS for f in fields]
+
+
+def _db_row(model: type[Model], fields: list[Any], plain: list[bool], row: dict[str, Any],
+            now: datetime) -> list[Any]:
+    """One row's values for the database: missing columns take the model's defaults
+    (auto_now fields: now), values go through each field's `to_db_value`, times in UTC."""
+    out = []
+    for f, as_is in zip(fields, plain, strict=True):
+        name = f.model_field_name
+        if name in row:
+            value = row[name]
+        elif getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            value = now
+        else:
+            value = f.default() if callable(f.default) else f.default
+        out.append(value if as_is else _utc(f.to_db_value(value, model)))
+    return out
+
+
+def db_value(model: type[Model], field: str, value: Any) -> Any:
+    """`value` as the database stores `model.field` (JSON, enums, times in UTC), for plain
+    statements."""
+    return _utc(model._meta.fields_map[field].to_db_value(value, model))
+
+
 async def insert_many(model: type[Model], rows: list[dict[str, Any]], *,
                       chunk: int = 500) -> None:
     """A multi-row INSERT of plain dicts, for imports where building ORM objects costs more
@@ -223,28 +256,11 @@ async def insert_many(model: type[Model], rows: list[dict[str, Any]], *,
         return
     meta = model._meta
     now = datetime.now(UTC)
-    projection = [(meta.fields_map[name], column)
-                  for name, column in meta.fields_db_projection.items()
-                  if not (meta.fields_map[name].pk and meta.fields_map[name].generated)]
-    fields = [f for f, _ in projection]
-    columns = [column for _, column in projection]
+    fields, columns, plain = _insert_projection(model)
     conn = get_connection(meta.default_connection or "default")
 
-    # Plain columns go as they are; the others through their field (JSON, enums, times).
-    plain = [type(f).__name__ in _PLAIN_FIELDS for f in fields]
-
     def converted(row: dict[str, Any]) -> list[Any]:
-        out = []
-        for f, as_is in zip(fields, plain, strict=True):
-            name = f.model_field_name
-            if name in row:
-                value = row[name]
-            elif getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
-                value = now
-            else:
-                value = f.default() if callable(f.default) else f.default
-            out.append(value if as_is else _utc(f.to_db_value(value, model)))
-        return out
+        return _db_row(model, fields, plain, row, now)
 
     if dialect() == "postgres":  # COPY: several times faster than INSERT … VALUES here
         async with conn.acquire_connection() as raw:
@@ -262,6 +278,37 @@ async def insert_many(model: type[Model], rows: list[dict[str, Any]], *,
         marks = ",".join(["(" + ",".join("?" * width) + ")"] * len(part))
         await conn.execute_query(f'INSERT INTO "{meta.db_table}" ({quoted}) VALUES {marks}',
                                  values)
+
+
+async def insert_new(model: type[Model], rows: list[dict[str, Any]], *,
+                     unique: Sequence[str] | None, returning: Sequence[str] = ("id",)
+                     ) -> list[dict[str, Any]]:
+    """One `INSERT … ON CONFLICT (unique) DO NOTHING RETURNING …` of plain dicts (defaults
+    as in `insert_many`): the hot paths' write, with no model objects built and no
+    exception raised for a row that exists (with `unique=None`, a row that exists raises
+    IntegrityError, as the ORM's create does). Returns the rows inserted (their
+    `returning` columns). Runs in the caller's transaction."""
+    if not rows:
+        return []
+    meta = model._meta
+    now = datetime.now(UTC)
+    fields, columns, plain = _insert_projection(model)
+    values = [v for row in rows for v in _db_row(model, fields, plain, row, now)]
+    width = len(columns)
+    if dialect() == "postgres":
+        marks = ",".join("(" + ",".join(f"${i * width + j + 1}" for j in range(width)) + ")"
+                         for i in range(len(rows)))
+    else:
+        marks = ",".join(["(" + ",".join("?" * width) + ")"] * len(rows))
+    quoted = ",".join(f'"{c}"' for c in columns)
+    back = ",".join(f'"{meta.fields_db_projection.get(c, c)}"' for c in returning)
+    sql = f'INSERT INTO "{meta.db_table}" ({quoted}) VALUES {marks} '
+    if unique is not None:
+        key = ",".join(f'"{meta.fields_db_projection.get(c, c)}"' for c in unique)
+        sql += f"ON CONFLICT ({key}) DO NOTHING "
+    sql += f"RETURNING {back}"
+    conn = get_connection(meta.default_connection or "default")
+    return list(await conn.execute_query_dict(sql, values))
 
 
 async def analyze(*models: type[Model]) -> None:

@@ -85,7 +85,7 @@ async def on_customer_added(event: ExternalContactChange, ctx: BotContext) -> No
     tags = (channel.tags if channel else []) + computed_tags(at, ctx)
     if tags:
         await apply_tags(ctx, customer, tags, origin="channel")
-    welcome = await recorded_outcome(event)
+    welcome = await recorded_outcome(ctx, event)
     with contextlib.suppress(IntegrityError):  # a retried row recorded it already
         async with atomic():  # a savepoint: a duplicate must not abort the transaction
             await ChannelScan.create(

@@ -16,7 +16,7 @@ def welcome_lane(ctx: BotContext) -> FastLane[ExternalContactChange]:
     honours the code for 20 s."""
 
     async def send(event: ExternalContactChange) -> None:
-        await welcome_once(ctx, event)
+        await welcome_once(ctx, event, first=True)
 
     async def recover(limit: int) -> list[ExternalContactChange]:
         return await pending_welcomes(ctx, limit)

@@ -15,26 +15,28 @@ database, not Redis, records who sent it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from tortoise.connection import get_connection
-from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
 from bot.app.context import BotContext
 from bot.chat import staff_templates
 from bot.chat.staff_templates import StaffTemplateError
-from bot.store.db import sql_for
+from bot.store.db import db_value, insert_new, sql_for
 from bot.wecom import WeComError
 from bot.wecom.errors import WELCOME_CODE_EXPIRED, WELCOME_CODE_USED
 from bot.wecom.events import ExternalContactChange, parse_event
 from bot.wecom.xmlparse import parse_xml
 from handlers.booking.service import welcome_booking_url
-from models import Channel, Staff, WelcomeSend
+from models import WelcomeSend
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +86,40 @@ def _contact_key(external_userid: str) -> str:
     return f"scrmbot:contact:{external_userid}"
 
 
+RECENT_ITEMS = 20_000  # ~2 minutes of WeCom's cap of 10,000 adds a minute
+
+
+class WelcomeBook:
+    """What this process knows of recent welcomes, so the worker, reaching the add a moment
+    after the fast lane, neither queries nor refetches: the outcomes it recorded (the
+    database row says the same: they are kept only once written), the welcomes under way
+    here, and the profiles fetched for them. Bounded; the database and Redis stay the truth
+    for other instances and after a restart."""
+
+    def __init__(self) -> None:
+        self.outcomes: OrderedDict[str, str] = OrderedDict()
+        self.contacts: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.running: dict[str, asyncio.Future[str]] = {}
+
+    @staticmethod
+    def _keep(items: OrderedDict[str, Any], key: str, value: Any) -> None:
+        items[key] = value
+        if len(items) > RECENT_ITEMS:
+            items.popitem(last=False)
+
+    def outcome(self, key: str, outcome: str) -> None:
+        self._keep(self.outcomes, key, outcome)
+
+    def contact(self, external_userid: str, contact: dict[str, Any]) -> None:
+        self._keep(self.contacts, external_userid, contact)
+
+
 async def cached_contact(ctx: BotContext, external_userid: str) -> dict[str, Any] | None:
-    """The profile the welcome fetched a moment ago, if Redis still has it."""
+    """The profile the welcome fetched a moment ago: from this process if it sent it, else
+    from Redis if it still has it (another instance sent it)."""
+    contact = ctx.locals.get(WelcomeBook).contacts.pop(external_userid, None)
+    if contact is not None:
+        return contact
     raw = await ctx.redis.get(_contact_key(external_userid))
     return json.loads(raw) if raw else None
 
@@ -94,36 +128,69 @@ async def _contact_for_welcome(event: ExternalContactChange,
                                ctx: BotContext) -> dict[str, Any] | None:
     """The customer's profile, if WeCom answers quickly; the welcome must not wait long."""
     try:
-        contact = await asyncio.wait_for(
+        return await asyncio.wait_for(
             ctx.wecom.get_external_contact(event.external_user_id), WELCOME_FETCH_TIMEOUT_S)
     except (TimeoutError, WeComError) as exc:
         logger.warning("welcome for %s goes out without a name: %r", event.external_user_id,
                        exc)
         return None
-    await ctx.redis.set(_contact_key(event.external_user_id),
+
+
+async def _keep_contact(ctx: BotContext, external_userid: str,
+                        contact: dict[str, Any]) -> None:
+    """For the scan's processing, which must not fetch it again (WeCom counts every call
+    against the corp's 10,000 a minute per API)."""
+    ctx.locals.get(WelcomeBook).contact(external_userid, contact)
+    await ctx.redis.set(_contact_key(external_userid),
                         json.dumps(contact, ensure_ascii=False), ex=CONTACT_CACHE_S)
-    return contact
 
 
-async def welcome_text(ctx: BotContext, event: ExternalContactChange, channel: Channel | None,
-                       contact: dict[str, Any] | None) -> str:
+@dataclass(frozen=True)
+class WelcomeFacts:
+    """What a welcome's text needs from the database: the channel (None without one) and
+    the member's name."""
+
+    channel: str | None
+    state: str | None
+    store: str | None
+    template: str
+    staff_name: str
+
+
+_FACTS_SQL = """
+SELECT c.name, c.state, c.store, c.welcome, s.name AS staff_name
+FROM (SELECT 1 AS one) AS x LEFT JOIN channel c ON c.state = $1
+LEFT JOIN staff s ON s.userid = $2"""
+
+
+async def welcome_facts(event: ExternalContactChange) -> WelcomeFacts:
+    """The channel and the member in one query (the welcome lane's only read)."""
+    rows = await get_connection("default").execute_query_dict(
+        sql_for(_FACTS_SQL), [event.state, event.user_id])
+    row = rows[0] if rows else {}
+    return WelcomeFacts(channel=row.get("name"), state=row.get("state"),
+                        store=row.get("store"), template=row.get("welcome") or "",
+                        staff_name=row.get("staff_name") or event.user_id)
+
+
+def welcome_text(ctx: BotContext, event: ExternalContactChange, facts: WelcomeFacts,
+                 contact: dict[str, Any] | None) -> str:
     """The channel's welcome, or the default one (also when a channel's stored text no
     longer passes the template check: a welcome is never lost to a template)."""
     name = (contact or {}).get("external_contact", {}).get("name") or "您"
-    staff = await Staff.get_or_none(userid=event.user_id)
-    staff_name = staff.name if staff else event.user_id
-    store = channel.store if channel else None
-    if channel is not None and channel.welcome:
-        booking = welcome_booking_url(ctx, store, channel.state, event.external_user_id) \
-            if "booking" in channel.welcome else ""
+    store = facts.store
+    if facts.channel is not None and facts.template:
+        booking = welcome_booking_url(ctx, store, facts.state or "", event.external_user_id) \
+            if "booking" in facts.template else ""
         try:
-            return render_welcome(channel.welcome, name=name, store=store, staff=staff_name,
-                                  channel=channel.name, booking=booking)
+            return render_welcome(facts.template, name=name, store=store,
+                                  staff=facts.staff_name, channel=facts.channel,
+                                  booking=booking)
         except WelcomeTemplateError as exc:
             logger.error("channel %s: its welcome template fails (%s); the default one is "
-                         "sent", channel.name, exc)
+                         "sent", facts.channel, exc)
     return ctx.renderer.render(DEFAULT_WELCOME_TEMPLATE, name=name, store=store,
-                               staff=staff_name, channel=channel.name if channel else "")
+                               staff=facts.staff_name, channel=facts.channel or "")
 
 
 def _now_ms(ctx: BotContext) -> int:
@@ -132,75 +199,142 @@ def _now_ms(ctx: BotContext) -> int:
 
 async def _claim(ctx: BotContext, event: ExternalContactChange, key: str
                  ) -> Literal["new", "taken over"] | None:
-    """Insert the code's row ("new": nobody tried before) or take over one whose holder's
-    lease ran out ("taken over": it may have tried); None when another sender holds it."""
+    """Insert the code's row ("new": nobody tried before; it is marked attempted, since the
+    send follows at once) or take over one whose holder's lease ran out ("taken over": it
+    may have tried); None when another sender holds it."""
     assert event.welcome_code
     at = datetime.fromtimestamp(event.create_time, UTC) if event.create_time \
         else ctx.clock.now()
     lease = _now_ms(ctx) + int(CLAIM_LEASE_S * 1000)
-    try:
-        await WelcomeSend.create(code_hash=key, external_userid=event.external_user_id,
-                                 inbox_id=event.inbox_id or None, event_at=at,
-                                 claimed_by=ctx.instance, lease_until_ms=lease)
+    if await insert_new(WelcomeSend, [{
+            "code_hash": key, "external_userid": event.external_user_id,
+            "inbox_id": event.inbox_id or None, "event_at": at, "claimed_by": ctx.instance,
+            "lease_until_ms": lease, "attempted": True}], unique=["code_hash"]):
         return "new"
-    except IntegrityError:
-        pass
     taken = await WelcomeSend.filter(code_hash=key, status="sending",
                                      lease_until_ms__lt=_now_ms(ctx)).update(
         claimed_by=ctx.instance, lease_until_ms=lease)
     return "taken over" if taken else None
 
 
+_STATUS_SQL = "SELECT status, lease_until_ms FROM welcome_send WHERE code_hash = $1"
+
+
+async def _recorded(key: str) -> tuple[str, int] | None:
+    rows = await get_connection("default").execute_query_dict(sql_for(_STATUS_SQL), [key])
+    return (str(rows[0]["status"]), int(rows[0]["lease_until_ms"])) if rows else None
+
+
 async def _outcome_of(ctx: BotContext, key: str) -> str | None:
-    """Wait while another sender holds the code; its outcome, or None if its lease ran out."""
+    """Wait while another sender holds the code; its outcome, or None if its lease ran out
+    (or nobody claimed it yet)."""
+    under_way = ctx.locals.get(WelcomeBook).running.get(key)
+    if under_way is not None:  # the fast lane of this process is sending it
+        with contextlib.suppress(Exception):  # it failed: the row says what is left
+            return await asyncio.shield(under_way)
     while True:
-        row = await WelcomeSend.get(code_hash=key)
-        if row.status != "sending":
-            return row.status
-        if row.lease_until_ms < _now_ms(ctx):
+        row = await _recorded(key)
+        if row is None:
+            return None
+        status, lease_until_ms = row
+        if status != "sending":
+            return status
+        if lease_until_ms < _now_ms(ctx):
             return None
         await asyncio.sleep(0.05)
 
 
-async def welcome_once(ctx: BotContext, event: ExternalContactChange) -> str:
+async def welcome_once(ctx: BotContext, event: ExternalContactChange, *,
+                       first: bool = False) -> str:
     """Send this add's welcome unless it was sent (or is being sent) already; returns the
-    outcome: sent, expired (41050), used (41051: another app), or failed."""
+    outcome: sent, expired (41050), used (41051: another app), or failed.
+
+    `first` is the fast lane's call the moment the add is stored: nobody can have tried,
+    so it asks nobody. Its work is the two WeCom calls, one read and two small writes
+    (the claim, then the outcome); the worker reaching the add later finds the outcome in
+    this process's memory, or reads the row."""
     assert event.welcome_code
     key = code_hash(event.welcome_code)
+    book = ctx.locals.get(WelcomeBook)
+    known = book.outcomes.get(key)
+    if known is not None:
+        return known
+    if not first:
+        outcome = await _outcome_of(ctx, key)
+        if outcome is not None:
+            book.outcome(key, outcome)
+            return outcome
+    done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    book.running.setdefault(key, done)
+    try:
+        outcome = await _send_once(ctx, event, key)
+    except BaseException as exc:
+        done.set_exception(exc)
+        done.exception()  # retrieved: nobody else may be waiting
+        raise
+    else:
+        done.set_result(outcome)
+        book.outcome(key, outcome)
+        return outcome
+    finally:
+        if book.running.get(key) is done:
+            del book.running[key]
+
+
+async def _send_once(ctx: BotContext, event: ExternalContactChange, key: str) -> str:
+    assert event.welcome_code
+    facts, contact = await asyncio.gather(welcome_facts(event),
+                                          _contact_for_welcome(event, ctx))
+    text = welcome_text(ctx, event, facts, contact)
     while (claim := await _claim(ctx, event, key)) is None:
         outcome = await _outcome_of(ctx, key)
         if outcome is not None:
             return outcome
-    earlier_attempt = claim == "taken over" and (await WelcomeSend.get(code_hash=key)).attempted
-    channel = await Channel.get_or_none(state=event.state) if event.state else None
-    contact = await _contact_for_welcome(event, ctx)
-    text = await welcome_text(ctx, event, channel, contact)
-    await WelcomeSend.filter(code_hash=key, claimed_by=ctx.instance).update(attempted=True)
+    if claim == "taken over":
+        earlier_attempt = (await WelcomeSend.get(code_hash=key)).attempted
+        await WelcomeSend.filter(code_hash=key, claimed_by=ctx.instance).update(attempted=True)
+    else:
+        earlier_attempt = False
     try:
         await ctx.wecom.send_welcome_msg(event.welcome_code, text)
     except WeComError as exc:
         if exc.errcode == WELCOME_CODE_USED and earlier_attempt:
             # Our own earlier attempt (its holder died before recording it) got through.
-            return await _finish(ctx, key, "sent", "41051 after an earlier attempt of ours")
-        outcome = {WELCOME_CODE_EXPIRED: "expired", WELCOME_CODE_USED: "used"}.get(
-            exc.errcode or 0, "failed")
-        logger.warning("welcome to %s not sent (%s): %s", event.external_user_id, outcome, exc)
-        return await _finish(ctx, key, outcome, str(exc))
-    return await _finish(ctx, key, "sent", "")
+            outcome, detail = "sent", "41051 after an earlier attempt of ours"
+        else:
+            outcome = {WELCOME_CODE_EXPIRED: "expired", WELCOME_CODE_USED: "used"}.get(
+                exc.errcode or 0, "failed")
+            detail = str(exc)
+            logger.warning("welcome to %s not sent (%s): %s", event.external_user_id,
+                           outcome, exc)
+    else:
+        outcome, detail = "sent", ""
+    if contact is not None:  # kept before the outcome is: whoever sees it finds the profile
+        await _keep_contact(ctx, event.external_user_id, contact)
+    return await _finish(ctx, key, outcome, detail)
+
+
+_FINISH_SQL = """
+UPDATE welcome_send SET status = $1, detail = $2, finished_at = $3, lease_until_ms = 0
+WHERE code_hash = $4 AND status = 'sending'"""
 
 
 async def _finish(ctx: BotContext, key: str, outcome: str, detail: str) -> str:
-    await WelcomeSend.filter(Q(code_hash=key) & Q(status="sending")).update(
-        status=outcome, detail=detail[:2000], finished_at=ctx.clock.now(), lease_until_ms=0)
+    await get_connection("default").execute_query(sql_for(_FINISH_SQL), [
+        outcome, detail[:2000], db_value(WelcomeSend, "finished_at", ctx.clock.now()), key])
     return outcome
 
 
-async def recorded_outcome(event: ExternalContactChange) -> str:
+async def recorded_outcome(ctx: BotContext, event: ExternalContactChange) -> str:
     """What became of this add's welcome ("none" without a code)."""
     if not event.welcome_code:
         return "none"
-    row = await WelcomeSend.get_or_none(code_hash=code_hash(event.welcome_code))
-    return row.status if row else "none"
+    key = code_hash(event.welcome_code)
+    known = ctx.locals.get(WelcomeBook).outcomes.get(key)
+    if known is not None:
+        return known
+    row = await _recorded(key)
+    return row[0] if row else "none"
 
 
 def is_add_with_welcome(event: ExternalContactChange) -> bool:
