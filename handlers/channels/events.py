@@ -9,25 +9,29 @@ tag (in our database and in WeCom), and the scan record.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import json
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from tortoise.exceptions import IntegrityError
+from tortoise.connection import get_connection
 
 from bot.app.context import BotContext, Events
 from bot.domain.periods import visit_period
 from bot.pipeline.dispatcher import ChangeTypes, HasField
-from bot.store.db import atomic
+from bot.store.db import insert_new, sql_for
 from bot.wecom.events import Event, ExternalContactChange, OAScan, OASubscribe
 from handlers.channels.welcome import ADD_CHANGES, cached_contact, recorded_outcome, welcome_once
 from handlers.customers.service import (
     add_local_tags,
+    add_new_customer,
     apply_tags,
     follower,
     resync_unsynced_tags,
     sync_customer,
+    tag_new_customer,
 )
 from models import Channel, ChannelScan, Customer, FollowRelation
 from models.contacts import RelationStatus
@@ -61,40 +65,91 @@ async def on_add_welcome(event: ExternalContactChange, ctx: BotContext) -> None:
     await welcome_once(ctx, event)
 
 
+@dataclass(frozen=True)
+class ChannelFacts:
+    """What a scan needs of its channel."""
+
+    id: int
+    name: str
+    state: str
+    tags: list[str]
+    store: str | None
+    region: str | None
+
+
+_CHANNEL_SQL = "SELECT id, name, state, tags, store, region FROM channel WHERE state = $1"
+
+
+async def channel_facts(state: str | None) -> ChannelFacts | None:
+    """The channel carrying `state`, read plainly (one query, no model built)."""
+    if not state:
+        return None
+    rows = await get_connection("default").execute_query_dict(sql_for(_CHANNEL_SQL), [state])
+    if not rows:
+        return None
+    row = rows[0]
+    tags = row["tags"]
+    return ChannelFacts(int(row["id"]), row["name"], row["state"],
+                        list(json.loads(tags) if isinstance(tags, str | bytes) else tags or []),
+                        row["store"], row["region"])
+
+
 @events.on(ExternalContactChange, ChangeTypes(*ADD_CHANGES), name="scan")
 async def on_customer_added(event: ExternalContactChange, ctx: BotContext) -> None:
-    channel = await Channel.get_or_none(state=event.state) if event.state else None
+    """A new customer takes the short road (`add_new_customer`, `tag_new_customer`: a few
+    plain statements); a customer we know, the full sync. Either way the profile is the one
+    the welcome fetched, not fetched again."""
+    channel = await channel_facts(event.state)
     half = event.change_type == "add_half_external_contact"
-    existing = await Customer.get_or_none(external_userid=event.external_user_id)
-    was_half = existing is not None and await FollowRelation.filter(
+    contact = await cached_contact(ctx, event.external_user_id) \
+        or await ctx.wecom.get_external_contact(event.external_user_id)
+    at = scan_time(event, ctx)
+    tags = (channel.tags if channel else []) + computed_tags(at, ctx)
+    new = await add_new_customer(
+        ctx, event.external_user_id, contact, added_by=event.user_id, half=half,
+        owner=event.user_id, source={
+            "source": "channel" if channel else "unknown",
+            "source_state": channel.state if channel else None,
+            "store": channel.store if channel else None,
+            "region": channel.region if channel else None})
+    if new is not None:
+        await tag_new_customer(ctx, new.id, new.external_userid, new.tag_via, tags,
+                               origin="channel", wecom_tags=new.wecom_tags)
+        customer_id = new.id
+    else:
+        returning = await _returning_customer(event, ctx, contact, half, tags)
+        if returning is None:
+            return
+        customer_id = returning
+    welcome = await recorded_outcome(ctx, event)
+    # a retried row recorded it already: the unique event key keeps one
+    await insert_new(ChannelScan, [{
+        "event_key": event_key(event), "channel_id": channel.id if channel else None,
+        "state": event.state, "new_customer": new is not None, "welcome": welcome,
+        "customer_id": customer_id, "staff_userid": event.user_id, "at": at}],
+        unique=["event_key"])
+    logger.info("scan: %s added %s via %s (%s), welcome %s", event.external_user_id,
+                event.user_id, channel.name if channel else "no channel",
+                "new" if new is not None else "returning", welcome)
+
+
+async def _returning_customer(event: ExternalContactChange, ctx: BotContext,
+                              contact: dict[str, Any], half: bool, tags: list[str]
+                              ) -> int | None:
+    """A customer we know: synced in full and tagged. None when this add only confirmed a
+    half add (then nothing is new but the tags WeCom refused, pushed now)."""
+    existing = await Customer.get(external_userid=event.external_user_id)
+    was_half = await FollowRelation.filter(
         customer=existing, staff_userid=event.user_id, status=RelationStatus.HALF).exists()
-    contact = await cached_contact(ctx, event.external_user_id)
     customer = await sync_customer(event.external_user_id, ctx, added_by=event.user_id,
                                    half=half, data=contact, owner=event.user_id)
     if was_half and not half:
         # The customer's half add was confirmed: nothing new but the tags WeCom refused.
         await resync_unsynced_tags(ctx, customer)
-        return
-    at = scan_time(event, ctx)
-    if existing is None:
-        customer.source = "channel" if channel else "unknown"
-        customer.source_state = channel.state if channel else None
-        customer.store = channel.store if channel else None
-        customer.region = (channel.region if channel else None) or customer.region
-        await customer.save(update_fields=["source", "source_state", "store", "region"])
-    tags = (channel.tags if channel else []) + computed_tags(at, ctx)
+        return None
     if tags:
         await apply_tags(ctx, customer, tags, origin="channel")
-    welcome = await recorded_outcome(ctx, event)
-    with contextlib.suppress(IntegrityError):  # a retried row recorded it already
-        async with atomic():  # a savepoint: a duplicate must not abort the transaction
-            await ChannelScan.create(
-                event_key=event_key(event), channel=channel, state=event.state,
-                new_customer=existing is None, welcome=welcome, customer_id=customer.id,
-                staff_userid=event.user_id, at=at)
-    logger.info("scan: %s added %s via %s (%s), welcome %s", event.external_user_id,
-                event.user_id, channel.name if channel else "no channel",
-                "new" if existing is None else "returning", welcome)
+    return customer.id
 
 
 @events.on(OASubscribe, name="oa_follow")

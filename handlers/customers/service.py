@@ -17,6 +17,7 @@ from tortoise.queryset import QuerySet
 from bot.access.errors import Refusal
 from bot.access.scope import ScopedData
 from bot.app.context import BotContext
+from bot.store.db import insert_new
 from bot.wecom import WeComError
 from handlers.customers.tags import (
     add_local_tags,
@@ -25,6 +26,7 @@ from handlers.customers.tags import (
     resync_unsynced_tags,
     shown_tag,
     sync_tags_from_wecom,
+    tag_new_customer,
 )
 from handlers.staff.service import ensure_staff
 from models import Channel, Customer, CustomerTag, FollowRelation, Purchase, Staff
@@ -33,11 +35,12 @@ from models.contacts import CustomerStatus, RelationStatus
 logger = logging.getLogger(__name__)
 
 # What other features use: customers, and tags kept the same here and in WeCom.
-__all__ = ["OA_WINDOW", "CustomerFilter", "add_local_tags", "annual_spend_fen", "apply_tags",
+__all__ = ["OA_WINDOW", "CustomerFilter", "NewCustomer", "add_local_tags", "add_new_customer",
+           "annual_spend_fen", "apply_tags",
            "filtered_customers", "find_one_customer", "follower", "lift_dormancy",
            "mask_mobile", "mobile_shown_to", "oa_window_left", "record_purchase",
            "refresh_spend", "remove_tags", "resync_unsynced_tags", "search_customers",
-           "sync_customer"]
+           "sync_customer", "tag_new_customer"]
 
 
 def _from_ts(value: Any) -> datetime | None:
@@ -98,6 +101,72 @@ async def sync_customer(external_userid: str, ctx: BotContext, *, added_by: str 
     await customer.save(update_fields=SYNCED_FIELDS)
     await sync_tags_from_wecom(customer, follows)
     return customer
+
+
+@dataclass(frozen=True)
+class NewCustomer:
+    """A customer `add_new_customer` inserted: what tagging them needs."""
+
+    id: int
+    external_userid: str
+    tag_via: str | None  # the member `tagging_member` would tag through
+    wecom_tags: list[dict[str, Any]]  # customer_tag rows for the tags WeCom reported
+
+
+async def add_new_customer(ctx: BotContext, external_userid: str, data: dict[str, Any], *,
+                           added_by: str, half: bool, owner: str | None,
+                           source: dict[str, Any]) -> NewCustomer | None:
+    """`sync_customer` for a customer we have never seen, in two statements (the customer,
+    their relationships) instead of a dozen: None if they exist, and nothing is written
+    (then `sync_customer` updates them). `source` is what the scan says of them (source,
+    source_state, store and a region that wins over the owner's). The rows are those
+    `sync_customer` would write for a new customer, field for field."""
+    contact = data.get("external_contact", {})
+    follows: list[dict[str, Any]] = data.get("follow_user", [])
+    mobiles = [m for f in follows for m in f.get("remark_mobiles", []) if m]
+    first_contact_at: datetime | None = None
+    relations = []
+    for follow in follows:
+        added = _from_ts(follow.get("createtime"))
+        if first_contact_at is None or (added and added < first_contact_at):
+            first_contact_at = added
+        status = RelationStatus.ACTIVE
+        if follow["userid"] == added_by:
+            status = RelationStatus.HALF if half else RelationStatus.ACTIVE
+        relations.append({"staff_userid": follow["userid"], "state": follow.get("state") or None,
+                          "added_at": added, "status": status})
+    owner_userid = owner or added_by or (follows[0]["userid"] if follows else None)
+    region = source.get("region")
+    if owner_userid:  # the owner is recorded from then on, as sync_customer does
+        owner_region = (await ensure_staff(owner_userid, ctx)).region
+        region = region or owner_region
+    row = {"external_userid": external_userid, "name": contact.get("name", ""),
+           "type": int(contact.get("type", 1)), "gender": int(contact.get("gender", 0)),
+           "avatar": contact.get("avatar", ""), "unionid": contact.get("unionid") or None,
+           "corp_name": contact.get("corp_name", ""),
+           "mobile": mobiles[0] if mobiles else None, "first_contact_at": first_contact_at,
+           "status": CustomerStatus.ACTIVE if relations else CustomerStatus.ENDED,
+           "owner_userid": owner_userid, **source, "region": region}
+    inserted = await insert_new(Customer, [row], unique=["external_userid"])
+    if not inserted:
+        return None
+    customer_id = int(inserted[0]["id"])
+    await insert_new(FollowRelation, [{"customer_id": customer_id, **r} for r in relations],
+                     unique=None)
+    live = sorted((r for r in relations if r["status"] in (RelationStatus.ACTIVE,
+                                                          RelationStatus.HALF)),
+                  key=lambda r: (r["staff_userid"] != owner_userid,
+                                 r["status"] != RelationStatus.ACTIVE))
+    wecom_tags: dict[tuple[str, str], dict[str, Any]] = {}
+    for follow in follows:  # as sync_tags_from_wecom writes them for a customer without tags
+        for tag in follow.get("tags", []):
+            if tag.get("type", 1) == 1 and tag.get("tag_id"):
+                group, name = tag.get("group_name", ""), tag.get("tag_name", "")
+                wecom_tags.setdefault((group, name), {
+                    "customer_id": customer_id, "group_name": group, "name": name,
+                    "tag_id": tag["tag_id"], "origin": "wecom"})
+    return NewCustomer(customer_id, external_userid, live[0]["staff_userid"] if live else None,
+                       list(wecom_tags.values()))
 
 
 OA_WINDOW = timedelta(hours=48)  # customer-service messages after a follower's last message

@@ -13,7 +13,7 @@ from tortoise.exceptions import IntegrityError
 
 from bot.access.errors import Refusal
 from bot.app.context import BotContext
-from bot.store.db import atomic
+from bot.store.db import atomic, insert_new
 from bot.wecom import WeComError
 from bot.wecom.errors import NOT_EXTERNAL_CONTACT, TAG_NAME_EXISTS
 from models import CorpTag, Customer, CustomerTag, FollowRelation
@@ -143,6 +143,7 @@ async def resolve_tags(ctx: BotContext, texts: list[str], *, fresh: bool = False
     tag may have been created in the admin console since)."""
     resolved = []
     refreshed = not fresh
+    known = await _groups_of([t.strip() for t in texts if not _grouped(t)])
     for text in texts:
         group, sep, name = text.replace("：", ":").partition(":")
         for part in (group, name) if sep else (text,):
@@ -153,7 +154,7 @@ async def resolve_tags(ctx: BotContext, texts: list[str], *, fresh: bool = False
             resolved.append((group.strip(), name.strip()))
             continue
         name = text.strip()
-        groups = await _groups_with(name)
+        groups = known.get(name, [])
         if not groups and not refreshed:
             await refresh_corp_tags(ctx)
             refreshed = True
@@ -163,6 +164,22 @@ async def resolve_tags(ctx: BotContext, texts: list[str], *, fresh: bool = False
             raise AmbiguousTag(f"标签「{name}」在多个标签组中，请写明是哪一个：{options}")
         resolved.append((groups[0] if groups else default_group(ctx), name))
     return resolved
+
+
+def _grouped(text: str) -> bool:
+    group, sep, name = text.replace("：", ":").partition(":")
+    return bool(sep and group.strip() and name.strip())
+
+
+async def _groups_of(names: list[str]) -> dict[str, list[str]]:
+    """The groups each name is a corp tag in, for all of them in one query."""
+    found: dict[str, list[str]] = {}
+    if names:
+        rows = await CorpTag.filter(name__in=names, deleted=False).order_by("group_name") \
+            .values_list("name", "group_name")
+        for name, group in rows:
+            found.setdefault(str(name), []).append(str(group))
+    return found
 
 
 async def _groups_with(name: str) -> list[str]:
@@ -208,6 +225,32 @@ async def apply_tags(ctx: BotContext, customer: Customer, names: list[str], *,
         await CustomerTag.filter(customer=customer, tag_id__in=tag_ids, synced=False) \
             .update(synced=True)
     return await CustomerTag.filter(customer=customer, tag_id__in=tag_ids)
+
+
+async def tag_new_customer(ctx: BotContext, customer_id: int, external_userid: str,
+                           via: str | None, names: list[str], *, origin: str,
+                           wecom_tags: list[dict[str, Any]]) -> None:
+    """`apply_tags` for a customer inserted a moment ago, whose only tags are those WeCom
+    reported (`wecom_tags`, rows for `customer_tag`): tagged in WeCom through `via` (the
+    relationship `tagging_member` would pick), then every row in one statement, WeCom's
+    first (they win over a channel tag of the same name, as when written before)."""
+    corp_tags = [await ensure_corp_tag(ctx, group, name)
+                 for group, name in await resolve_tags(ctx, names)]
+    synced = False
+    if via is not None and corp_tags:
+        try:
+            await ctx.wecom.mark_tag(via, external_userid, add=[t.tag_id for t in corp_tags])
+            synced = True
+        except WeComError as exc:
+            if exc.errcode != NOT_EXTERNAL_CONTACT:
+                raise
+            logger.info("mark_tag for %s refused with 84061; retried when the add completes",
+                        external_userid)
+    now = ctx.clock.now()
+    await insert_new(CustomerTag, wecom_tags + [
+        {"customer_id": customer_id, "group_name": t.group_name, "name": t.name,
+         "tag_id": t.tag_id, "origin": origin, "synced": synced, "created_at": now}
+        for t in corp_tags], unique=["customer_id", "group_name", "name"])
 
 
 async def resync_unsynced_tags(ctx: BotContext, customer: Customer) -> int:
