@@ -19,6 +19,8 @@ def test_postgres_connections_start_with_custom_plans_and_a_pool_of_twenty() -> 
     assert (credentials["host"], int(credentials["port"]), credentials["database"]) == (
         "db.internal", 5433, "scrm")
     assert credentials["password"] == "s@cret" and int(credentials["maxsize"]) == 20
+    # a query given its connection back costs no second round trip (RESET ALL and co.)
+    assert credentials["reset"] is not None
     assert int(connection_config("postgres://h/db?maxsize=5")["credentials"]  # type: ignore[index]
                ["maxsize"]) == 5
 

@@ -28,7 +28,7 @@ from handlers.customers.tags import (
     sync_tags_from_wecom,
     tag_new_customer,
 )
-from handlers.staff.service import ensure_staff
+from handlers.staff.service import ensure_staff, staff_region
 from models import Channel, Customer, CustomerTag, FollowRelation, Purchase, Staff
 from models.contacts import CustomerStatus, RelationStatus
 
@@ -138,7 +138,7 @@ async def add_new_customer(ctx: BotContext, external_userid: str, data: dict[str
     owner_userid = owner or added_by or (follows[0]["userid"] if follows else None)
     region = source.get("region")
     if owner_userid:  # the owner is recorded from then on, as sync_customer does
-        owner_region = (await ensure_staff(owner_userid, ctx)).region
+        owner_region = await staff_region(owner_userid, ctx)
         region = region or owner_region
     row = {"external_userid": external_userid, "name": contact.get("name", ""),
            "type": int(contact.get("type", 1)), "gender": int(contact.get("gender", 0)),

@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
 
 from bot.access.errors import Refusal
 from bot.app.context import BotContext
-from bot.store.db import atomic, insert_new
+from bot.store.db import atomic, dialect, insert_new
 from bot.wecom import WeComError
 from bot.wecom.errors import NOT_EXTERNAL_CONTACT, TAG_NAME_EXISTS
 from models import CorpTag, Customer, CustomerTag, FollowRelation
@@ -175,10 +176,13 @@ async def _groups_of(names: list[str]) -> dict[str, list[str]]:
     """The groups each name is a corp tag in, for all of them in one query."""
     found: dict[str, list[str]] = {}
     if names:
-        rows = await CorpTag.filter(name__in=names, deleted=False).order_by("group_name") \
-            .values_list("name", "group_name")
-        for name, group in rows:
-            found.setdefault(str(name), []).append(str(group))
+        marks = ",".join(f"${i + 1}" if dialect() == "postgres" else "?"
+                         for i in range(len(names)))
+        rows = await get_connection("default").execute_query_dict(
+            f"SELECT name, group_name FROM corp_tag WHERE NOT deleted AND name IN ({marks}) "
+            "ORDER BY group_name", names)
+        for row in rows:
+            found.setdefault(str(row["name"]), []).append(str(row["group_name"]))
     return found
 
 

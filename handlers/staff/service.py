@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import logging
 
+from tortoise.connection import get_connection
+
 from bot.access.errors import Refusal
 from bot.app.context import BotContext
+from bot.store.db import sql_for
 from models import Staff
 
 logger = logging.getLogger(__name__)
@@ -20,6 +23,16 @@ def initial_role(userid: str, ctx: BotContext) -> str:
         return "admin"
     rules = ctx.rules.current
     return rules.initial_roles.get(userid, rules.default_role)
+
+
+async def staff_region(userid: str, ctx: BotContext) -> str | None:
+    """The member's region, by one plain query (a scan asks for every new customer); a
+    member we have not heard of yet is fetched and recorded as `ensure_staff` does."""
+    rows = await get_connection("default").execute_query_dict(
+        sql_for("SELECT region FROM staff WHERE userid = $1"), [userid])
+    if rows:
+        return rows[0]["region"]  # type: ignore[no-any-return]
+    return (await ensure_staff(userid, ctx)).region
 
 
 async def ensure_staff(userid: str, ctx: BotContext) -> Staff:
