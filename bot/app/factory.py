@@ -102,19 +102,20 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_worker: bo
         for feature in features:
             if feature.events is not None:
                 dispatcher.include_router(feature.events)
+        lanes: list[FastLane[Any]] = [make(ctx) for feature in features
+                                      for make in feature.lanes] if run_worker else []
         worker = InboxWorker(dispatcher, ctx, clock, instance_id=name,
                              concurrency=settings.workers, lease_s=inbox_lease_s,
-                             poll_interval_s=worker_poll_s)
+                             poll_interval_s=worker_poll_s,
+                             give_way=lambda: any(lane.pressed for lane in lanes))
         writer = InboxWriter(clock, on_new_rows=worker.wake)
         outbox = OutboxDispatcher(
             ctx.outbox, _senders(ctx, features), ctx.wecom.limiter,
             lambda: ctx.rules.current.care.quiet, settings.tz, instance_id=name,
             lease_s=outbox_lease_s, poll_interval_s=min(worker_poll_s, 0.5))
         app[worker_key], app[writer_key], app[outbox_key] = worker, writer, outbox
-        lanes: list[FastLane[Any]] = []
         writer.start()
         if run_worker:
-            lanes = [make(ctx) for feature in features for make in feature.lanes]
             for lane in lanes:
                 writer.subscribe(lane)
                 lane.start()

@@ -5,7 +5,9 @@ intake's "accepted" hook at composition time. The inbox row is committed before 
 starts, so nothing is lost if the process dies: the worker reaches the row and does the work
 itself, which is why the lane's function must be safe to run twice (the welcome records its
 send in the database). The lane is bounded: under a burst it skips what it cannot start and
-the callback path never piles up tasks.
+the callback path never piles up tasks. While all its slots are taken the lane is
+`pressed`, and the inbox worker waits before each row (bounded): one event loop runs both,
+and the lane's deadline is the tighter one.
 
 A lane may also `recover`: every second it asks the feature for at most as much work as it
 has room for that is still worth doing and that nobody is doing (the welcome of an add
@@ -44,6 +46,7 @@ class FastLane(Generic[E]):
         self._accepts = accepts
         self._run = run
         self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
         self._max_pending = max_pending
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: set[int] = set()  # inbox ids under way here
@@ -53,6 +56,12 @@ class FastLane(Generic[E]):
         self.skipped = 0
         self.started = 0
         self.recovered = 0
+
+    @property
+    def pressed(self) -> bool:
+        """Every slot is taken: work here now waits, and the worker should give way (one
+        event loop: what the worker runs delays every piece of work here)."""
+        return len(self._tasks) >= self._concurrency
 
     def start(self) -> None:
         """Start recovering (if the lane can): at once, then every `recover_every_s`."""

@@ -10,6 +10,8 @@ from handlers.channels.commands import commands
 from handlers.channels.events import events
 from handlers.channels.welcome import is_add_with_welcome, pending_welcomes, welcome_once
 
+WELCOME_QUEUE = 4000
+
 
 def welcome_lane(ctx: BotContext) -> FastLane[ExternalContactChange]:
     """An accepted add's welcome goes out at once, not behind the worker's backlog: WeCom
@@ -21,8 +23,10 @@ def welcome_lane(ctx: BotContext) -> FastLane[ExternalContactChange]:
     async def recover(limit: int) -> list[ExternalContactChange]:
         return await pending_welcomes(ctx, limit)
 
+    # Room for 20 s of adds at WeCom's cap of 10,000 a minute: a burst is queued here, in
+    # order, rather than left to the recovery (seconds later) or the worker (later still).
     return FastLane("welcome", ExternalContactChange, is_add_with_welcome, send,
-                    recover=recover)
+                    recover=recover, max_pending=WELCOME_QUEUE)
 
 
 feature = Feature("channels", commands=commands, events=events, lanes=(welcome_lane,))
