@@ -10,20 +10,22 @@ tag (in our database and in WeCom), and the scan record.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-from tortoise.connection import get_connection
 
 from bot.app.context import BotContext, Events
 from bot.domain.periods import visit_period
 from bot.pipeline.dispatcher import ChangeTypes, HasField
-from bot.store.db import insert_new, sql_for
+from bot.store.db import insert_new
 from bot.wecom.events import Event, ExternalContactChange, OAScan, OASubscribe
-from handlers.channels.welcome import ADD_CHANGES, cached_contact, recorded_outcome, welcome_once
+from handlers.channels.welcome import (
+    ADD_CHANGES,
+    cached_contact,
+    recorded_outcome,
+    scan_facts,
+    welcome_once,
+)
 from handlers.customers.service import (
     add_local_tags,
     add_new_customer,
@@ -65,53 +67,26 @@ async def on_add_welcome(event: ExternalContactChange, ctx: BotContext) -> None:
     await welcome_once(ctx, event)
 
 
-@dataclass(frozen=True)
-class ChannelFacts:
-    """What a scan needs of its channel."""
-
-    id: int
-    name: str
-    state: str
-    tags: list[str]
-    store: str | None
-    region: str | None
-
-
-_CHANNEL_SQL = "SELECT id, name, state, tags, store, region FROM channel WHERE state = $1"
-
-
-async def channel_facts(state: str | None) -> ChannelFacts | None:
-    """The channel carrying `state`, read plainly (one query, no model built)."""
-    if not state:
-        return None
-    rows = await get_connection("default").execute_query_dict(sql_for(_CHANNEL_SQL), [state])
-    if not rows:
-        return None
-    row = rows[0]
-    tags = row["tags"]
-    return ChannelFacts(int(row["id"]), row["name"], row["state"],
-                        list(json.loads(tags) if isinstance(tags, str | bytes) else tags or []),
-                        row["store"], row["region"])
-
-
 @events.on(ExternalContactChange, ChangeTypes(*ADD_CHANGES), name="scan")
 async def on_customer_added(event: ExternalContactChange, ctx: BotContext) -> None:
     """A new customer takes the short road (`add_new_customer`, `tag_new_customer`: a few
     plain statements); a customer we know, the full sync. Either way the profile is the one
     the welcome fetched, not fetched again."""
-    channel = await channel_facts(event.state)
+    facts = await scan_facts(ctx, event)
+    found = facts.channel is not None
     half = event.change_type == "add_half_external_contact"
     contact = await cached_contact(ctx, event.external_user_id) \
         or await ctx.wecom.get_external_contact(event.external_user_id)
     at = scan_time(event, ctx)
-    tags = (channel.tags if channel else []) + computed_tags(at, ctx)
+    tags = (facts.tags if found else []) + computed_tags(at, ctx)
     new = await add_new_customer(
         ctx, event.external_user_id, contact, added_by=event.user_id, half=half,
         owner=event.user_id, source={
-            "source": "channel" if channel else "unknown",
-            "source_state": channel.state if channel else None,
-            "store": channel.store if channel else None,
-            "region": channel.region if channel else None})
+            "source": "channel" if found else "unknown",
+            "source_state": facts.state if found else None,
+            "store": facts.store if found else None,
+            "region": facts.region if found else None},
+        added_by_region=(facts.staff_region,) if facts.staff_known else None)
     if new is not None:
         await tag_new_customer(ctx, new.id, new.external_userid, new.tag_via, tags,
                                origin="channel", wecom_tags=new.wecom_tags)
@@ -124,12 +99,12 @@ async def on_customer_added(event: ExternalContactChange, ctx: BotContext) -> No
     welcome = await recorded_outcome(ctx, event)
     # a retried row recorded it already: the unique event key keeps one
     await insert_new(ChannelScan, [{
-        "event_key": event_key(event), "channel_id": channel.id if channel else None,
+        "event_key": event_key(event), "channel_id": facts.channel_id,
         "state": event.state, "new_customer": new is not None, "welcome": welcome,
         "customer_id": customer_id, "staff_userid": event.user_id, "at": at}],
         unique=["event_key"])
     logger.info("scan: %s added %s via %s (%s), welcome %s", event.external_user_id,
-                event.user_id, channel.name if channel else "no channel",
+                event.user_id, facts.channel or "no channel",
                 "new" if new is not None else "returning", welcome)
 
 

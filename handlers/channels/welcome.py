@@ -99,10 +99,11 @@ class WelcomeBook:
     def __init__(self) -> None:
         self.outcomes: OrderedDict[str, str] = OrderedDict()
         self.contacts: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.facts: OrderedDict[int, ScanFacts] = OrderedDict()  # by inbox row
         self.running: dict[str, asyncio.Future[str]] = {}
 
     @staticmethod
-    def _keep(items: OrderedDict[str, Any], key: str, value: Any) -> None:
+    def _keep(items: OrderedDict[Any, Any], key: Any, value: Any) -> None:
         items[key] = value
         if len(items) > RECENT_ITEMS:
             items.popitem(last=False)
@@ -112,6 +113,9 @@ class WelcomeBook:
 
     def contact(self, external_userid: str, contact: dict[str, Any]) -> None:
         self._keep(self.contacts, external_userid, contact)
+
+    def keep_facts(self, inbox_id: int, facts: ScanFacts) -> None:
+        self._keep(self.facts, inbox_id, facts)
 
 
 async def cached_contact(ctx: BotContext, external_userid: str) -> dict[str, Any] | None:
@@ -146,34 +150,56 @@ async def _keep_contact(ctx: BotContext, external_userid: str,
 
 
 @dataclass(frozen=True)
-class WelcomeFacts:
-    """What a welcome's text needs from the database: the channel (None without one) and
-    the member's name."""
+class ScanFacts:
+    """What an add needs from the database, read once: its channel (`channel` is None
+    without one) and the member added (`staff_known` False: not recorded yet)."""
 
+    channel_id: int | None
     channel: str | None
     state: str | None
     store: str | None
+    region: str | None
+    tags: list[str]
     template: str
+    staff_known: bool
     staff_name: str
+    staff_region: str | None
 
 
 _FACTS_SQL = """
-SELECT c.name, c.state, c.store, c.welcome, s.name AS staff_name
+SELECT c.id, c.name, c.state, c.store, c.region, c.tags, c.welcome,
+       s.userid AS staff_userid, s.name AS staff_name, s.region AS staff_region
 FROM (SELECT 1 AS one) AS x LEFT JOIN channel c ON c.state = $1
 LEFT JOIN staff s ON s.userid = $2"""
 
 
-async def welcome_facts(event: ExternalContactChange) -> WelcomeFacts:
-    """The channel and the member in one query (the welcome lane's only read)."""
+async def scan_facts(ctx: BotContext, event: ExternalContactChange, *,
+                     keep: bool = False) -> ScanFacts:
+    """The channel and the member in one query; the welcome lane reads them (`keep`: left
+    in memory for the scan's processing), the worker takes what the lane read, as it was
+    at the scan, or reads them itself."""
+    book = ctx.locals.get(WelcomeBook)
+    if not keep:
+        kept = book.facts.pop(event.inbox_id, None)
+        if kept is not None:
+            return kept
     rows = await get_connection("default").execute_query_dict(
         sql_for(_FACTS_SQL), [event.state, event.user_id])
     row = rows[0] if rows else {}
-    return WelcomeFacts(channel=row.get("name"), state=row.get("state"),
-                        store=row.get("store"), template=row.get("welcome") or "",
-                        staff_name=row.get("staff_name") or event.user_id)
+    tags = row.get("tags")
+    facts = ScanFacts(
+        channel_id=row.get("id"), channel=row.get("name"), state=row.get("state"),
+        store=row.get("store"), region=row.get("region"),
+        tags=list(json.loads(tags) if isinstance(tags, str | bytes) else tags or []),
+        template=row.get("welcome") or "", staff_known=row.get("staff_userid") is not None,
+        staff_name=row.get("staff_name") or event.user_id,
+        staff_region=row.get("staff_region"))
+    if keep and event.inbox_id:
+        book.keep_facts(event.inbox_id, facts)
+    return facts
 
 
-def welcome_text(ctx: BotContext, event: ExternalContactChange, facts: WelcomeFacts,
+def welcome_text(ctx: BotContext, event: ExternalContactChange, facts: ScanFacts,
                  contact: dict[str, Any] | None) -> str:
     """The channel's welcome, or the default one (also when a channel's stored text no
     longer passes the template check: a welcome is never lost to a template)."""
@@ -283,7 +309,7 @@ async def welcome_once(ctx: BotContext, event: ExternalContactChange, *,
 
 async def _send_once(ctx: BotContext, event: ExternalContactChange, key: str) -> str:
     assert event.welcome_code
-    facts, contact = await asyncio.gather(welcome_facts(event),
+    facts, contact = await asyncio.gather(scan_facts(ctx, event, keep=True),
                                           _contact_for_welcome(event, ctx))
     text = welcome_text(ctx, event, facts, contact)
     while (claim := await _claim(ctx, event, key)) is None:

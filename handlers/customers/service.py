@@ -115,11 +115,14 @@ class NewCustomer:
 
 async def add_new_customer(ctx: BotContext, external_userid: str, data: dict[str, Any], *,
                            added_by: str, half: bool, owner: str | None,
-                           source: dict[str, Any]) -> NewCustomer | None:
+                           source: dict[str, Any],
+                           added_by_region: tuple[str | None] | None = None
+                           ) -> NewCustomer | None:
     """`sync_customer` for a customer we have never seen, in two statements (the customer,
     their relationships) instead of a dozen: None if they exist, and nothing is written
     (then `sync_customer` updates them). `source` is what the scan says of them (source,
-    source_state, store and a region that wins over the owner's). The rows are those
+    source_state, store and a region that wins over the owner's); `added_by_region` the
+    region of `added_by`, recorded already, if the caller read it. The rows are those
     `sync_customer` would write for a new customer, field for field."""
     contact = data.get("external_contact", {})
     follows: list[dict[str, Any]] = data.get("follow_user", [])
@@ -137,7 +140,9 @@ async def add_new_customer(ctx: BotContext, external_userid: str, data: dict[str
                           "added_at": added, "status": status})
     owner_userid = owner or added_by or (follows[0]["userid"] if follows else None)
     region = source.get("region")
-    if owner_userid:  # the owner is recorded from then on, as sync_customer does
+    if owner_userid == added_by and added_by_region is not None:
+        region = region or added_by_region[0]
+    elif owner_userid:  # the owner is recorded from then on, as sync_customer does
         owner_region = await staff_region(owner_userid, ctx)
         region = region or owner_region
     row = {"external_userid": external_userid, "name": contact.get("name", ""),
