@@ -30,7 +30,8 @@ from tortoise.expressions import Q
 from bot.app.context import BotContext
 from bot.chat import staff_templates
 from bot.chat.staff_templates import StaffTemplateError
-from bot.store.db import db_value, insert_new, sql_for
+from bot.store.batch import GroupWrite
+from bot.store.db import db_value, dialect, insert_new, sql_for
 from bot.wecom import WeComError
 from bot.wecom.errors import WELCOME_CODE_EXPIRED, WELCOME_CODE_USED
 from bot.wecom.events import ExternalContactChange, parse_event
@@ -97,6 +98,9 @@ class WelcomeBook:
     for other instances and after a restart."""
 
     def __init__(self) -> None:
+        self.finishes: GroupWrite[Finish] = GroupWrite("welcome-outcomes", _write_outcomes)
+        self.kept: GroupWrite[tuple[Any, str, str]] = GroupWrite(
+            "welcome-contacts", _write_contacts, linger_s=0.05)
         self.outcomes: OrderedDict[str, str] = OrderedDict()
         self.contacts: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.facts: OrderedDict[int, ScanFacts] = OrderedDict()  # by inbox row
@@ -140,13 +144,21 @@ async def _contact_for_welcome(event: ExternalContactChange,
         return None
 
 
-async def _keep_contact(ctx: BotContext, external_userid: str,
-                        contact: dict[str, Any]) -> None:
+def _keep_contact(ctx: BotContext, external_userid: str, contact: dict[str, Any]) -> None:
     """For the scan's processing, which must not fetch it again (WeCom counts every call
-    against the corp's 10,000 a minute per API)."""
-    ctx.locals.get(WelcomeBook).contact(external_userid, contact)
-    await ctx.redis.set(_contact_key(external_userid),
-                        json.dumps(contact, ensure_ascii=False), ex=CONTACT_CACHE_S)
+    against the corp's 10,000 a minute per API): in memory for this process's worker, and
+    in Redis, a batch at a time, for another instance's."""
+    book = ctx.locals.get(WelcomeBook)
+    book.contact(external_userid, contact)
+    book.kept.add_nowait((ctx.redis, _contact_key(external_userid),
+                          json.dumps(contact, ensure_ascii=False)))
+
+
+async def _write_contacts(items: list[tuple[Any, str, str]]) -> None:
+    pipe = items[0][0].pipeline(transaction=False)
+    for _, key, value in items:
+        pipe.set(key, value, ex=CONTACT_CACHE_S)
+    await pipe.execute()
 
 
 @dataclass(frozen=True)
@@ -336,18 +348,46 @@ async def _send_once(ctx: BotContext, event: ExternalContactChange, key: str) ->
     else:
         outcome, detail = "sent", ""
     if contact is not None:  # kept before the outcome is: whoever sees it finds the profile
-        await _keep_contact(ctx, event.external_user_id, contact)
+        _keep_contact(ctx, event.external_user_id, contact)
     return await _finish(ctx, key, outcome, detail)
+
+
+@dataclass(frozen=True)
+class Finish:
+    code_hash: str
+    outcome: str
+    detail: str
+    at: Any  # finished_at as the database stores it
 
 
 _FINISH_SQL = """
 UPDATE welcome_send SET status = $1, detail = $2, finished_at = $3, lease_until_ms = 0
 WHERE code_hash = $4 AND status = 'sending'"""
 
+_FINISH_MANY_PG = """
+UPDATE welcome_send AS w SET status = t.status, detail = t.detail, finished_at = t.at,
+                             lease_until_ms = 0
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS t(code_hash, status,
+                                                                       detail, at)
+WHERE w.code_hash = t.code_hash AND w.status = 'sending'"""
+
+
+async def _write_outcomes(items: list[Finish]) -> None:
+    """Welcomes that finished together, recorded with one statement (PostgreSQL)."""
+    conn = get_connection("default")
+    if dialect() == "postgres":
+        await conn.execute_query(_FINISH_MANY_PG, [
+            [f.code_hash for f in items], [f.outcome for f in items],
+            [f.detail for f in items], [f.at for f in items]])
+        return
+    for f in items:
+        await conn.execute_query(sql_for(_FINISH_SQL), [f.outcome, f.detail, f.at, f.code_hash])
+
 
 async def _finish(ctx: BotContext, key: str, outcome: str, detail: str) -> str:
-    await get_connection("default").execute_query(sql_for(_FINISH_SQL), [
-        outcome, detail[:2000], db_value(WelcomeSend, "finished_at", ctx.clock.now()), key])
+    """Record the outcome (with the others finishing now); returns once it is written."""
+    await ctx.locals.get(WelcomeBook).finishes.add(Finish(
+        key, outcome, detail[:2000], db_value(WelcomeSend, "finished_at", ctx.clock.now())))
     return outcome
 
 

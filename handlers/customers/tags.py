@@ -31,6 +31,16 @@ class CorpTagCache(dict[tuple[str, str], CorpTag]):
     cleared whenever the mirror is refreshed from WeCom."""
 
 
+class TagGroupsCache(dict[str, list[str]]):
+    """Tag name → the groups it is a corp tag in, so a scan's ungrouped tags (`压测新客`)
+    are resolved without a query; cleared with `CorpTagCache`, and when a tag is created."""
+
+
+def _forget_tags(ctx: BotContext) -> None:
+    ctx.locals.get(CorpTagCache).clear()
+    ctx.locals.get(TagGroupsCache).clear()
+
+
 def default_group(ctx: BotContext) -> str:
     org = ctx.rules.current.raw.get("organisation", {})
     return str(org.get("default_tag_group", DEFAULT_GROUP))
@@ -44,7 +54,7 @@ async def refresh_corp_tags(ctx: BotContext) -> int:
     had, a tag moved: WeCom's view wins and customers' tags follow their tag's new id.
     """
     data = await ctx.wecom.get_corp_tag_list()
-    ctx.locals.get(CorpTagCache).clear()
+    _forget_tags(ctx)
     present: set[str] = set()
     async with atomic():
         for group in data.get("tag_group", []):
@@ -53,6 +63,7 @@ async def refresh_corp_tags(ctx: BotContext) -> int:
                               deleted=bool(tag.get("deleted")))
                 present.add(tag["id"])
         await CorpTag.filter(deleted=False).exclude(tag_id__in=present).update(deleted=True)
+    ctx.locals.get(TagGroupsCache).clear()  # what scans read meanwhile
     return len(present)
 
 
@@ -129,7 +140,9 @@ async def _ensure_corp_tag(ctx: BotContext, group: str, name: str) -> CorpTag:
             return await CorpTag.get(group_name=group, name=name)
         created = result["tag_group"]
         new = next(t for t in created["tag"] if t["name"] == name)
-        return await _mirror(new["id"], created["group_id"], created["group_name"], name)
+        mirrored = await _mirror(new["id"], created["group_id"], created["group_name"], name)
+        ctx.locals.get(TagGroupsCache).clear()
+        return mirrored
 
 
 class AmbiguousTag(Refusal):
@@ -144,7 +157,8 @@ async def resolve_tags(ctx: BotContext, texts: list[str], *, fresh: bool = False
     tag may have been created in the admin console since)."""
     resolved = []
     refreshed = not fresh
-    known = await _groups_of([t.strip() for t in texts if not _grouped(t)])
+    known = await _groups_of(ctx, [t.strip() for t in texts if not _grouped(t)],
+                             cached=not fresh)
     for text in texts:
         group, sep, name = text.replace("：", ":").partition(":")
         for part in (group, name) if sep else (text,):
@@ -172,8 +186,13 @@ def _grouped(text: str) -> bool:
     return bool(sep and group.strip() and name.strip())
 
 
-async def _groups_of(names: list[str]) -> dict[str, list[str]]:
-    """The groups each name is a corp tag in, for all of them in one query."""
+async def _groups_of(ctx: BotContext, names: list[str], *, cached: bool
+                     ) -> dict[str, list[str]]:
+    """The groups each name is a corp tag in, for all of them in one query; `cached` (a
+    scan, not a member's command): remembered from the last time if possible."""
+    cache = ctx.locals.get(TagGroupsCache)
+    if cached and all(name in cache for name in names):
+        return {name: cache[name] for name in names}
     found: dict[str, list[str]] = {}
     if names:
         marks = ",".join(f"${i + 1}" if dialect() == "postgres" else "?"
@@ -183,6 +202,8 @@ async def _groups_of(names: list[str]) -> dict[str, list[str]]:
             "ORDER BY group_name", names)
         for row in rows:
             found.setdefault(str(row["name"]), []).append(str(row["group_name"]))
+    for name in names:
+        cache[name] = found.setdefault(name, [])
     return found
 
 
