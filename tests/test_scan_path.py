@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.app.keys import context_key
 from bot.store.batch import GroupWrite
-from handlers.customers.service import add_new_customer, sync_customer, tag_new_customer
+from handlers.customers.service import add_new_customer, sync_customer, tag_and_relate
 from models import Customer, CustomerTag, FollowRelation, Staff
 from tests.harness import Harness
 
@@ -43,8 +43,7 @@ async def test_a_new_customer_is_written_as_the_full_sync_writes_them(harness: H
     new = await add_new_customer(ctx, "wmFAST", _profile("wmFAST"), added_by="zhangsan",
                                  half=True, owner="zhangsan", source=source)
     assert new is not None and new.tag_via == "zhangsan"
-    await tag_new_customer(ctx, new.id, new.external_userid, None, [], origin="channel",
-                           wecom_tags=new.wecom_tags)
+    await tag_and_relate(ctx, new, [], origin="channel")
     # the full sync of the same profile, then what the scan set on a new customer
     slow = await sync_customer("wmSLOW", ctx, added_by="zhangsan", half=True,
                                data=_profile("wmSLOW"), owner="zhangsan")

@@ -10,6 +10,7 @@ import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -290,6 +291,40 @@ async def insert_many(model: type[Model], rows: list[dict[str, Any]], *,
                                  values)
 
 
+@dataclass(frozen=True)
+class NewRows:
+    """Rows for `insert_together`: plain dicts for `model`, skipped where a row with the
+    same `unique` columns exists (`unique=None`: such a row raises IntegrityError)."""
+
+    model: type[Model]
+    rows: list[dict[str, Any]]
+    unique: Sequence[str] | None = None
+
+
+def _insert_sql(new: NewRows, returning: Sequence[str], offset: int, pg: bool
+                ) -> tuple[str, list[Any]]:
+    """One INSERT of `new` and its values; PostgreSQL placeholders start after `offset`."""
+    meta = new.model._meta
+    now = datetime.now(UTC)
+    fields, columns, plain = _insert_projection(new.model)
+    values = [v for row in new.rows for v in _db_row(new.model, fields, plain, row, now)]
+    width = len(columns)
+    if pg:
+        marks = ",".join("(" + ",".join(f"${offset + i * width + j + 1}" for j in range(width))
+                         + ")" for i in range(len(new.rows)))
+    else:
+        marks = ",".join(["(" + ",".join("?" * width) + ")"] * len(new.rows))
+    quoted = ",".join(f'"{c}"' for c in columns)
+    sql = f'INSERT INTO "{meta.db_table}" ({quoted}) VALUES {marks}'
+    if new.unique is not None:
+        key = ",".join(f'"{meta.fields_db_projection.get(c, c)}"' for c in new.unique)
+        sql += f" ON CONFLICT ({key}) DO NOTHING"
+    if returning:
+        sql += " RETURNING " + ",".join(f'"{meta.fields_db_projection.get(c, c)}"'
+                                        for c in returning)
+    return sql, values
+
+
 async def insert_new(model: type[Model], rows: list[dict[str, Any]], *,
                      unique: Sequence[str] | None, returning: Sequence[str] = ("id",)
                      ) -> list[dict[str, Any]]:
@@ -300,25 +335,31 @@ async def insert_new(model: type[Model], rows: list[dict[str, Any]], *,
     `returning` columns). Runs in the caller's transaction."""
     if not rows:
         return []
-    meta = model._meta
-    now = datetime.now(UTC)
-    fields, columns, plain = _insert_projection(model)
-    values = [v for row in rows for v in _db_row(model, fields, plain, row, now)]
-    width = len(columns)
-    if dialect() == "postgres":
-        marks = ",".join("(" + ",".join(f"${i * width + j + 1}" for j in range(width)) + ")"
-                         for i in range(len(rows)))
-    else:
-        marks = ",".join(["(" + ",".join("?" * width) + ")"] * len(rows))
-    quoted = ",".join(f'"{c}"' for c in columns)
-    back = ",".join(f'"{meta.fields_db_projection.get(c, c)}"' for c in returning)
-    sql = f'INSERT INTO "{meta.db_table}" ({quoted}) VALUES {marks} '
-    if unique is not None:
-        key = ",".join(f'"{meta.fields_db_projection.get(c, c)}"' for c in unique)
-        sql += f"ON CONFLICT ({key}) DO NOTHING "
-    sql += f"RETURNING {back}"
-    conn = get_connection(meta.default_connection or "default")
+    sql, values = _insert_sql(NewRows(model, rows, unique), returning, 0,
+                              dialect() == "postgres")
+    conn = get_connection(model._meta.default_connection or "default")
     return list(await conn.execute_query_dict(sql, values))
+
+
+async def insert_together(*inserts: NewRows) -> None:
+    """Several inserts into different tables, independent of each other, in one round trip
+    on PostgreSQL (one statement of data-modifying CTEs: each sees what was committed or
+    written before it, not the others); one after another on SQLite. Runs in the caller's
+    transaction."""
+    inserts = tuple(new for new in inserts if new.rows)
+    if dialect() != "postgres" or len(inserts) == 1:
+        for new in inserts:
+            await insert_new(new.model, new.rows, unique=new.unique, returning=())
+        return
+    parts: list[str] = []
+    values: list[Any] = []
+    for i, new in enumerate(inserts):
+        sql, these = _insert_sql(new, (), len(values), pg=True)
+        parts.append(f"q{i} AS ({sql})")
+        values += these
+    if parts:
+        await get_connection("default").execute_query(
+            "WITH " + ", ".join(parts) + " SELECT 1", values)
 
 
 async def analyze(*models: type[Model]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from bot.app.context import BotContext, Events
 from bot.domain.periods import visit_period
 from bot.pipeline.dispatcher import ChangeTypes, HasField
-from bot.store.db import insert_new
+from bot.store.db import NewRows, insert_together
 from bot.wecom.events import Event, ExternalContactChange, OAScan, OASubscribe
 from handlers.channels.welcome import (
     ADD_CHANGES,
@@ -33,7 +33,7 @@ from handlers.customers.service import (
     follower,
     resync_unsynced_tags,
     sync_customer,
-    tag_new_customer,
+    tag_and_relate,
 )
 from models import Channel, ChannelScan, Customer, FollowRelation
 from models.contacts import RelationStatus
@@ -87,22 +87,22 @@ async def on_customer_added(event: ExternalContactChange, ctx: BotContext) -> No
             "store": facts.store if found else None,
             "region": facts.region if found else None},
         added_by_region=(facts.staff_region,) if facts.staff_known else None)
+    welcome = await recorded_outcome(ctx, event)
+
+    def scan_row(customer_id: int) -> NewRows:  # a retried row recorded it already: kept once
+        return NewRows(ChannelScan, [{
+            "event_key": event_key(event), "channel_id": facts.channel_id,
+            "state": event.state, "new_customer": new is not None, "welcome": welcome,
+            "customer_id": customer_id, "staff_userid": event.user_id, "at": at}],
+            unique=["event_key"])
+
     if new is not None:
-        await tag_new_customer(ctx, new.id, new.external_userid, new.tag_via, tags,
-                               origin="channel", wecom_tags=new.wecom_tags)
-        customer_id = new.id
+        await tag_and_relate(ctx, new, tags, origin="channel", with_rows=[scan_row(new.id)])
     else:
         returning = await _returning_customer(event, ctx, contact, half, tags)
         if returning is None:
             return
-        customer_id = returning
-    welcome = await recorded_outcome(ctx, event)
-    # a retried row recorded it already: the unique event key keeps one
-    await insert_new(ChannelScan, [{
-        "event_key": event_key(event), "channel_id": facts.channel_id,
-        "state": event.state, "new_customer": new is not None, "welcome": welcome,
-        "customer_id": customer_id, "staff_userid": event.user_id, "at": at}],
-        unique=["event_key"])
+        await insert_together(scan_row(returning))
     logger.info("scan: %s added %s via %s (%s), welcome %s", event.external_user_id,
                 event.user_id, facts.channel or "no channel",
                 "new" if new is not None else "returning", welcome)

@@ -17,7 +17,7 @@ from tortoise.queryset import QuerySet
 from bot.access.errors import Refusal
 from bot.access.scope import ScopedData
 from bot.app.context import BotContext
-from bot.store.db import insert_new
+from bot.store.db import NewRows, insert_new
 from bot.wecom import WeComError
 from handlers.customers.tags import (
     add_local_tags,
@@ -40,7 +40,7 @@ __all__ = ["OA_WINDOW", "CustomerFilter", "NewCustomer", "add_local_tags", "add_
            "filtered_customers", "find_one_customer", "follower", "lift_dormancy",
            "mask_mobile", "mobile_shown_to", "oa_window_left", "record_purchase",
            "refresh_spend", "remove_tags", "resync_unsynced_tags", "search_customers",
-           "sync_customer", "tag_new_customer"]
+           "sync_customer", "tag_and_relate"]
 
 
 def _from_ts(value: Any) -> datetime | None:
@@ -111,6 +111,7 @@ class NewCustomer:
     external_userid: str
     tag_via: str | None  # the member `tagging_member` would tag through
     wecom_tags: list[dict[str, Any]]  # customer_tag rows for the tags WeCom reported
+    relations: NewRows  # written with the tags, by `tag_and_relate`
 
 
 async def add_new_customer(ctx: BotContext, external_userid: str, data: dict[str, Any], *,
@@ -118,11 +119,12 @@ async def add_new_customer(ctx: BotContext, external_userid: str, data: dict[str
                            source: dict[str, Any],
                            added_by_region: tuple[str | None] | None = None
                            ) -> NewCustomer | None:
-    """`sync_customer` for a customer we have never seen, in two statements (the customer,
-    their relationships) instead of a dozen: None if they exist, and nothing is written
-    (then `sync_customer` updates them). `source` is what the scan says of them (source,
-    source_state, store and a region that wins over the owner's); `added_by_region` the
-    region of `added_by`, recorded already, if the caller read it. The rows are those
+    """`sync_customer` for a customer we have never seen, in two statements instead of a
+    dozen: the customer now, their relationships with their tags (`tag_and_relate`).
+    None if they exist, and nothing is written (then `sync_customer` updates them).
+    `source` is what the scan says of them (source, source_state, store and a region that
+    wins over the owner's); `added_by_region` the region of `added_by`, recorded already,
+    if the caller read it. The rows are those
     `sync_customer` would write for a new customer, field for field."""
     contact = data.get("external_contact", {})
     follows: list[dict[str, Any]] = data.get("follow_user", [])
@@ -156,8 +158,6 @@ async def add_new_customer(ctx: BotContext, external_userid: str, data: dict[str
     if not inserted:
         return None
     customer_id = int(inserted[0]["id"])
-    await insert_new(FollowRelation, [{"customer_id": customer_id, **r} for r in relations],
-                     unique=None)
     live = sorted((r for r in relations if r["status"] in (RelationStatus.ACTIVE,
                                                           RelationStatus.HALF)),
                   key=lambda r: (r["staff_userid"] != owner_userid,
@@ -171,7 +171,17 @@ async def add_new_customer(ctx: BotContext, external_userid: str, data: dict[str
                     "customer_id": customer_id, "group_name": group, "name": name,
                     "tag_id": tag["tag_id"], "origin": "wecom"})
     return NewCustomer(customer_id, external_userid, live[0]["staff_userid"] if live else None,
-                       list(wecom_tags.values()))
+                       list(wecom_tags.values()), NewRows(FollowRelation, [
+                           {"customer_id": customer_id, **r} for r in relations]))
+
+
+async def tag_and_relate(ctx: BotContext, new: NewCustomer, names: list[str], *, origin: str,
+                         with_rows: Sequence[NewRows] = ()) -> None:
+    """The rest of a new customer: tagged (in WeCom, then in our database), their
+    relationships written, with the caller's `with_rows`, in one round trip."""
+    await tag_new_customer(ctx, new.id, new.external_userid, new.tag_via, names,
+                           origin=origin, wecom_tags=new.wecom_tags,
+                           with_rows=[new.relations, *with_rows])
 
 
 OA_WINDOW = timedelta(hours=48)  # customer-service messages after a follower's last message
