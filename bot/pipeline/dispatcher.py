@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from bot.domain.clock import Clock
-from bot.store.db import atomic, insert_new
+from bot.store.db import NewRows, atomic, insert_at_end
 from bot.wecom.events import Event
 from models import InboxHandled
 
@@ -210,8 +210,10 @@ class Dispatcher(Generic[C]):
         return {str(name) for name in done}
 
     async def _mark_done(self, inbox_id: int, names: list[str]) -> None:
+        """In a route's transaction, written as it ends, with whatever the handler left for
+        then (`insert_at_end`): one statement for both."""
         if inbox_id:
             done_ms = int(self._clock.timestamp() * 1000)
-            await insert_new(InboxHandled, [
+            await insert_at_end(NewRows(InboxHandled, [
                 {"inbox_id": inbox_id, "handler": name, "done_ms": done_ms} for name in names],
-                unique=None)  # a duplicate fails: the handler ran twice at once, one rolls back
+                unique=None))  # a duplicate fails: the handler ran twice at once, one rolls back

@@ -184,23 +184,54 @@ _after_commit: contextvars.ContextVar[list[Callable[[], None]] | None] = \
     contextvars.ContextVar("after_commit", default=None)
 
 
+_at_end: contextvars.ContextVar[list[NewRows] | None] = \
+    contextvars.ContextVar("insert_at_end", default=None)
+
+
 @contextlib.asynccontextmanager
 async def atomic() -> AsyncIterator[None]:
     """A transaction; nested blocks become savepoints. Hooks registered with `after_commit`
-    inside it run when the outermost block commits, and are dropped if it rolls back."""
-    if _after_commit.get() is not None:
-        async with in_transaction():
-            yield
-        return
-    hooks: list[Callable[[], None]] = []
-    token = _after_commit.set(hooks)
+    inside it run when the outermost block commits, and are dropped if it rolls back.
+    Rows given to `insert_at_end` inside a block are written when it ends, before it
+    commits (or releases its savepoint), in one statement."""
+    rows: list[NewRows] = []
+    end_token = _at_end.set(rows)
     try:
-        async with in_transaction():
-            yield
+        if _after_commit.get() is not None:
+            async with in_transaction():
+                yield
+                await _write_at_end(rows)
+            return
+        hooks: list[Callable[[], None]] = []
+        token = _after_commit.set(hooks)
+        try:
+            async with in_transaction():
+                yield
+                await _write_at_end(rows)
+        finally:
+            _after_commit.reset(token)
     finally:
-        _after_commit.reset(token)
+        _at_end.reset(end_token)
     for hook in hooks:
         hook()
+
+
+async def _write_at_end(rows: list[NewRows]) -> None:
+    if rows:
+        pending = list(rows)
+        rows.clear()
+        await insert_together(*pending)
+
+
+async def insert_at_end(*rows: NewRows) -> None:
+    """Write `rows` when the surrounding `atomic()` block ends, together with whatever else
+    is written then (the dispatcher's done record): one round trip for the lot. Nothing in
+    the block may need to read them back. Outside a transaction they are written now."""
+    pending = _at_end.get()
+    if pending is None:
+        await insert_together(*rows)
+    else:
+        pending.extend(rows)
 
 
 def after_commit(hook: Callable[[], None]) -> None:

@@ -15,7 +15,7 @@ from tortoise.exceptions import IntegrityError
 
 from bot.access.errors import Refusal
 from bot.app.context import BotContext
-from bot.store.db import NewRows, atomic, dialect, insert_together
+from bot.store.db import NewRows, atomic, dialect, insert_at_end
 from bot.wecom import WeComError
 from bot.wecom.errors import NOT_EXTERNAL_CONTACT, TAG_NAME_EXISTS
 from models import CorpTag, Customer, CustomerTag, FollowRelation
@@ -262,7 +262,7 @@ async def tag_new_customer(ctx: BotContext, customer_id: int, external_userid: s
     relationship `tagging_member` would pick), then every row in one statement, WeCom's
     first (they win over a channel tag of the same name, as when written before), with
     `with_rows` (their relationships, the caller's record of the add) in the same round
-    trip."""
+    trip, when the transaction ends (`insert_at_end`)."""
     corp_tags = [await ensure_corp_tag(ctx, group, name)
                  for group, name in await resolve_tags(ctx, names)]
     synced = False
@@ -276,7 +276,7 @@ async def tag_new_customer(ctx: BotContext, customer_id: int, external_userid: s
             logger.info("mark_tag for %s refused with 84061; retried when the add completes",
                         external_userid)
     now = ctx.clock.now()
-    await insert_together(*with_rows, NewRows(CustomerTag, wecom_tags + [
+    await insert_at_end(*with_rows, NewRows(CustomerTag, wecom_tags + [
         {"customer_id": customer_id, "group_name": t.group_name, "name": t.name,
          "tag_id": t.tag_id, "origin": origin, "synced": synced, "created_at": now}
         for t in corp_tags], unique=["customer_id", "group_name", "name"]))
