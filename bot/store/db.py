@@ -332,9 +332,10 @@ class NewRows:
     unique: Sequence[str] | None = None
 
 
-def _insert_sql(new: NewRows, returning: Sequence[str], offset: int, pg: bool
+def insert_sql(new: NewRows, returning: Sequence[str], offset: int, pg: bool
                 ) -> tuple[str, list[Any]]:
-    """One INSERT of `new` and its values; PostgreSQL placeholders start after `offset`."""
+    """One INSERT of `new` and its values, for a statement of one's own (a CTE);
+    PostgreSQL placeholders start after `offset`."""
     meta = new.model._meta
     now = datetime.now(UTC)
     fields, columns, plain = _insert_projection(new.model)
@@ -366,7 +367,7 @@ async def insert_new(model: type[Model], rows: list[dict[str, Any]], *,
     `returning` columns). Runs in the caller's transaction."""
     if not rows:
         return []
-    sql, values = _insert_sql(NewRows(model, rows, unique), returning, 0,
+    sql, values = insert_sql(NewRows(model, rows, unique), returning, 0,
                               dialect() == "postgres")
     conn = get_connection(model._meta.default_connection or "default")
     return list(await conn.execute_query_dict(sql, values))
@@ -385,7 +386,7 @@ async def insert_together(*inserts: NewRows) -> None:
     parts: list[str] = []
     values: list[Any] = []
     for i, new in enumerate(inserts):
-        sql, these = _insert_sql(new, (), len(values), pg=True)
+        sql, these = insert_sql(new, (), len(values), pg=True)
         parts.append(f"q{i} AS ({sql})")
         values += these
     if parts:

@@ -25,8 +25,9 @@ def welcome_lane(ctx: BotContext) -> FastLane[ExternalContactChange]:
 
     # Room for 20 s of adds at WeCom's cap of 10,000 a minute: a burst is queued here, in
     # order, rather than left to the recovery (seconds later) or the worker (later still).
+    # 32 at once: each mostly waits (two WeCom calls, its outcome's group write).
     return FastLane("welcome", ExternalContactChange, is_add_with_welcome, send,
-                    recover=recover, max_pending=WELCOME_QUEUE)
+                    recover=recover, max_pending=WELCOME_QUEUE, concurrency=32)
 
 
 feature = Feature("channels", commands=commands, events=events, lanes=(welcome_lane,))

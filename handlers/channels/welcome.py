@@ -31,7 +31,7 @@ from bot.app.context import BotContext
 from bot.chat import staff_templates
 from bot.chat.staff_templates import StaffTemplateError
 from bot.store.batch import GroupWrite
-from bot.store.db import db_value, dialect, insert_new, sql_for
+from bot.store.db import NewRows, db_value, dialect, insert_new, insert_sql, sql_for
 from bot.wecom import WeComError
 from bot.wecom.errors import WELCOME_CODE_EXPIRED, WELCOME_CODE_USED
 from bot.wecom.events import ExternalContactChange, parse_event
@@ -98,7 +98,8 @@ class WelcomeBook:
     for other instances and after a restart."""
 
     def __init__(self) -> None:
-        self.finishes: GroupWrite[Finish] = GroupWrite("welcome-outcomes", _write_outcomes)
+        self.finishes: GroupWrite[Finish] = GroupWrite("welcome-outcomes", _write_outcomes,
+                                                       linger_s=0.05)
         self.kept: GroupWrite[tuple[Any, str, str]] = GroupWrite(
             "welcome-contacts", _write_contacts, linger_s=0.05)
         self.outcomes: OrderedDict[str, str] = OrderedDict()
@@ -197,18 +198,21 @@ async def scan_facts(ctx: BotContext, event: ExternalContactChange, *,
             return kept
     rows = await get_connection("default").execute_query_dict(
         sql_for(_FACTS_SQL), [event.state, event.user_id])
-    row = rows[0] if rows else {}
+    facts = _facts(rows[0] if rows else {}, event)
+    if keep and event.inbox_id:
+        book.keep_facts(event.inbox_id, facts)
+    return facts
+
+
+def _facts(row: dict[str, Any], event: ExternalContactChange) -> ScanFacts:
     tags = row.get("tags")
-    facts = ScanFacts(
+    return ScanFacts(
         channel_id=row.get("id"), channel=row.get("name"), state=row.get("state"),
         store=row.get("store"), region=row.get("region"),
         tags=list(json.loads(tags) if isinstance(tags, str | bytes) else tags or []),
         template=row.get("welcome") or "", staff_known=row.get("staff_userid") is not None,
         staff_name=row.get("staff_name") or event.user_id,
         staff_region=row.get("staff_region"))
-    if keep and event.inbox_id:
-        book.keep_facts(event.inbox_id, facts)
-    return facts
 
 
 def welcome_text(ctx: BotContext, event: ExternalContactChange, facts: ScanFacts,
@@ -235,20 +239,52 @@ def _now_ms(ctx: BotContext) -> int:
     return int(ctx.clock.timestamp() * 1000)
 
 
-async def _claim(ctx: BotContext, event: ExternalContactChange, key: str
-                 ) -> Literal["new", "taken over"] | None:
-    """Insert the code's row ("new": nobody tried before; it is marked attempted, since the
-    send follows at once) or take over one whose holder's lease ran out ("taken over": it
-    may have tried); None when another sender holds it."""
-    assert event.welcome_code
+def _claim_row(ctx: BotContext, event: ExternalContactChange, key: str) -> NewRows:
+    """The code's row as its first sender inserts it: marked attempted, since the send
+    follows at once."""
     at = datetime.fromtimestamp(event.create_time, UTC) if event.create_time \
         else ctx.clock.now()
-    lease = _now_ms(ctx) + int(CLAIM_LEASE_S * 1000)
-    if await insert_new(WelcomeSend, [{
-            "code_hash": key, "external_userid": event.external_user_id,
-            "inbox_id": event.inbox_id or None, "event_at": at, "claimed_by": ctx.instance,
-            "lease_until_ms": lease, "attempted": True}], unique=["code_hash"]):
+    return NewRows(WelcomeSend, [{
+        "code_hash": key, "external_userid": event.external_user_id,
+        "inbox_id": event.inbox_id or None, "event_at": at, "claimed_by": ctx.instance,
+        "lease_until_ms": _now_ms(ctx) + int(CLAIM_LEASE_S * 1000), "attempted": True}],
+        unique=["code_hash"])
+
+
+async def _claim_and_read(ctx: BotContext, event: ExternalContactChange, key: str
+                          ) -> tuple[bool, ScanFacts]:
+    """Insert the code's row (True: nobody had) and read the add's facts (kept for the
+    worker), in one statement on PostgreSQL."""
+    if dialect() != "postgres":
+        claimed = bool(await insert_new(WelcomeSend, _claim_row(ctx, event, key).rows,
+                                        unique=["code_hash"]))
+        return claimed, await scan_facts(ctx, event, keep=True)
+    insert, values = insert_sql(_claim_row(ctx, event, key), ("id",), 0, pg=True)
+    n = len(values)
+    facts_sql = _FACTS_SQL.replace("$1", f"${n + 1}").replace("$2", f"${n + 2}")
+    rows = await get_connection("default").execute_query_dict(
+        f"WITH claimed AS ({insert}) "
+        + facts_sql.replace("SELECT c.id,", "SELECT (SELECT count(*) FROM claimed) AS claimed, "
+                            "c.id,", 1),
+        [*values, event.state, event.user_id])
+    row = rows[0]
+    facts = _facts(row, event)
+    if event.inbox_id:
+        ctx.locals.get(WelcomeBook).keep_facts(event.inbox_id, facts)
+    return bool(row["claimed"]), facts
+
+
+async def _claim(ctx: BotContext, event: ExternalContactChange, key: str
+                 ) -> Literal["new", "taken over"] | None:
+    """Insert the code's row ("new": nobody tried before) or take over one whose holder's
+    lease ran out ("taken over": it may have tried); None when another sender holds it."""
+    if await insert_new(WelcomeSend, _claim_row(ctx, event, key).rows, unique=["code_hash"]):
         return "new"
+    return await _take_over(ctx, key)
+
+
+async def _take_over(ctx: BotContext, key: str) -> Literal["taken over"] | None:
+    lease = _now_ms(ctx) + int(CLAIM_LEASE_S * 1000)
     taken = await WelcomeSend.filter(code_hash=key, status="sending",
                                      lease_until_ms__lt=_now_ms(ctx)).update(
         claimed_by=ctx.instance, lease_until_ms=lease)
@@ -321,13 +357,15 @@ async def welcome_once(ctx: BotContext, event: ExternalContactChange, *,
 
 async def _send_once(ctx: BotContext, event: ExternalContactChange, key: str) -> str:
     assert event.welcome_code
-    facts, contact = await asyncio.gather(scan_facts(ctx, event, keep=True),
-                                          _contact_for_welcome(event, ctx))
+    contact = await _contact_for_welcome(event, ctx)
+    new, facts = await _claim_and_read(ctx, event, key)
     text = welcome_text(ctx, event, facts, contact)
-    while (claim := await _claim(ctx, event, key)) is None:
+    claim = "new" if new else await _take_over(ctx, key)
+    while claim is None:
         outcome = await _outcome_of(ctx, key)
         if outcome is not None:
             return outcome
+        claim = await _claim(ctx, event, key)
     if claim == "taken over":
         earlier_attempt = (await WelcomeSend.get(code_hash=key)).attempted
         await WelcomeSend.filter(code_hash=key, claimed_by=ctx.instance).update(attempted=True)
