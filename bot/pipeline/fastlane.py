@@ -4,8 +4,10 @@ A feature (the welcome, whose code dies 20 s after the event) subscribes a lane 
 intake's "accepted" hook at composition time. The inbox row is committed before the lane
 starts, so nothing is lost if the process dies: the worker reaches the row and does the work
 itself, which is why the lane's function must be safe to run twice (the welcome records its
-send in the database). The lane is bounded: under a burst it skips what it cannot start and
-the callback path never piles up tasks. While all its slots are taken the lane is
+send in the database). It may return what is left to do once the urgent part is done (the
+welcome's outcome, written with others): that runs outside the lane's slots. The lane is
+bounded: under a burst it skips what it cannot start and the callback path never piles up
+tasks. While all its slots are taken the lane is
 `pressed`, and the inbox worker waits before each row (bounded): one event loop runs both,
 and the lane's deadline is the tighter one.
 
@@ -38,7 +40,8 @@ Recover = Callable[[int], Awaitable[Sequence[E]]]
 
 class FastLane(Generic[E]):
     def __init__(self, name: str, event_type: type[E], accepts: Callable[[E], bool],
-                 run: Callable[[E], Awaitable[None]], *, concurrency: int = 16,
+                 run: Callable[[E], Awaitable[Awaitable[None] | None]], *,
+                 concurrency: int = 16,
                  max_pending: int = 200, recover: Recover[E] | None = None,
                  recover_every_s: float = 1.0) -> None:
         self.name = name
@@ -47,6 +50,7 @@ class FastLane(Generic[E]):
         self._run = run
         self._slots = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
+        self._in_slots = 0  # work holding or waiting for a slot (not its tail)
         self._max_pending = max_pending
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: set[int] = set()  # inbox ids under way here
@@ -61,7 +65,7 @@ class FastLane(Generic[E]):
     def pressed(self) -> bool:
         """Every slot is taken: work here now waits, and the worker should give way (one
         event loop: what the worker runs delays every piece of work here)."""
-        return len(self._tasks) >= self._concurrency
+        return self._in_slots >= self._concurrency
 
     def start(self) -> None:
         """Start recovering (if the lane can): at once, then every `recover_every_s`."""
@@ -101,8 +105,14 @@ class FastLane(Generic[E]):
 
     async def _guarded(self, event: E) -> None:
         try:
-            async with self._slots:
-                await self._run(event)
+            self._in_slots += 1
+            try:
+                async with self._slots:
+                    tail = await self._run(event)
+            finally:
+                self._in_slots -= 1
+            if tail is not None:  # its bookkeeping, which must not hold a slot
+                await tail
         except Exception:  # the worker (or the recovery) does it again
             logger.exception("fast lane %s failed for inbox row %s", self.name,
                              event.inbox_id)

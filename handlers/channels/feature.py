@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from bot.app.context import BotContext
 from bot.pipeline.fastlane import FastLane
 from bot.wecom.events import ExternalContactChange
 from handlers import Feature
 from handlers.channels.commands import commands
 from handlers.channels.events import events
-from handlers.channels.welcome import is_add_with_welcome, pending_welcomes, welcome_once
+from handlers.channels.welcome import is_add_with_welcome, pending_welcomes, start_welcome
 
 WELCOME_QUEUE = 4000
 
@@ -17,8 +19,8 @@ def welcome_lane(ctx: BotContext) -> FastLane[ExternalContactChange]:
     """An accepted add's welcome goes out at once, not behind the worker's backlog: WeCom
     honours the code for 20 s."""
 
-    async def send(event: ExternalContactChange) -> None:
-        await welcome_once(ctx, event, first=True)
+    async def send(event: ExternalContactChange) -> Awaitable[None] | None:
+        return await start_welcome(ctx, event)
 
     async def recover(limit: int) -> list[ExternalContactChange]:
         return await pending_welcomes(ctx, limit)

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -304,8 +305,9 @@ async def _outcome_of(ctx: BotContext, key: str) -> str | None:
     (or nobody claimed it yet)."""
     under_way = ctx.locals.get(WelcomeBook).running.get(key)
     if under_way is not None:  # the fast lane of this process is sending it
-        with contextlib.suppress(Exception):  # it failed: the row says what is left
-            return await asyncio.shield(under_way)
+        # failed, or (never, but bounded by the lease) not settled: the row says what is left
+        with contextlib.suppress(Exception):
+            return await asyncio.wait_for(asyncio.shield(under_way), CLAIM_LEASE_S)
     while True:
         row = await _recorded(key)
         if row is None:
@@ -321,41 +323,75 @@ async def _outcome_of(ctx: BotContext, key: str) -> str | None:
 async def welcome_once(ctx: BotContext, event: ExternalContactChange, *,
                        first: bool = False) -> str:
     """Send this add's welcome unless it was sent (or is being sent) already; returns the
-    outcome: sent, expired (41050), used (41051: another app), or failed.
+    outcome (once it is recorded): sent, expired (41050), used (41051: another app), or
+    failed. `first`: see `start_welcome`."""
+    outcome, recording = await _welcome(ctx, event, first=first)
+    if recording is not None:
+        await recording
+    return outcome
 
-    `first` is the fast lane's call the moment the add is stored: nobody can have tried,
-    so it asks nobody. Its work is the two WeCom calls, one read and two small writes
-    (the claim, then the outcome); the worker reaching the add later finds the outcome in
-    this process's memory, or reads the row."""
+
+async def start_welcome(ctx: BotContext, event: ExternalContactChange
+                        ) -> Awaitable[None] | None:
+    """The fast lane's call the moment the add is stored: nobody can have tried, so it asks
+    nobody. Its work is the two WeCom calls and two small statements (the claim with the
+    facts, then the outcome, written with others finishing at the same time); it returns
+    once the welcome is sent, with what is left: recording the outcome (the lane awaits
+    it without holding a slot). The worker reaching the add later finds the outcome in
+    this process's memory (or waits for it there), or reads the row."""
+    _, recording = await _welcome(ctx, event, first=True)
+    return recording
+
+
+async def _welcome(ctx: BotContext, event: ExternalContactChange, *, first: bool
+                   ) -> tuple[str, Awaitable[None] | None]:
     assert event.welcome_code
     key = code_hash(event.welcome_code)
     book = ctx.locals.get(WelcomeBook)
     known = book.outcomes.get(key)
     if known is not None:
-        return known
+        return known, None
     if not first:
         outcome = await _outcome_of(ctx, key)
         if outcome is not None:
             book.outcome(key, outcome)
-            return outcome
+            return outcome, None
     done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     book.running.setdefault(key, done)
-    try:
-        outcome = await _send_once(ctx, event, key)
-    except BaseException as exc:
-        done.set_exception(exc)
-        done.exception()  # retrieved: nobody else may be waiting
-        raise
-    else:
-        done.set_result(outcome)
-        book.outcome(key, outcome)
-        return outcome
-    finally:
+
+    def settle(exc: BaseException | None, outcome: str = "") -> None:
+        if exc is not None:
+            done.set_exception(exc)
+            done.exception()  # retrieved: nobody else may be waiting
+        else:
+            done.set_result(outcome)
+            book.outcome(key, outcome)
         if book.running.get(key) is done:
             del book.running[key]
 
+    try:
+        outcome, write = await _send_once(ctx, event, key)
+    except BaseException as exc:
+        settle(exc)
+        raise
+    if write is None:
+        settle(None, outcome)
+        return outcome, None
 
-async def _send_once(ctx: BotContext, event: ExternalContactChange, key: str) -> str:
+    async def recording() -> None:
+        try:
+            await write
+        except BaseException as exc:
+            settle(exc)
+            raise
+        settle(None, outcome)
+
+    return outcome, recording()
+
+
+async def _send_once(ctx: BotContext, event: ExternalContactChange, key: str
+                     ) -> tuple[str, Awaitable[None] | None]:
+    """The outcome, and its write (None: another sender recorded it)."""
     assert event.welcome_code
     contact = await _contact_for_welcome(event, ctx)
     new, facts = await _claim_and_read(ctx, event, key)
@@ -364,7 +400,7 @@ async def _send_once(ctx: BotContext, event: ExternalContactChange, key: str) ->
     while claim is None:
         outcome = await _outcome_of(ctx, key)
         if outcome is not None:
-            return outcome
+            return outcome, None
         claim = await _claim(ctx, event, key)
     if claim == "taken over":
         earlier_attempt = (await WelcomeSend.get(code_hash=key)).attempted
@@ -387,7 +423,7 @@ async def _send_once(ctx: BotContext, event: ExternalContactChange, key: str) ->
         outcome, detail = "sent", ""
     if contact is not None:  # kept before the outcome is: whoever sees it finds the profile
         _keep_contact(ctx, event.external_user_id, contact)
-    return await _finish(ctx, key, outcome, detail)
+    return outcome, _finish(ctx, key, outcome, detail)
 
 
 @dataclass(frozen=True)
@@ -422,11 +458,10 @@ async def _write_outcomes(items: list[Finish]) -> None:
         await conn.execute_query(sql_for(_FINISH_SQL), [f.outcome, f.detail, f.at, f.code_hash])
 
 
-async def _finish(ctx: BotContext, key: str, outcome: str, detail: str) -> str:
+async def _finish(ctx: BotContext, key: str, outcome: str, detail: str) -> None:
     """Record the outcome (with the others finishing now); returns once it is written."""
     await ctx.locals.get(WelcomeBook).finishes.add(Finish(
         key, outcome, detail[:2000], db_value(WelcomeSend, "finished_at", ctx.clock.now())))
-    return outcome
 
 
 async def recorded_outcome(ctx: BotContext, event: ExternalContactChange) -> str:
