@@ -30,6 +30,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 
 from bot.app.context import BotContext
+from bot.wecom.budget import calls_at
 from models import JobRun
 from scheduler.jobs import JobSpec
 
@@ -155,7 +156,8 @@ async def run_job(book: JobBook, spec: JobSpec, ctx: BotContext) -> str:
     record.last_run, record.last_slot, record.runs = ctx.clock.now(), slot, record.runs + 1
     renewal = asyncio.create_task(_renew(run.id, book, ctx))
     try:
-        result = await spec.func(ctx)
+        with calls_at(spec.priority):
+            result = await spec.func(ctx)
     except Exception as exc:
         logger.exception("job %s (slot %s, attempt %d) failed", spec.id, slot, run.attempts)
         outcome = f"failed: {exc!r}"

@@ -50,6 +50,7 @@ from bot.web.assets import default_assets_dir, setup_domain_verification
 from bot.web.console import ConsoleDeps, WebConsole
 from bot.web.login import LoginConfig
 from bot.wecom import MemberRateLimiter, TokenCache, WeComClient
+from bot.wecom.budget import ApiBudget
 from bot.wecom.crypto import CallbackCrypto
 from bot.wecom.endpoints import MAX_BODY_BYTES, Accepted, CallbackEndpoints
 from bot.wecom.jsapi import AGENT, CORP, JsTickets
@@ -209,8 +210,11 @@ def _context(settings: Settings, clock: Clock, rules: RulesHolder,
              name: str) -> BotContext:
     tokens = TokenCache(redis, settings.corp_id, clock)
     limiter = MemberRateLimiter(redis, clock, f"{settings.corp_id}:{settings.agent_id}")
+    budget = ApiBudget(redis, clock, settings.corp_id, limits=settings.api_limits,
+                       margin=settings.api_budget_percent / 100)
     wecom = WeComClient(session, settings.api_base, settings.corp_id, settings.agent_id,
-                        settings.secret, settings.contact_secret, tokens, limiter, clock)
+                        settings.secret, settings.contact_secret, tokens, limiter, clock,
+                        budget=budget)
     oa = OAClient(session, settings.oa_api_base, settings.oa.app_id, settings.oa.secret,
                   TokenCache(redis, settings.oa.app_id, clock)) if settings.oa else None
     registry: CommandRegistry[BotContext] = CommandRegistry()

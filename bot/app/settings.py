@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.wecom.budget import WECOM_API_LIMITS
+
 DEFAULT_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin"
 DEFAULT_OA_API_BASE = "https://api.weixin.qq.com/cgi-bin"
 # The console's two login pages: web authorisation inside WeCom, QR login on a desktop.
@@ -89,6 +91,10 @@ class Settings:
     header_timeout_s: float = 5
     body_timeout_s: float = 5
     max_connections: int = 512
+    # The share of WeCom's per-API limits (10,000 a minute, 150,000 an hour per corp) scrmbot
+    # allows itself (bot/wecom/budget.py); the limits themselves only change in tests.
+    api_budget_percent: int = 90
+    api_limits: tuple[tuple[int, float], ...] = WECOM_API_LIMITS
 
     @property
     def tz(self) -> ZoneInfo:
@@ -235,6 +241,8 @@ def load_settings(environ: Mapping[str, str] | None = None,
                                    maximum=300),
         max_connections=get.integer("SCRM_MAX_CONNECTIONS", "512", default=512, minimum=1,
                                     maximum=100_000),
+        api_budget_percent=get.integer("SCRM_WECOM_BUDGET_PERCENT", "90", default=90,
+                                       minimum=10, maximum=100),
     )
     if get.problems:
         raise ConfigErrors(get.problems)

@@ -38,7 +38,8 @@ from bot.domain.quiet_hours import QuietHours
 from bot.pipeline.claimloop import ClaimLoop
 from bot.store.db import after_commit, atomic, dialect, sql_for
 from bot.wecom import MemberRateLimiter, WeComError, WeComHTTPError
-from bot.wecom.errors import PERMANENT_ERRCODES
+from bot.wecom.budget import Priority, calls_at
+from bot.wecom.errors import PERMANENT_ERRCODES, WeComBudgetShort
 from models import OutboxMessage, OutboxStatus
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,10 @@ RETURNING id
 
 # The member-limit slot a deferred row holds (`MemberRateLimiter.reserve`), in `progress`.
 RATE_SLOT = "rate_slot"
+
+# Rows someone is waiting for: a command's reply (a member), a keyword's or a booking's
+# confirmation (a customer). They draw from the API budget first; other rows are notices.
+FIRST_KINDS = frozenset({"reply", "confirmation"})
 
 
 def backoff_s(attempt: int) -> float:
@@ -288,7 +293,11 @@ class OutboxDispatcher(ClaimLoop):
         if not await self._record_attempt(row):
             return  # the lease was lost: another instance has the row now
         try:
-            result = await sender.send(row)
+            with calls_at(Priority.FIRST if row.kind in FIRST_KINDS else Priority.NOTICE):
+                result = await sender.send(row)
+        except WeComBudgetShort as exc:  # nothing reached WeCom: wait for the budget
+            await self._wait_for_budget(row, exc)
+            return
         except WeComHTTPError as exc:
             # The call may have reached WeCom: the attempt stays on record and the next
             # claim asks the sender what became of it.
@@ -348,6 +357,17 @@ class OutboxDispatcher(ClaimLoop):
             status=OutboxStatus.PENDING, next_attempt_ms=int(until_ms), locked_until_ms=0,
             last_error=why, **changes)
         self._put_off[row.id] = int(until_ms)
+        self.deferred += 1
+
+    async def _wait_for_budget(self, row: OutboxMessage, exc: WeComBudgetShort) -> None:
+        """Put the row off until its API has room: the attempt is undone (nothing was sent,
+        so it is neither in doubt nor a failure that counts towards giving up)."""
+        until = self._now_ms() + int(max(exc.retry_after or 1.0, 0.05) * 1000)
+        await OutboxMessage.filter(id=row.id, locked_by=self.instance_id).update(
+            status=OutboxStatus.PENDING, next_attempt_ms=until, locked_until_ms=0,
+            attempt_started_ms=None, attempts=max(0, row.attempts - 1),
+            last_error=f"API budget: {exc}"[:2000])
+        self._put_off[row.id] = until
         self.deferred += 1
 
     async def _retry_later(self, row: OutboxMessage, exc: Exception, *, in_doubt: bool,

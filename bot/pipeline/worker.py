@@ -24,6 +24,7 @@ from bot.pipeline.claimloop import ClaimLoop
 from bot.pipeline.dispatcher import Dispatcher
 from bot.pipeline.pushes import decode_row
 from bot.store.db import dialect, sql_for
+from bot.wecom.errors import WeComBudgetShort
 
 C = TypeVar("C")
 
@@ -84,6 +85,21 @@ async def fail(row_id: int, instance_id: str, now_ms: int, attempts: int, max_at
     return dead
 
 
+async def postpone(row_id: int, instance_id: str, until_ms: int, error: str) -> None:
+    """Try the row again at `until_ms` without counting this attempt (nothing failed: the
+    WeCom API it needs had no room in the budget)."""
+    await get_connection("default").execute_query(
+        sql_for("UPDATE inbox SET status='pending', next_attempt_ms=$1, last_error=$2, "
+                "locked_until_ms=0, attempts=attempts-1 WHERE id=$3 AND locked_by=$4"),
+        [until_ms, error[-4000:], row_id, instance_id])
+
+
+def budget_wait_s(failed: Sequence[tuple[str, BaseException]]) -> float | None:
+    """When every failure was a budget short (or a pause), how long to wait; else None."""
+    waits = [exc.retry_after or 1.0 for _, exc in failed if isinstance(exc, WeComBudgetShort)]
+    return max(waits) if waits and len(waits) == len(failed) else None
+
+
 class InboxWorker(ClaimLoop, Generic[C]):
     """Processes inbox rows in this process; one subject's events run in order."""
 
@@ -103,6 +119,7 @@ class InboxWorker(ClaimLoop, Generic[C]):
         self.max_attempts = max_attempts
         self.processed = 0
         self.failed = 0
+        self.postponed = 0
 
     def _now_ms(self) -> int:
         return int(self._clock.timestamp() * 1000)
@@ -137,6 +154,14 @@ class InboxWorker(ClaimLoop, Generic[C]):
             raise
         except Exception as exc:  # the payload or the done records could not be read
             await self._failed(row, attempts, "".join(traceback.format_exception(exc)), exc)
+            return
+        wait = budget_wait_s(result.failed)
+        if wait is not None:
+            self.postponed += 1
+            await postpone(row_id, self.instance_id, self._now_ms() + int(wait * 1000),
+                           result.error_text())
+            logger.info("inbox row %s (%s) waits %.0f s for the API budget", row_id,
+                        row["kind"], wait)
             return
         if result.failed:
             names = ", ".join(name for name, _ in result.failed)

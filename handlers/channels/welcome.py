@@ -30,6 +30,7 @@ from bot.chat import staff_templates
 from bot.chat.staff_templates import StaffTemplateError
 from bot.store.db import sql_for
 from bot.wecom import WeComError
+from bot.wecom.budget import Priority, drawing_at
 from bot.wecom.errors import WELCOME_CODE_EXPIRED, WELCOME_CODE_USED
 from bot.wecom.events import ExternalContactChange, parse_event
 from bot.wecom.xmlparse import parse_xml
@@ -162,6 +163,7 @@ async def _outcome_of(ctx: BotContext, key: str) -> str | None:
         await asyncio.sleep(0.05)
 
 
+@drawing_at(Priority.FIRST)  # its code dies 20 s after the scan
 async def welcome_once(ctx: BotContext, event: ExternalContactChange) -> str:
     """Send this add's welcome unless it was sent (or is being sent) already; returns the
     outcome: sent, expired (41050), used (41051: another app), or failed."""

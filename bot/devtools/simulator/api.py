@@ -985,6 +985,9 @@ class CgiDispatcher:
                 raise ApiError(43001 if spec.method == "GET" else 43002)
             if endpoint != "gettoken":
                 self._authenticate(token)
+                refusal = self.state.api_frequency_refusal(endpoint)
+                if refusal is not None:
+                    raise ApiError(45009, refusal)
             if bad_json:
                 raise ApiError(40058, "body is not a JSON object")
             answer = spec.handler(self.state, ApiRequest(query, body or {}, label))
