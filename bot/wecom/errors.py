@@ -92,7 +92,8 @@ class WeComBudgetShort(WeComRateLimited):
 
     def __init__(self, endpoint: str, retry_after: float, *, paused: bool) -> None:
         why = "paused after 45009" if paused else "budget short"
-        super().__init__(None, f"{why}: room in {retry_after:.1f} s", endpoint,
+        super().__init__(FREQUENCY_LIMITED if paused else None,
+                         f"{why}: room in {retry_after:.1f} s", endpoint,
                          retry_after=retry_after)
         self.paused = paused
 

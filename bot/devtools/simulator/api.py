@@ -866,7 +866,7 @@ def _js_ticket(state: SimState, kind: str) -> dict[str, Any]:
     while fetches and fetches[0] <= now - 3600:
         fetches.popleft()
     if len(fetches) >= JS_TICKET_LIMITS[kind]:
-        raise ApiError(45009, f"api freq out of limit: {kind} jsapi ticket")
+        raise ApiError(45009, f"over {JS_TICKET_LIMITS[kind]} {kind} jsapi tickets per hour")
     fetches.append(now)
     current = state.js_tickets.get(kind)
     if current is None or current[1] <= now:
