@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.app.keys import context_key
+from bot.app.keys import context_key, outbox_key
 from bot.devtools.simulator.oa import OASimulator
 from bot.store.db import atomic
 from models import OutboxMessage, OutboxStatus, Ticket
@@ -162,3 +162,22 @@ async def test_a_part_retried_later_is_not_overtaken(harness: Harness) -> None:
     await harness.drain()
     assert [m["text"]["content"] for m in harness.sim.sent_messages] == ["第0段", "第1段",
                                                                          "第2段"]
+
+
+async def test_parts_past_the_members_limit_keep_their_order_and_wait_once(
+        harness: Harness) -> None:
+    ctx = harness.app[context_key]
+    dispatcher = harness.app[outbox_key]
+    async with atomic():
+        for n in range(33):
+            await ctx.outbox.app_message(f"probe:{n}", "probe", "zhangsan", "text",
+                                         {"content": f"第{n}段"})
+    deferred = dispatcher.deferred
+    await harness.drain()
+    assert len(harness.sim.sent_messages) == 30  # WeCom's 30 a minute to one member
+    assert dispatcher.deferred - deferred == 3  # each later part kept a slot of its own
+    harness.clock.advance(timedelta(seconds=62))
+    await harness.drain()
+    assert [m["text"]["content"] for m in harness.sim.sent_messages] == [
+        f"第{n}段" for n in range(33)]
+    assert dispatcher.deferred - deferred == 3

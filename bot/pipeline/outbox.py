@@ -284,6 +284,7 @@ class OutboxDispatcher(ClaimLoop):
             if wait > 0:  # the member's next free slot is kept for this row
                 await self._defer(row, self._now_ms() + wait * 1000, None,
                                   progress={**row.progress, RATE_SLOT: slot})
+                self._put_off.pop(row.id, None)  # the rows after it take later slots
                 return
         try:
             await sender.prepare(row)
