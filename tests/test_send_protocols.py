@@ -168,16 +168,20 @@ async def test_parts_past_the_members_limit_keep_their_order_and_wait_once(
         harness: Harness) -> None:
     ctx = harness.app[context_key]
     dispatcher = harness.app[outbox_key]
-    async with atomic():
-        for n in range(33):
-            await ctx.outbox.app_message(f"probe:{n}", "probe", "zhangsan", "text",
+    for n in range(30):  # one notice a second: the member's minute fills up
+        await ctx.outbox.app_message(f"probe:{n}", "probe", "zhangsan", "text",
+                                     {"content": f"通知{n}"})
+        await harness.drain()
+        harness.clock.advance(timedelta(seconds=1))
+    async with atomic():  # then a reply in three parts: their slots open a second apart
+        for n in range(3):
+            await ctx.outbox.app_message(f"probe:part:{n}", "reply", "zhangsan", "text",
                                          {"content": f"第{n}段"})
     deferred = dispatcher.deferred
     await harness.drain()
-    assert len(harness.sim.sent_messages) == 30  # WeCom's 30 a minute to one member
-    assert dispatcher.deferred - deferred == 3  # each later part kept a slot of its own
-    harness.clock.advance(timedelta(seconds=62))
-    await harness.drain()
-    assert [m["text"]["content"] for m in harness.sim.sent_messages] == [
-        f"第{n}段" for n in range(33)]
-    assert dispatcher.deferred - deferred == 3
+    for _ in range(35):
+        harness.clock.advance(timedelta(seconds=1))
+        await harness.drain()
+    texts = [m["text"]["content"] for m in harness.sim.sent_messages]
+    assert texts[30:] == ["第0段", "第1段", "第2段"]
+    assert dispatcher.deferred - deferred == 3  # each part kept a slot of its own, once
