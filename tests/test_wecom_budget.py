@@ -161,3 +161,18 @@ async def test_the_priority_travels_with_the_work() -> None:
         assert await welcome() is Priority.FIRST
         assert current_priority() is Priority.BACKGROUND
     assert current_priority() is Priority.NOTICE
+
+
+async def test_a_busy_api_is_granted_a_seconds_worth_at_once() -> None:
+    clock = ManualClock()
+    clock.advance(timedelta(seconds=1000 - clock.timestamp() % 1000))  # a whole second
+    b = budget(clock, limits=((1000, 60.0),))
+    assert await granted(b, Priority.NOTICE, 20) == 20  # one at a time: no rate yet
+    assert (await b.use())[0].windows[0].used == 20
+    clock.advance(timedelta(seconds=1))
+    assert (await b.take(API, Priority.NOTICE)).ok
+    assert (await b.use())[0].windows[0].used == 20 + 16  # last second's rate, 16 at most
+    assert await granted(b, Priority.NOTICE, 15) == 15
+    assert (await b.use())[0].windows[0].used == 36  # spent locally
+    await b.pause(API, 60, "45009")
+    assert (await b.take(API, Priority.NOTICE)).paused  # a pause voids what was granted
