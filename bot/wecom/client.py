@@ -32,6 +32,7 @@ from bot.wecom.errors import (
     WeComRateLimited,
     error_for,
 )
+from bot.wecom.metered import metered
 from bot.wecom.ratelimit import MemberRateLimiter
 from bot.wecom.tokens import TokenCache
 
@@ -220,6 +221,7 @@ class WeComClient:
         """A template card; interactive cards answer a ``response_code`` for later updates."""
         return await self.send_message(touser, "template_card", card)
 
+    @metered("media/upload")  # its time includes the token lookup (cached in Redis)
     async def upload_media(self, media_type: str, filename: str, data: bytes) -> str:
         """Upload temporary media (3 days) and return its media_id, e.g. for a file message."""
         form = aiohttp.FormData(quote_fields=False)  # keep Chinese file names readable
@@ -271,6 +273,7 @@ class WeComClient:
                 await self._sleep(self.backoff_delay(retries))
                 retries += 1
 
+    @metered("media/get")
     async def _media_roundtrip(self, media_id: str, token: str) -> tuple[str, str, bytes]:
         try:
             async with self._session.get(f"{self._base_url}/media/get",
@@ -560,6 +563,7 @@ class WeComClient:
         """Full-jitter exponential backoff: ``min(max, base * 2**attempt) * random()``."""
         return min(self._backoff_max_s, self._backoff_base_s * 2 ** attempt) * self._jitter()
 
+    @metered()
     async def _roundtrip(self, method: str, endpoint: str,
                          params: Mapping[str, str | int] | None, body: JSON | None,
                          token: str | None) -> JSON:
