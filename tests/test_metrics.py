@@ -305,4 +305,22 @@ async def test_a_registered_refresher_runs_before_each_scrape(h: Harness) -> Non
     assert samples[("scrmbot_wecom_budget_used", (("api", "metrics/test"),
                                                   ("window", "minute")))] == 7
     assert deltas() == [1]
-    assert refreshers.names == ("inbox", "outbox", "test_budget", "test_broken")
+    assert refreshers.names == ("inbox", "outbox", "wecom_budget", "test_budget",
+                                "test_broken")
+
+
+async def test_the_api_budget_and_a_pause_are_read_at_scrape_time(h: Harness) -> None:
+    deltas = Deltas(("scrmbot_wecom_calls_total", {"api": "message/send", "errcode": "45009"}),
+                    ("scrmbot_outbox_deferrals_total", {"channel": "app", "reason": "budget"}))
+    h.sim.use_up_api("message/send")  # another system on the corp: the next send gets 45009
+    await h.app[context_key].outbox.app_message("metrics:budget", "test", "zhangsan", "text",
+                                                {"content": "稍后再发"})
+    await h.drain()
+    assert deltas() == [1, 1]
+    samples = await scrape(h)
+    minute = (("api", "message/send"), ("window", "minute"))
+    assert samples[("scrmbot_wecom_api_paused_seconds", (("api", "message/send"),))] == 60
+    assert samples[("scrmbot_wecom_budget_used", minute)] >= 1
+    assert samples[("scrmbot_wecom_budget_limit", minute)] == 9000  # 90 % of 10,000
+    assert samples[("scrmbot_wecom_budget_limit", (("api", "message/send"),
+                                                   ("window", "hour")))] == 135000

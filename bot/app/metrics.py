@@ -8,8 +8,8 @@ bearer token on the main port or reaches a second, internal listener.
 * Neither: nothing answers `/metrics` (404), as for any path that does not exist.
 
 The route is the app's own, outside the console, so no login or session applies to it, and
-its answer is never cached. Before rendering, the scrape-time gauges (inbox and outbox depth)
-are refreshed by `MetricsRefreshers`, where more can be registered.
+its answer is never cached. Before rendering, the scrape-time gauges (inbox and outbox depth,
+the API budget's use) are refreshed by `MetricsRefreshers`, where more can be registered.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from aiohttp import web
 from prometheus_client import REGISTRY, disable_created_metrics
 from prometheus_client.exposition import choose_encoder
 
-from bot.app.keys import metrics_key
+from bot.app.keys import context_key, metrics_key
 from bot.app.serving import GuardedRunner, ServingLimits
 from bot.app.settings import Settings
 from bot.domain.clock import Clock
@@ -32,6 +32,9 @@ from bot.observe.metrics import (
     INBOX_ROWS,
     OUTBOX_OLDEST_DUE_AGE,
     OUTBOX_ROWS,
+    WECOM_API_PAUSED,
+    WECOM_BUDGET_LIMIT,
+    WECOM_BUDGET_USED,
 )
 from bot.observe.refresh import MetricsRefreshers
 from bot.pipeline.depth import inbox_depth, outbox_depth
@@ -40,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PATH = "/metrics"
+_WINDOWS = {60.0: "minute", 3600.0: "hour"}
 _NO_CACHE = {"Cache-Control": "no-store"}
 
 
@@ -53,8 +57,9 @@ class MetricsPortTaken(OSError):
 
 
 def setup_metrics(app: web.Application, settings: Settings, clock: Clock) -> None:
-    """The refreshers (inbox and outbox depth, on `clock`), and `/metrics` where the settings
-    expose it. Call after the cleanup contexts that open the database."""
+    """The refreshers (inbox and outbox depth, on `clock`; the API budget's use), and
+    `/metrics` where the settings expose it. Call after the cleanup contexts that open the
+    database and make the context."""
     # A `_created` series beside every counter and histogram doubles the output; Prometheus
     # does not read them from the text format.
     disable_created_metrics()
@@ -72,8 +77,21 @@ def setup_metrics(app: web.Application, settings: Settings, clock: Clock) -> Non
             OUTBOX_ROWS.labels(status).set(rows)
         OUTBOX_OLDEST_DUE_AGE.set(depth.oldest_pending_age_s)
 
+    async def budget() -> None:
+        """Every API called in the last hour, from Redis (three reads each)."""
+        ctx = app.get(context_key)
+        if ctx is None or ctx.wecom.budget is None:
+            return
+        for use in await ctx.wecom.budget.use():
+            for window in use.windows:
+                name = _WINDOWS.get(window.window_s, f"{window.window_s:g}s")
+                WECOM_BUDGET_USED.labels(use.api, name).set(window.used)
+                WECOM_BUDGET_LIMIT.labels(use.api, name).set(window.budget)
+            WECOM_API_PAUSED.labels(use.api).set(use.paused_s)
+
     refreshers.add("inbox", inbox)
     refreshers.add("outbox", outbox)
+    refreshers.add("wecom_budget", budget)
     app[metrics_key] = refreshers
     if settings.metrics_token:
         app.router.add_get(PATH, _bearer_only(settings.metrics_token))

@@ -37,13 +37,14 @@ INBOX_OLDEST_PENDING_AGE = Gauge(
     "was received (0 when none); read at scrape time")
 INBOX_ATTEMPTS = Counter(
     "scrmbot_inbox_attempts", "Inbox rows processed, by outcome: done, retry (a handler "
-    "failed, tried again later) or dead (the last attempt failed)", ["outcome"])
+    "failed, tried again later), dead (the last attempt failed) or postponed (the API budget "
+    "had no room; the attempt does not count)", ["outcome"])
 HANDLER_SECONDS = Histogram(
     "scrmbot_handler_duration_seconds", "Event handler run time, with its transaction, by "
     "route", ["route"])
 HANDLER_FAILURES = Counter(
-    "scrmbot_handler_failures", "Event handler runs that raised (rolled back), by route",
-    ["route"])
+    "scrmbot_handler_failures", "Event handler runs that raised (rolled back; a budget short "
+    "too), by route", ["route"])
 
 # --- the fast lanes (bot/pipeline/fastlane.py) -------------------------------------------------
 
@@ -63,7 +64,7 @@ OUTBOX_OLDEST_DUE_AGE = Gauge(
 OUTBOX_SENT = Counter("scrmbot_outbox_sent", "Outbox rows delivered, by channel", ["channel"])
 OUTBOX_DEFERRALS = Counter(
     "scrmbot_outbox_deferrals", "Outbox rows put off before sending, by channel and reason "
-    "(member_limit, quiet_hours, held_back)", ["channel", "reason"])
+    "(member_limit, quiet_hours, held_back, budget)", ["channel", "reason"])
 OUTBOX_RETRIES = Counter(
     "scrmbot_outbox_retries", "Outbox sends that failed and are tried again later, by "
     "channel", ["channel"])
@@ -80,14 +81,15 @@ WECOM_CALLS = Counter(
 WECOM_CALL_SECONDS = Histogram(
     "scrmbot_wecom_call_seconds", "WeCom API HTTP exchange time, by endpoint", ["api"])
 WECOM_BUDGET_USED = Gauge(
-    "scrmbot_wecom_budget_used", "Calls counted against the corp-wide API budget in the "
-    "current window, by endpoint and window", ["api", "window"])
+    "scrmbot_wecom_budget_used", "Calls counted against the corp-wide API budget in the last "
+    "window (minute, hour), by endpoint; read at scrape time", ["api", "window"])
 WECOM_BUDGET_LIMIT = Gauge(
-    "scrmbot_wecom_budget_limit", "The corp-wide API budget per window, by endpoint and window",
-    ["api", "window"])
+    "scrmbot_wecom_budget_limit", "The corp-wide API budget per window: WeCom's limit times "
+    "SCRM_WECOM_BUDGET_PERCENT; read at scrape time", ["api", "window"])
 WECOM_API_PAUSED = Gauge(
-    "scrmbot_wecom_api_paused_seconds", "Seconds left before calls to a paused endpoint "
-    "resume (0 when not paused)", ["api"])
+    "scrmbot_wecom_api_paused_seconds", "Seconds left before calls to an endpoint WeCom "
+    "blocked (45009) resume, for every instance (0 when not paused); read at scrape time",
+    ["api"])
 
 # --- jobs (scheduler/runner.py) ----------------------------------------------------------------
 

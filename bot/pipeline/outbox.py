@@ -378,6 +378,7 @@ class OutboxDispatcher(ClaimLoop):
             last_error=f"API budget: {exc}"[:2000])
         self._put_off[row.id] = until
         self.deferred += 1
+        OUTBOX_DEFERRALS.labels(row.channel, "budget").inc()
 
     async def _retry_later(self, row: OutboxMessage, exc: Exception, *, in_doubt: bool,
                            sender: Sender, permanent: bool = False) -> None:

@@ -159,6 +159,7 @@ class InboxWorker(ClaimLoop, Generic[C]):
         wait = budget_wait_s(result.failed)
         if wait is not None:
             self.postponed += 1
+            INBOX_ATTEMPTS.labels("postponed").inc()
             await postpone(row_id, self.instance_id, self._now_ms() + int(wait * 1000),
                            result.error_text())
             logger.info("inbox row %s (%s) waits %.0f s for the API budget", row_id,
