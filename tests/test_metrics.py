@@ -22,6 +22,8 @@ from bot.app.settings import ConfigError, load_settings
 from bot.observe.metrics import WECOM_BUDGET_USED
 from bot.wecom import WeComError, WeComHTTPError
 from bot.wecom.crypto import CallbackCrypto
+from bot.wecom.errors import WeComBudgetShort
+from bot.wecom.metered import metered
 from models import InboxEntry, OutboxMessage
 from scheduler.jobs import JobSpec
 from scheduler.runner import JobBook, run_job
@@ -249,6 +251,23 @@ async def test_wecom_errors_are_counted_by_api_and_errcode(h: Harness) -> None:
     assert deltas() == [1, 1, 0]
     assert "scrmbot_wecom_calls_total{api=\"user/get\",errcode=\"60111\"}" in \
         await (await h.client.get("/metrics", headers=AUTH)).text()
+
+
+async def test_an_exchange_is_counted_once_and_a_call_the_budget_put_off_not_at_all() -> None:
+    @metered("metrics/exchange")
+    async def exchange(failure: BaseException | None = None) -> None:
+        if failure is not None:
+            raise failure
+
+    series = [("scrmbot_wecom_calls_total", {"api": "metrics/exchange", "errcode": code})
+              for code in ("0", "http", "45009")]
+    deltas = Deltas(*series, ("scrmbot_wecom_call_seconds_count", {"api": "metrics/exchange"}))
+    await exchange()
+    with pytest.raises(WeComHTTPError):
+        await exchange(WeComHTTPError("no answer within 10 s", "metrics/exchange"))
+    with pytest.raises(WeComBudgetShort):  # scrmbot never called: not an exchange
+        await exchange(WeComBudgetShort("metrics/exchange", 60, paused=True))
+    assert deltas() == [1, 1, 0, 2]
 
 
 async def test_outbox_deferrals_and_sends_are_counted_by_channel(h: Harness) -> None:

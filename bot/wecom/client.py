@@ -221,13 +221,17 @@ class WeComClient:
         """A template card; interactive cards answer a ``response_code`` for later updates."""
         return await self.send_message(touser, "template_card", card)
 
-    @metered("media/upload")  # its time includes the token lookup (cached in Redis)
     async def upload_media(self, media_type: str, filename: str, data: bytes) -> str:
         """Upload temporary media (3 days) and return its media_id, e.g. for a file message."""
         form = aiohttp.FormData(quote_fields=False)  # keep Chinese file names readable
         form.add_field("media", data, filename=filename, content_type="application/octet-stream")
         token = await self._tokens.get(self._secret, lambda: self._fetch_token(self._secret))
         await self._draw("media/upload")
+        return await self._upload_roundtrip(media_type, form, token)
+
+    @metered("media/upload")
+    async def _upload_roundtrip(self, media_type: str, form: aiohttp.FormData,
+                                token: str) -> str:
         try:
             async with self._session.post(f"{self._base_url}/media/upload",
                                           params={"access_token": token, "type": media_type},

@@ -3,8 +3,9 @@ methods, so no API method (and no retry) can be missed or counted twice.
 
 Each exchange is one `scrmbot_wecom_calls_total{api, errcode}` and one observation of
 `scrmbot_wecom_call_seconds{api}`: a call retried three times is four exchanges, as WeCom
-counts them against its limits. `api` is the endpoint path the client passes (a literal in
-the client, so a small fixed set), never a URL with its query.
+counts them against its limits; a call the API budget put off reached nobody and is not one.
+`api` is the endpoint path the client passes (a literal in the client, so a small fixed set),
+never a URL with its query.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 from bot.observe.metrics import WECOM_CALL_SECONDS, WECOM_CALLS
-from bot.wecom.errors import WeComError
+from bot.wecom.errors import WeComBudgetShort, WeComError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -55,8 +56,10 @@ def metered(api: str | None = None, *, prefix: str = ""
                 failure = exc
                 raise
             finally:
-                WECOM_CALLS.labels(prefix + name, errcode_label(failure)).inc()
-                WECOM_CALL_SECONDS.labels(prefix + name).observe(time.perf_counter() - started)
+                if not isinstance(failure, WeComBudgetShort):  # that never reached WeCom
+                    WECOM_CALLS.labels(prefix + name, errcode_label(failure)).inc()
+                    WECOM_CALL_SECONDS.labels(prefix + name).observe(
+                        time.perf_counter() - started)
 
         return counted
 
