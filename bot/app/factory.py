@@ -31,6 +31,7 @@ from bot.app.keys import (
     worker_key,
     writer_key,
 )
+from bot.app.metrics import setup_metrics
 from bot.app.settings import Settings
 from bot.chat.commands import CommandRegistry
 from bot.chat.replies import Renderer
@@ -136,6 +137,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_worker: bo
 
     app.cleanup_ctx.extend([stores, services, pipeline, *([scheduler] if run_scheduler
                                                           else [])])
+    setup_metrics(app, settings, clock)
     oa = settings.oa
     endpoints = CallbackEndpoints(
         CallbackCrypto(settings.token, settings.aes_key, settings.corp_id,

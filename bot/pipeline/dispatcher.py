@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from bot.domain.clock import Clock
+from bot.observe.metrics import HANDLER_FAILURES, HANDLER_SECONDS
 from bot.store.db import atomic
 from bot.wecom.events import Event
 from models import InboxHandled
@@ -185,6 +186,12 @@ class Dispatcher(Generic[C]):
         return result
 
     async def _run(self, route: Route[C], event: Event, ctx: C) -> None:
+        """Run one route with its done record, timed and its failures counted by route."""
+        with HANDLER_SECONDS.labels(route.name).time(), \
+                HANDLER_FAILURES.labels(route.name).count_exceptions():
+            await self._run_route(route, event, ctx)
+
+    async def _run_route(self, route: Route[C], event: Event, ctx: C) -> None:
         if not route.transactional:
             await route.handler(event, ctx)
             await self._mark_done(event.inbox_id, route.name)

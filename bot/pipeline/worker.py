@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from tortoise.connection import get_connection
 
 from bot.domain.clock import Clock
+from bot.observe.metrics import INBOX_ATTEMPTS
 from bot.pipeline.claimloop import ClaimLoop
 from bot.pipeline.dispatcher import Dispatcher
 from bot.pipeline.pushes import decode_row
@@ -158,6 +159,7 @@ class InboxWorker(ClaimLoop, Generic[C]):
         wait = budget_wait_s(result.failed)
         if wait is not None:
             self.postponed += 1
+            INBOX_ATTEMPTS.labels("postponed").inc()
             await postpone(row_id, self.instance_id, self._now_ms() + int(wait * 1000),
                            result.error_text())
             logger.info("inbox row %s (%s) waits %.0f s for the API budget", row_id,
@@ -169,6 +171,7 @@ class InboxWorker(ClaimLoop, Generic[C]):
             return
         self.processed += 1
         await finish(row_id, self.instance_id, self._now_ms())
+        INBOX_ATTEMPTS.labels("done").inc()
         logger.debug("inbox row %s (%s): ran %s, done before %s", row_id, row["kind"],
                      result.ran, result.already_done)
 
@@ -177,6 +180,7 @@ class InboxWorker(ClaimLoop, Generic[C]):
         self.failed += 1
         dead = await fail(int(row["id"]), self.instance_id, self._now_ms(), attempts,
                           self.max_attempts, error)
+        INBOX_ATTEMPTS.labels("dead" if dead else "retry").inc()
         log = logger.error if dead else logger.warning
         log("inbox row %s (%s) failed on attempt %d/%d%s: %s", row["id"], row["kind"],
             attempts, self.max_attempts, ", dead-lettered" if dead else "", what)

@@ -32,6 +32,7 @@ from bot.wecom.errors import (
     WeComRateLimited,
     error_for,
 )
+from bot.wecom.metered import metered
 from bot.wecom.ratelimit import MemberRateLimiter
 from bot.wecom.tokens import TokenCache
 
@@ -226,6 +227,11 @@ class WeComClient:
         form.add_field("media", data, filename=filename, content_type="application/octet-stream")
         token = await self._tokens.get(self._secret, lambda: self._fetch_token(self._secret))
         await self._draw("media/upload")
+        return await self._upload_roundtrip(media_type, form, token)
+
+    @metered("media/upload")
+    async def _upload_roundtrip(self, media_type: str, form: aiohttp.FormData,
+                                token: str) -> str:
         try:
             async with self._session.post(f"{self._base_url}/media/upload",
                                           params={"access_token": token, "type": media_type},
@@ -271,6 +277,7 @@ class WeComClient:
                 await self._sleep(self.backoff_delay(retries))
                 retries += 1
 
+    @metered("media/get")
     async def _media_roundtrip(self, media_id: str, token: str) -> tuple[str, str, bytes]:
         try:
             async with self._session.get(f"{self._base_url}/media/get",
@@ -560,6 +567,7 @@ class WeComClient:
         """Full-jitter exponential backoff: ``min(max, base * 2**attempt) * random()``."""
         return min(self._backoff_max_s, self._backoff_base_s * 2 ** attempt) * self._jitter()
 
+    @metered()
     async def _roundtrip(self, method: str, endpoint: str,
                          params: Mapping[str, str | int] | None, body: JSON | None,
                          token: str | None) -> JSON:
