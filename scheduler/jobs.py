@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.app.context import BotContext
+from bot.wecom.budget import Priority
 
 JobFunc = Callable[[BotContext], Awaitable[Any]]
 SlotFunc = Callable[[datetime, BotContext], str | None]
@@ -24,6 +25,9 @@ class JobSpec:
     func: JobFunc
     every_s: int
     slot: SlotFunc
+    # what its WeCom calls draw from the corp's API budget at: jobs are background work,
+    # which waits when the budget is short (bot/wecom/budget.py)
+    priority: Priority = Priority.BACKGROUND
 
 
 def every_minute(local: datetime, ctx: BotContext) -> str:

@@ -30,6 +30,8 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 
 from bot.app.context import BotContext
+from bot.observe.metrics import JOB_RUNS, JOB_SECONDS
+from bot.wecom.budget import calls_at
 from models import JobRun
 from scheduler.jobs import JobSpec
 
@@ -149,20 +151,24 @@ async def run_job(book: JobBook, spec: JobSpec, ctx: BotContext) -> str:
         run = await claim_slot(book, spec, slot, ctx)
     except Exception:
         logger.exception("job %s: claiming slot %s failed", spec.id, slot)
+        JOB_RUNS.labels(spec.id, "claim_failed").inc()
         return "claim failed"
     if run is None:
         return "claimed"  # done, running elsewhere, or waiting for its retry
     record.last_run, record.last_slot, record.runs = ctx.clock.now(), slot, record.runs + 1
     renewal = asyncio.create_task(_renew(run.id, book, ctx))
     try:
-        result = await spec.func(ctx)
+        with calls_at(spec.priority), JOB_SECONDS.labels(spec.id).time():
+            result = await spec.func(ctx)
     except Exception as exc:
+        JOB_RUNS.labels(spec.id, "failed").inc()
         logger.exception("job %s (slot %s, attempt %d) failed", spec.id, slot, run.attempts)
         outcome = f"failed: {exc!r}"
         await JobRun.filter(id=run.id, instance=book.instance).update(
             status="failed", outcome=repr(exc)[:2000],
             next_attempt_ms=_ms(ctx) + int(retry_delay_s(run.attempts) * 1000))
     else:
+        JOB_RUNS.labels(spec.id, "ok").inc()
         # The job's own summary, in Chinese: /admin jobs shows it to admins as it is.
         summary = str(result) if result is not None else ""
         outcome = f"ok: {summary}" if summary else "ok"

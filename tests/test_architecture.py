@@ -32,6 +32,8 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
      "the domain imports nothing of ours"),
     ({"models/x.py": "from bot.store import db\n", "bot/store/__init__.py": "",
       "bot/store/db.py": ""}, "models import nothing of ours"),
+    ({"bot/observe/__init__.py": "", "bot/observe/metrics.py": "from bot.store import db\n",
+      "bot/store/__init__.py": "", "bot/store/db.py": ""}, "metrics import nothing of ours"),
     ({"bot/pipeline/__init__.py": "", "bot/pipeline/worker.py": "import handlers.tickets\n",
       "handlers/tickets/__init__.py": ""}, "a layer above it"),
     ({"bot/wecom/__init__.py": "", "bot/wecom/client.py": "from bot.chat import replies\n",
@@ -52,6 +54,13 @@ def test_each_kind_of_breach_is_reported(tmp_path: Path, files: dict[str, str],
                                          expected: str) -> None:
     problems = check(_tree(tmp_path, files))
     assert any(expected in p for p in problems), problems
+
+
+def test_the_layers_down_to_the_store_may_count_into_the_metrics(tmp_path: Path) -> None:
+    assert check(_tree(tmp_path, {
+        "bot/observe/__init__.py": "", "bot/observe/metrics.py": "",
+        "bot/store/__init__.py": "", "bot/store/db.py": "from bot.observe import metrics\n",
+        "scheduler/runner.py": "from bot.observe.metrics import JOB_RUNS\n"})) == []
 
 
 def test_a_feature_may_use_another_through_its_service(tmp_path: Path) -> None:

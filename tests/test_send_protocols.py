@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.app.keys import context_key
+from bot.app.keys import context_key, outbox_key
 from bot.devtools.simulator.oa import OASimulator
 from bot.store.db import atomic
 from models import OutboxMessage, OutboxStatus, Ticket
@@ -162,3 +162,26 @@ async def test_a_part_retried_later_is_not_overtaken(harness: Harness) -> None:
     await harness.drain()
     assert [m["text"]["content"] for m in harness.sim.sent_messages] == ["第0段", "第1段",
                                                                          "第2段"]
+
+
+async def test_parts_past_the_members_limit_keep_their_order_and_wait_once(
+        harness: Harness) -> None:
+    ctx = harness.app[context_key]
+    dispatcher = harness.app[outbox_key]
+    for n in range(30):  # one notice a second: the member's minute fills up
+        await ctx.outbox.app_message(f"probe:{n}", "probe", "zhangsan", "text",
+                                     {"content": f"通知{n}"})
+        await harness.drain()
+        harness.clock.advance(timedelta(seconds=1))
+    async with atomic():  # then a reply in three parts: their slots open a second apart
+        for n in range(3):
+            await ctx.outbox.app_message(f"probe:part:{n}", "reply", "zhangsan", "text",
+                                         {"content": f"第{n}段"})
+    deferred = dispatcher.deferred
+    await harness.drain()
+    for _ in range(35):
+        harness.clock.advance(timedelta(seconds=1))
+        await harness.drain()
+    texts = [m["text"]["content"] for m in harness.sim.sent_messages]
+    assert texts[30:] == ["第0段", "第1段", "第2段"]
+    assert dispatcher.deferred - deferred == 3  # each part kept a slot of its own, once

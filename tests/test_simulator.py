@@ -22,6 +22,7 @@ from bot.devtools.simulator import (
     WeComSimulator,
     load_demo_corp,
 )
+from bot.devtools.simulator.pictures import demo_png
 from bot.domain.clock import ManualClock
 
 CORP_ID = "wwsimtest0001"
@@ -701,3 +702,9 @@ async def test_demo_corp(sim: WeComSimulator) -> None:
     assert sim.state.members["admin"].position == "总经理"
     assert sim.state.members["admin"].mobile == "13800000001"
     assert {t.name for t in sim.state.tags.values()} == {"VIP", "普通"}
+
+
+def test_demo_pictures_differ_for_every_seed_the_simulator_uses() -> None:
+    """A second photo equal to the first made a photo test fail one run in 250 (seeds 256
+    apart gave the same colour, and so the same bytes)."""
+    assert len({demo_png(seed) for seed in range(1000)}) == 1000

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from bot.app.keys import context_key
-from bot.wecom.errors import WeComError
+from bot.wecom.errors import WeComBudgetShort, WeComError
 from bot.wecom.jsapi import AGENT, CORP, JsTickets, TicketUnavailable, js_signature
 from tests.harness import Harness
 
@@ -110,11 +110,12 @@ async def test_signing_uses_the_tickets_and_the_clock(harness: Harness) -> None:
 async def test_the_simulator_limits_and_guards_ticket_fetches(harness: Harness) -> None:
     h = harness
     wecom = h.app[context_key].wecom
+    with pytest.raises(WeComError) as wrong:
+        await wecom.get("ticket/get", {"type": "jsapi"})
+    assert wrong.value.errcode == 40058
     for _ in range(100):
         await wecom.fetch_agent_ticket()
     with pytest.raises(WeComError) as refused:
         await wecom.get("ticket/get", {"type": "agent_config"}, safe_to_retry=False)
-    assert refused.value.errcode == 45009
-    with pytest.raises(WeComError) as wrong:
-        await wecom.get("ticket/get", {"type": "jsapi"})
-    assert wrong.value.errcode == 40058
+    assert refused.value.errcode == 45009  # over 100 an hour: paused for the hour
+    assert isinstance(refused.value, WeComBudgetShort) and refused.value.retry_after == 3600

@@ -51,6 +51,7 @@ def _run_db_command(settings: Settings, work: Callable[[], Awaitable[int]]) -> i
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.app.factory import create_app  # the whole app: loaded only to serve
+    from bot.app.metrics import MetricsPortTaken
     from bot.app.serving import report_port_taken, serve
 
     settings = _settings()
@@ -62,6 +63,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host, port = args.host or settings.host, args.port or settings.port
     try:
         serve(app, host, port)
+    except MetricsPortTaken as exc:
+        return report_port_taken(exc, "scrmbot", exc.host, exc.port,
+                                 "stop what listens there or choose another SCRM_METRICS_PORT")
     except OSError as exc:
         return report_port_taken(exc, "scrmbot", host, port,
                                  "stop what listens there or choose another with --port or PORT")

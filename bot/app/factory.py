@@ -31,6 +31,7 @@ from bot.app.keys import (
     worker_key,
     writer_key,
 )
+from bot.app.metrics import setup_metrics
 from bot.app.settings import Settings
 from bot.chat.commands import CommandRegistry
 from bot.chat.replies import Renderer
@@ -50,6 +51,7 @@ from bot.web.assets import default_assets_dir, setup_domain_verification
 from bot.web.console import ConsoleDeps, WebConsole
 from bot.web.login import LoginConfig
 from bot.wecom import MemberRateLimiter, TokenCache, WeComClient
+from bot.wecom.budget import ApiBudget
 from bot.wecom.crypto import CallbackCrypto
 from bot.wecom.endpoints import MAX_BODY_BYTES, Accepted, CallbackEndpoints
 from bot.wecom.jsapi import AGENT, CORP, JsTickets
@@ -136,6 +138,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_worker: bo
 
     app.cleanup_ctx.extend([stores, services, pipeline, *([scheduler] if run_scheduler
                                                           else [])])
+    setup_metrics(app, settings, clock)
     oa = settings.oa
     endpoints = CallbackEndpoints(
         CallbackCrypto(settings.token, settings.aes_key, settings.corp_id,
@@ -210,8 +213,11 @@ def _context(settings: Settings, clock: Clock, rules: RulesHolder,
              name: str) -> BotContext:
     tokens = TokenCache(redis, settings.corp_id, clock)
     limiter = MemberRateLimiter(redis, clock, f"{settings.corp_id}:{settings.agent_id}")
+    budget = ApiBudget(redis, clock, settings.corp_id, limits=settings.api_limits,
+                       margin=settings.api_budget_percent / 100)
     wecom = WeComClient(session, settings.api_base, settings.corp_id, settings.agent_id,
-                        settings.secret, settings.contact_secret, tokens, limiter, clock)
+                        settings.secret, settings.contact_secret, tokens, limiter, clock,
+                        budget=budget)
     oa = OAClient(session, settings.oa_api_base, settings.oa.app_id, settings.oa.secret,
                   TokenCache(redis, settings.oa.app_id, clock)) if settings.oa else None
     registry: CommandRegistry[BotContext] = CommandRegistry()

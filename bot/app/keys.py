@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from bot.app.context import BotContext
 from bot.app.settings import Settings
 from bot.domain.clock import Clock
+from bot.observe.refresh import MetricsRefreshers
 from bot.pipeline.intake import InboxWriter
 from bot.pipeline.outbox import OutboxDispatcher
 from bot.pipeline.worker import InboxWorker
@@ -20,3 +21,4 @@ context_key = web.AppKey("context", BotContext)
 writer_key = web.AppKey("inbox_writer", InboxWriter)
 worker_key = web.AppKey("inbox_worker", InboxWorker)
 outbox_key = web.AppKey("outbox", OutboxDispatcher)
+metrics_key = web.AppKey("metrics_refreshers", MetricsRefreshers)

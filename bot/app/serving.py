@@ -137,10 +137,12 @@ def make_runner(app: web.Application) -> GuardedRunner:
 
 
 async def start_site(app: web.Application, host: str, port: int) -> GuardedRunner:
-    """Start the app and listen on `host`:`port`; `runner.cleanup()` stops both."""
+    """Start the app and listen on `host`:`port`; `runner.cleanup()` stops both. If either
+    fails, what had started is closed again (a cleanup context failing after the database
+    opened, such as a metrics port in use, would otherwise leave it open)."""
     runner = make_runner(app)
-    await runner.setup()
     try:
+        await runner.setup()
         await web.TCPSite(runner, host, port).start()
     except BaseException:
         await runner.cleanup()

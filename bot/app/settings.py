@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.wecom.budget import WECOM_API_LIMITS
+
 DEFAULT_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin"
 DEFAULT_OA_API_BASE = "https://api.weixin.qq.com/cgi-bin"
 # The console's two login pages: web authorisation inside WeCom, QR login on a desktop.
@@ -89,6 +91,16 @@ class Settings:
     header_timeout_s: float = 5
     body_timeout_s: float = 5
     max_connections: int = 512
+    # The share of WeCom's per-API limits (10,000 a minute, 150,000 an hour per corp) scrmbot
+    # allows itself (bot/wecom/budget.py); the limits themselves only change in tests.
+    api_budget_percent: int = 90
+    api_limits: tuple[tuple[int, float], ...] = WECOM_API_LIMITS
+    # GET /metrics (bot/app/metrics.py): on the main port to a bearer of `metrics_token`,
+    # and/or without a token on `metrics_host`:`metrics_port`, a second listener meant to be
+    # internal. Neither set: not served at all.
+    metrics_token: str = ""
+    metrics_port: int = 0  # 0 = no metrics listener
+    metrics_host: str = "127.0.0.1"
 
     @property
     def tz(self) -> ZoneInfo:
@@ -100,6 +112,9 @@ AES_KEY_LENGTH = 43
 _AES_KEY_CHAR_RE = re.compile(r"[A-Za-z0-9+/]")
 _CORP_ID_RE = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
+MIN_METRICS_TOKEN = 16
+# RFC 6750's b64token: what may follow "Bearer " in an Authorization header.
+_BEARER_TOKEN_RE = re.compile(r"^[A-Za-z0-9._~+/-]+=*$")
 _DB_SCHEMES = ("sqlite://", "postgres://", "postgresql://", "asyncpg://", "psql://")
 
 
@@ -194,6 +209,7 @@ def load_settings(environ: Mapping[str, str] | None = None,
         for name, example in (("S3_ENDPOINT", "https://s3.example.com"),
                               ("S3_ACCESS_KEY", "AKIA…"), ("S3_SECRET_KEY", "<secret>")):
             get.required(name, example)
+    metrics_token, metrics_port, metrics_host = _metrics(get, secret_key)
     settings = Settings(
         corp_id=corp_id,
         agent_id=agent_id,
@@ -235,10 +251,38 @@ def load_settings(environ: Mapping[str, str] | None = None,
                                    maximum=300),
         max_connections=get.integer("SCRM_MAX_CONNECTIONS", "512", default=512, minimum=1,
                                     maximum=100_000),
+        api_budget_percent=get.integer("SCRM_WECOM_BUDGET_PERCENT", "90", default=90,
+                                       minimum=10, maximum=100),
+        metrics_token=metrics_token,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )
     if get.problems:
         raise ConfigErrors(get.problems)
     return settings
+
+
+def _metrics(get: _Reader, secret_key: str) -> tuple[str, int, str]:
+    """SCRM_METRICS_TOKEN, SCRM_METRICS_PORT and SCRM_METRICS_HOST, checked together."""
+    token = (get.env.get("SCRM_METRICS_TOKEN") or "").strip()
+    generate = "generate one with python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    if token and (len(token) < MIN_METRICS_TOKEN or not _BEARER_TOKEN_RE.match(token)):
+        get.problem("SCRM_METRICS_TOKEN", f"must be at least {MIN_METRICS_TOKEN} characters "
+                    f"of letters, digits and - . _ ~ + / (a bearer token); {generate}",
+                    "Zk3…43 random characters…")
+    elif token and token == secret_key:
+        get.problem("SCRM_METRICS_TOKEN", "must not be SCRM_SECRET_KEY: whoever scrapes the "
+                    f"metrics could then sign links; {generate}", "Zk3…43 random characters…")
+    port = get.integer("SCRM_METRICS_PORT", "9108", default=0, minimum=0, maximum=65535)
+    main_port = (get.env.get("PORT") or "8080").strip()
+    if port and str(port) == main_port:
+        get.problem("SCRM_METRICS_PORT", f"must differ from PORT ({main_port}): it is a second "
+                    "listener, serving only /metrics", "9108")
+    host = (get.env.get("SCRM_METRICS_HOST") or "").strip()
+    if host and not port:
+        get.problem("SCRM_METRICS_HOST", "has no effect without SCRM_METRICS_PORT (set both, "
+                    "or SCRM_METRICS_TOKEN to serve /metrics on the main port)", "10.0.0.5")
+    return token, port, host or "127.0.0.1"
 
 
 def _aes_key(get: _Reader, name: str, *, required: bool) -> str | None:

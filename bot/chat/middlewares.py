@@ -1,4 +1,5 @@
-"""The chain every command and page passes: audit → error ids → role → data scope → the handler.
+"""The chain every command and page passes: audit → error ids → role → data scope → the
+handler, whose WeCom calls go first in the API budget (a member waits for them).
 
 Each middleware reads the command's declared flags (aiogram's flags read by middlewares), so
 a flag that nothing reads cannot exist and isolation really is in one place: the role check
@@ -27,6 +28,7 @@ from bot.chat.replies import Renderer
 from bot.domain.clock import Clock
 from bot.domain.roles import ROLE_NAMES, has_role
 from bot.domain.scope import Scope
+from bot.wecom.budget import Priority, calls_at
 from models import Staff
 
 logger = logging.getLogger(__name__)
@@ -157,6 +159,23 @@ class DataScope(Generic[C]):
         if inv.spec.customer_data:
             inv.data = ScopedData(inv.scope)
         return await call_next(inv)
+
+
+class MemberWaits(Generic[C]):
+    """A member waits for what the handler does: its WeCom calls (a tag mirrored, a file
+    uploaded) draw from the corp's API budget first, as a welcome does, ahead of notices and
+    background sync (bot/wecom/budget.py)."""
+
+    async def __call__(self, inv: Invocation[C], call_next: Next[C]) -> Outcome:
+        with calls_at(Priority.FIRST):
+            return await call_next(inv)
+
+
+def standard_middlewares(clock: Clock, renderer: Renderer,
+                         headquarters: Callable[[Staff], bool]) -> list[Middleware[C]]:
+    """The chain of every command and page, in order."""
+    return [AuditTrail(clock), ErrorIds(renderer), RoleCheck(renderer),
+            DataScope(headquarters), MemberWaits()]
 
 
 @dataclass

@@ -15,16 +15,7 @@ from datetime import UTC, tzinfo
 from typing import Generic, TypeVar, cast
 
 from bot.chat.commands import Command, CommandRegistry, CommandResult, CommandSpec
-from bot.chat.middlewares import (
-    AuditTrail,
-    Chain,
-    DataScope,
-    ErrorIds,
-    Invocation,
-    Middleware,
-    Outcome,
-    RoleCheck,
-)
+from bot.chat.middlewares import Chain, Invocation, Outcome, standard_middlewares
 from bot.chat.parsing import Token, lex, normalise_mapped, parse_command
 from bot.chat.replies import Renderer, reply_messages
 from bot.domain.clock import Clock
@@ -79,9 +70,8 @@ class ChatRunner(Generic[C]):
         self.outbox = outbox
         self.clock = clock
         self.tz = tz
-        middlewares: list[Middleware[C]] = [AuditTrail(clock), ErrorIds(renderer),
-                                            RoleCheck(renderer), DataScope(headquarters)]
-        self.chain: Chain[C] = Chain(middlewares, self._execute)
+        self.chain: Chain[C] = Chain(standard_middlewares(clock, renderer, headquarters),
+                                     self._execute)
 
     async def _execute(self, inv: Invocation[C]) -> Outcome:
         if inv.dry_run:

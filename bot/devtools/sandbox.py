@@ -46,6 +46,8 @@ DEMO_PARTS = Path(__file__).resolve().parent / "examples" / "parts.csv"
 
 
 OA_APP_ID, OA_SECRET, OA_TOKEN = "wxsandboxoa", "sandbox-oa-secret", "sandboxoa"
+# The sandbox serves /metrics on its own port (127.0.0.1 only) to this documented token.
+SANDBOX_METRICS_TOKEN = "sandbox-metrics-token"
 
 
 def sandbox_secret_key() -> str:
@@ -71,7 +73,7 @@ def sandbox_settings(api_base: str, port: int, oa_api_base: str) -> Settings:
         # the simulator plays both login pages (a member picker instead of WeCom's)
         oauth_base=api_base.removesuffix("/cgi-bin"), login_base=api_base.removesuffix("/cgi-bin"),
         jssdk_stand_in=api_base.removesuffix("/cgi-bin") + JSSDK_PATH,
-        data_dir=str(SANDBOX_DIR),
+        data_dir=str(SANDBOX_DIR), metrics_token=SANDBOX_METRICS_TOKEN,
     )
 
 
@@ -170,6 +172,8 @@ def run_sandbox(port: int = 8080, console: bool = True) -> int:
               "for a chat with her)    help")
         print(f"Or from another shell: curl -XPOST {control}/sim/text "
               "-d '{\"userid\":\"zhangsan\",\"content\":\"/help\"}'")
+        print(f"Metrics: curl -H 'Authorization: Bearer {SANDBOX_METRICS_TOKEN}' "
+              f"{sandbox.server_url}/metrics")
         try:
             if interactive:
                 await Console(sandbox).run()

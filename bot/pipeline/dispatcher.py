@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from bot.domain.clock import Clock
+from bot.observe.metrics import HANDLER_FAILURES, HANDLER_SECONDS
 from bot.store.db import NewRows, atomic, insert_at_end
 from bot.wecom.events import Event
 from models import InboxHandled
@@ -193,6 +194,13 @@ class Dispatcher(Generic[C]):
         return result
 
     async def _run(self, route: Route[C], event: Event, ctx: C, deferred: list[str]) -> None:
+        """Run one route with its done record, timed and its failures counted by route."""
+        with HANDLER_SECONDS.labels(route.name).time(), \
+                HANDLER_FAILURES.labels(route.name).count_exceptions():
+            await self._run_route(route, event, ctx, deferred)
+
+    async def _run_route(self, route: Route[C], event: Event, ctx: C,
+                         deferred: list[str]) -> None:
         if not route.transactional:
             await route.handler(event, ctx)
             deferred.append(route.name)

@@ -27,6 +27,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from bot.observe.metrics import FASTLANE
 from bot.wecom.events import Event
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class FastLane(Generic[E]):
                 for event in await self._recover(room) if room > 0 else ():
                     if event.inbox_id not in self._running and self._submit(event):
                         self.recovered += 1
+                        FASTLANE.labels(self.name, "recovered").inc()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -95,8 +97,10 @@ class FastLane(Generic[E]):
     def _submit(self, event: E) -> bool:
         if len(self._tasks) >= self._max_pending:
             self.skipped += 1
+            FASTLANE.labels(self.name, "skipped").inc()
             return False
         self.started += 1
+        FASTLANE.labels(self.name, "started").inc()
         self._running.add(event.inbox_id)
         task = asyncio.create_task(self._guarded(event), name=f"{self.name}-{event.inbox_id}")
         self._tasks.add(task)
@@ -114,6 +118,7 @@ class FastLane(Generic[E]):
             if tail is not None:  # its bookkeeping, which must not hold a slot
                 await tail
         except Exception:  # the worker (or the recovery) does it again
+            FASTLANE.labels(self.name, "failed").inc()
             logger.exception("fast lane %s failed for inbox row %s", self.name,
                              event.inbox_id)
         finally:

@@ -35,10 +35,12 @@ from tortoise.connection import get_connection
 
 from bot.domain.clock import Clock
 from bot.domain.quiet_hours import QuietHours
+from bot.observe.metrics import OUTBOX_DEFERRALS, OUTBOX_FAILED, OUTBOX_RETRIES, OUTBOX_SENT
 from bot.pipeline.claimloop import ClaimLoop
 from bot.store.db import after_commit, atomic, dialect, sql_for
 from bot.wecom import MemberRateLimiter, WeComError, WeComHTTPError
-from bot.wecom.errors import PERMANENT_ERRCODES
+from bot.wecom.budget import Priority, calls_at
+from bot.wecom.errors import PERMANENT_ERRCODES, WeComBudgetShort
 from models import OutboxMessage, OutboxStatus
 
 logger = logging.getLogger(__name__)
@@ -58,6 +60,10 @@ RETURNING id
 
 # The member-limit slot a deferred row holds (`MemberRateLimiter.reserve`), in `progress`.
 RATE_SLOT = "rate_slot"
+
+# Rows someone is waiting for: a command's reply (a member), a keyword's or a booking's
+# confirmation (a customer). They draw from the API budget first; other rows are notices.
+FIRST_KINDS = frozenset({"reply", "confirmation"})
 
 
 def backoff_s(attempt: int) -> float:
@@ -243,7 +249,8 @@ class OutboxDispatcher(ClaimLoop):
             until = self._put_off.pop(row.id, None)
             if until is not None:
                 for later in lane[n + 1:]:
-                    await self._defer(later, until, "waiting for an earlier message")
+                    await self._defer(later, until, "waiting for an earlier message",
+                                      reason="held_back")
                     self._put_off.pop(later.id, None)
                 return
 
@@ -270,7 +277,8 @@ class OutboxDispatcher(ClaimLoop):
         if row.customer_facing:
             later = self.quiet_hours().deferral(self.clock.now().astimezone(self.tz))
             if later is not None:
-                await self._defer(row, later.timestamp() * 1000, "quiet hours")
+                await self._defer(row, later.timestamp() * 1000, "quiet hours",
+                                  reason="quiet_hours")
                 return
         if sender.member_limited:
             held = row.progress.get(RATE_SLOT)
@@ -278,7 +286,9 @@ class OutboxDispatcher(ClaimLoop):
                                                     held if isinstance(held, str) else None)
             if wait > 0:  # the member's next free slot is kept for this row
                 await self._defer(row, self._now_ms() + wait * 1000, None,
+                                  reason="member_limit",
                                   progress={**row.progress, RATE_SLOT: slot})
+                self._put_off.pop(row.id, None)  # the rows after it take later slots
                 return
         try:
             await sender.prepare(row)
@@ -288,7 +298,11 @@ class OutboxDispatcher(ClaimLoop):
         if not await self._record_attempt(row):
             return  # the lease was lost: another instance has the row now
         try:
-            result = await sender.send(row)
+            with calls_at(Priority.FIRST if row.kind in FIRST_KINDS else Priority.NOTICE):
+                result = await sender.send(row)
+        except WeComBudgetShort as exc:  # nothing reached WeCom: wait for the budget
+            await self._wait_for_budget(row, exc)
+            return
         except WeComHTTPError as exc:
             # The call may have reached WeCom: the attempt stays on record and the next
             # claim asks the sender what became of it.
@@ -340,15 +354,31 @@ class OutboxDispatcher(ClaimLoop):
                 attempt_started_ms=None, last_error=None, locked_until_ms=0)
             await sender.sent(row, result)
         self.sent += 1
+        OUTBOX_SENT.labels(row.channel).inc()
 
     async def _defer(self, row: OutboxMessage, until_ms: float, why: str | None, *,
-                     progress: dict[str, Any] | None = None) -> None:
+                     reason: str, progress: dict[str, Any] | None = None) -> None:
+        """Put `row` off until `until_ms`; `why` is kept on the row, `reason` (a short name)
+        labels `scrmbot_outbox_deferrals_total`."""
         changes: dict[str, Any] = {"progress": progress} if progress is not None else {}
         await OutboxMessage.filter(id=row.id, locked_by=self.instance_id).update(
             status=OutboxStatus.PENDING, next_attempt_ms=int(until_ms), locked_until_ms=0,
             last_error=why, **changes)
         self._put_off[row.id] = int(until_ms)
         self.deferred += 1
+        OUTBOX_DEFERRALS.labels(row.channel, reason).inc()
+
+    async def _wait_for_budget(self, row: OutboxMessage, exc: WeComBudgetShort) -> None:
+        """Put the row off until its API has room: the attempt is undone (nothing was sent,
+        so it is neither in doubt nor a failure that counts towards giving up)."""
+        until = self._now_ms() + int(max(exc.retry_after or 1.0, 0.05) * 1000)
+        await OutboxMessage.filter(id=row.id, locked_by=self.instance_id).update(
+            status=OutboxStatus.PENDING, next_attempt_ms=until, locked_until_ms=0,
+            attempt_started_ms=None, attempts=max(0, row.attempts - 1),
+            last_error=f"API budget: {exc}"[:2000])
+        self._put_off[row.id] = until
+        self.deferred += 1
+        OUTBOX_DEFERRALS.labels(row.channel, "budget").inc()
 
     async def _retry_later(self, row: OutboxMessage, exc: Exception, *, in_doubt: bool,
                            sender: Sender, permanent: bool = False) -> None:
@@ -369,6 +399,7 @@ class OutboxDispatcher(ClaimLoop):
         if not in_doubt:
             update["attempt_started_ms"] = None
         await OutboxMessage.filter(id=row.id, locked_by=self.instance_id).update(**update)
+        (OUTBOX_FAILED if dead else OUTBOX_RETRIES).labels(row.channel).inc()
         if not dead:
             self._put_off[row.id] = update["next_attempt_ms"]
         log = logger.error if dead else logger.warning
@@ -386,5 +417,6 @@ class OutboxDispatcher(ClaimLoop):
         await OutboxMessage.filter(id=row.id, locked_by=self.instance_id).update(
             status=OutboxStatus.FAILED, errcode=errcode, last_error=error[:2000],
             attempt_started_ms=None, locked_until_ms=0)
+        OUTBOX_FAILED.labels(row.channel).inc()
         logger.error("outbox %s (%s → %s) failed for good: %s", row.key, row.channel,
                      row.recipient, error)

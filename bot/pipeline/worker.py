@@ -20,10 +20,12 @@ from typing import Any, Generic, TypeVar
 from tortoise.connection import get_connection
 
 from bot.domain.clock import Clock
+from bot.observe.metrics import INBOX_ATTEMPTS
 from bot.pipeline.claimloop import ClaimLoop
 from bot.pipeline.dispatcher import Dispatcher
 from bot.pipeline.pushes import decode_row
 from bot.store.db import dialect, sql_for
+from bot.wecom.errors import WeComBudgetShort
 
 C = TypeVar("C")
 
@@ -112,6 +114,21 @@ async def fail(row_id: int, instance_id: str, now_ms: int, attempts: int, max_at
     return dead
 
 
+async def postpone(row_id: int, instance_id: str, until_ms: int, error: str) -> None:
+    """Try the row again at `until_ms` without counting this attempt (nothing failed: the
+    WeCom API it needs had no room in the budget)."""
+    await get_connection("default").execute_query(
+        sql_for("UPDATE inbox SET status='pending', next_attempt_ms=$1, last_error=$2, "
+                "locked_until_ms=0, attempts=attempts-1 WHERE id=$3 AND locked_by=$4"),
+        [until_ms, error[-4000:], row_id, instance_id])
+
+
+def budget_wait_s(failed: Sequence[tuple[str, BaseException]]) -> float | None:
+    """When every failure was a budget short (or a pause), how long to wait; else None."""
+    waits = [exc.retry_after or 1.0 for _, exc in failed if isinstance(exc, WeComBudgetShort)]
+    return max(waits) if waits and len(waits) == len(failed) else None
+
+
 class InboxWorker(ClaimLoop, Generic[C]):
     """Processes inbox rows in this process; one subject's events run in order."""
 
@@ -133,6 +150,7 @@ class InboxWorker(ClaimLoop, Generic[C]):
         self._give_way = give_way
         self.processed = 0
         self.failed = 0
+        self.postponed = 0
         self._finished: list[tuple[int, int]] | None = None  # in a batch: rows done so far
 
     def _now_ms(self) -> int:
@@ -190,6 +208,15 @@ class InboxWorker(ClaimLoop, Generic[C]):
         except Exception as exc:  # the payload or the done records could not be read
             await self._failed(row, attempts, "".join(traceback.format_exception(exc)), exc)
             return
+        wait = budget_wait_s(result.failed)
+        if wait is not None:
+            self.postponed += 1
+            INBOX_ATTEMPTS.labels("postponed").inc()
+            await postpone(row_id, self.instance_id, self._now_ms() + int(wait * 1000),
+                           result.error_text())
+            logger.info("inbox row %s (%s) waits %.0f s for the API budget", row_id,
+                        row["kind"], wait)
+            return
         if result.failed:
             names = ", ".join(name for name, _ in result.failed)
             await self._failed(row, attempts, result.error_text(), names)
@@ -199,6 +226,7 @@ class InboxWorker(ClaimLoop, Generic[C]):
             self._finished.append((row_id, self._now_ms()))
         else:
             await finish(row_id, self.instance_id, self._now_ms())
+        INBOX_ATTEMPTS.labels("done").inc()
         logger.debug("inbox row %s (%s): ran %s, done before %s", row_id, row["kind"],
                      result.ran, result.already_done)
 
@@ -207,6 +235,7 @@ class InboxWorker(ClaimLoop, Generic[C]):
         self.failed += 1
         dead = await fail(int(row["id"]), self.instance_id, self._now_ms(), attempts,
                           self.max_attempts, error)
+        INBOX_ATTEMPTS.labels("dead" if dead else "retry").inc()
         log = logger.error if dead else logger.warning
         log("inbox row %s (%s) failed on attempt %d/%d%s: %s", row["id"], row["kind"],
             attempts, self.max_attempts, ", dead-lettered" if dead else "", what)

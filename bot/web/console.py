@@ -22,15 +22,7 @@ from typing import Any, Generic, TypeVar
 from aiohttp import web
 from redis.asyncio import Redis
 
-from bot.chat.middlewares import (
-    AuditTrail,
-    Chain,
-    DataScope,
-    ErrorIds,
-    Invocation,
-    Outcome,
-    RoleCheck,
-)
+from bot.chat.middlewares import Chain, Invocation, Outcome, standard_middlewares
 from bot.chat.replies import Renderer
 from bot.domain.clock import Clock
 from bot.domain.roles import ROLE_NAMES
@@ -75,8 +67,7 @@ class WebConsole(Generic[C]):
         self.tz = tz
         self.assets_dir = assets_dir
         renderer = Renderer()
-        self.chain: Chain[C] = Chain([AuditTrail(clock), ErrorIds(renderer),
-                                      RoleCheck(renderer), DataScope(deps.headquarters)],
+        self.chain: Chain[C] = Chain(standard_middlewares(clock, renderer, deps.headquarters),
                                      self._execute)
         self.env = make_page_environment()
         self.env.filters["local"] = local_time(tz)

@@ -19,16 +19,20 @@ from typing import Any
 import aiohttp
 
 from bot.domain.clock import Clock
+from bot.wecom.budget import ApiBudget, Priority, blocked_window_s, current_priority
 from bot.wecom.errors import (
     ACCESS_TOKEN_EXPIRED,
+    FREQUENCY_LIMITED,
     INVALID_ACCESS_TOKEN,
     INVALID_CREDENTIAL,
     WeComAuthError,
+    WeComBudgetShort,
     WeComError,
     WeComHTTPError,
     WeComRateLimited,
     error_for,
 )
+from bot.wecom.metered import metered
 from bot.wecom.ratelimit import MemberRateLimiter
 from bot.wecom.tokens import TokenCache
 
@@ -54,9 +58,13 @@ class WeComClient:
 
     * 40014/42001 (and 40001 on an API call): drop the token, refetch it once, retry once;
       a second auth failure raises `WeComAuthError`.
-    * -1/45009/45033: WeCom rejected the call and nothing happened, so every call, even a
-      non-idempotent POST, is retried with full-jitter exponential backoff, at most
-      ``max_retries`` times, then `WeComRateLimited` is raised.
+    * -1/45033 (and 45009 without a budget): WeCom rejected the call and nothing happened,
+      so every call, even a non-idempotent POST, is retried with full-jitter exponential
+      backoff, at most ``max_retries`` times, then `WeComRateLimited` is raised.
+    * Budget (`ApiBudget`, when given): every call draws from its API's corp-wide budget
+      first. With no room at the caller's priority it raises `WeComBudgetShort` without
+      calling (a FIRST call waits up to ``max_budget_wait_s`` for room first). A 45009 pauses
+      the API for every instance for the window WeCom named, and raises the same.
     * Transport failures (timeout, disconnect, 5xx, non-JSON): retried the same way only for
       calls that are safe to repeat: GETs, read-only/idempotent POSTs, and calls the caller
       marks ``safe_to_retry``. A non-idempotent POST (message/send, send_welcome_msg,
@@ -73,7 +81,8 @@ class WeComClient:
                  limiter: MemberRateLimiter, clock: Clock, *, timeout_s: float = 10.0,
                  max_retries: int = 3, backoff_base_s: float = 0.5, backoff_max_s: float = 8.0,
                  sleep: Sleep = asyncio.sleep, max_limiter_wait_s: float = 120.0,
-                 jitter: Callable[[], float] = random.random) -> None:
+                 jitter: Callable[[], float] = random.random,
+                 budget: ApiBudget | None = None, max_budget_wait_s: float = 3.0) -> None:
         self._session = session
         self._base_url = base_url.rstrip("/")
         self._corp_id = corp_id
@@ -91,11 +100,18 @@ class WeComClient:
         self._sleep = sleep
         self._max_limiter_wait_s = max_limiter_wait_s
         self._jitter = jitter
+        self._budget = budget
+        self._max_budget_wait_s = max_budget_wait_s
 
     @property
     def limiter(self) -> MemberRateLimiter:
         """The per-member app-message limiter this client honours."""
         return self._limiter
+
+    @property
+    def budget(self) -> ApiBudget | None:
+        """The corp-wide per-API budget this client draws from (None: unlimited)."""
+        return self._budget
 
     @property
     def agent_id(self) -> int:
@@ -210,6 +226,12 @@ class WeComClient:
         form = aiohttp.FormData(quote_fields=False)  # keep Chinese file names readable
         form.add_field("media", data, filename=filename, content_type="application/octet-stream")
         token = await self._tokens.get(self._secret, lambda: self._fetch_token(self._secret))
+        await self._draw("media/upload")
+        return await self._upload_roundtrip(media_type, form, token)
+
+    @metered("media/upload")
+    async def _upload_roundtrip(self, media_type: str, form: aiohttp.FormData,
+                                token: str) -> str:
         try:
             async with self._session.post(f"{self._base_url}/media/upload",
                                           params={"access_token": token, "type": media_type},
@@ -243,14 +265,19 @@ class WeComClient:
     async def _media_retrying(self, media_id: str, token: str) -> tuple[str, str, bytes]:
         retries = 0
         while True:
+            await self._draw("media/get")
             try:
                 return await self._media_roundtrip(media_id, token)
             except (WeComRateLimited, WeComHTTPError) as exc:
+                if self._budget is not None and isinstance(exc, WeComRateLimited) and \
+                        exc.errcode == FREQUENCY_LIMITED:
+                    raise await self._blocked(exc) from exc
                 if retries >= self._max_retries or not _may_retry(exc, True):
                     raise
                 await self._sleep(self.backoff_delay(retries))
                 retries += 1
 
+    @metered("media/get")
     async def _media_roundtrip(self, media_id: str, token: str) -> tuple[str, str, bytes]:
         try:
             async with self._session.get(f"{self._base_url}/media/get",
@@ -487,16 +514,48 @@ class WeComClient:
                 await self._tokens.invalidate(secret, token)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _draw(self, endpoint: str, earlier: WeComError | None = None) -> None:
+        """One call's place in the API's budget, or `WeComBudgetShort` (or, when an earlier
+        attempt of this call may have gone through, that attempt's error: the caller must
+        still treat the call as in doubt)."""
+        if self._budget is None or endpoint == "gettoken":
+            return
+        priority = current_priority()
+        waited = 0.0
+        while not (draw := await self._budget.take(endpoint, priority)).ok:
+            if draw.paused or priority is not Priority.FIRST or \
+                    waited + draw.wait > self._max_budget_wait_s:
+                if earlier is not None:
+                    raise earlier
+                raise WeComBudgetShort(endpoint, draw.wait, paused=draw.paused)
+            await self._sleep(draw.wait)
+            waited += draw.wait
+
+    async def _blocked(self, exc: WeComRateLimited) -> WeComBudgetShort:
+        """WeCom answered 45009: the API is blocked for a window, for every instance
+        (retrying sooner only prolongs the block)."""
+        assert self._budget is not None
+        window = blocked_window_s(exc.errmsg)
+        await self._budget.pause(exc.endpoint, window, exc.errmsg)
+        return WeComBudgetShort(exc.endpoint, window, paused=True)
+
     async def _retrying(self, method: str, endpoint: str,
                         params: Mapping[str, str | int] | None, body: JSON | None,
                         token: str | None, *, safe_to_retry: bool) -> JSON:
         retries = 0
+        earlier: WeComError | None = None
         while True:
+            await self._draw(endpoint, earlier)
             try:
                 return await self._roundtrip(method, endpoint, params, body, token)
             except (WeComRateLimited, WeComHTTPError) as exc:
+                if self._budget is not None and isinstance(exc, WeComRateLimited) and \
+                        exc.errcode == FREQUENCY_LIMITED:
+                    raise await self._blocked(exc) from exc
                 if retries >= self._max_retries or not _may_retry(exc, safe_to_retry):
                     raise
+                if isinstance(exc, WeComHTTPError) and exc.maybe_processed:
+                    earlier = exc
                 delay = self.backoff_delay(retries)
                 retries += 1
                 logger.info("%s failed (%s); retry %d/%d in %.2f s", endpoint,
@@ -508,6 +567,7 @@ class WeComClient:
         """Full-jitter exponential backoff: ``min(max, base * 2**attempt) * random()``."""
         return min(self._backoff_max_s, self._backoff_base_s * 2 ** attempt) * self._jitter()
 
+    @metered()
     async def _roundtrip(self, method: str, endpoint: str,
                          params: Mapping[str, str | int] | None, body: JSON | None,
                          token: str | None) -> JSON:

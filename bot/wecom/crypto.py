@@ -22,21 +22,26 @@ _BLOCK = 32  # WeCom pads to 32 bytes, not AES's 16
 
 
 class CryptoError(Exception):
-    """A callback could not be verified or decrypted. `status` is the HTTP answer to give."""
+    """A callback could not be verified or decrypted. `status` is the HTTP answer to give,
+    `cause` the refusal's short name in the metrics."""
 
     status = 400
+    cause = "decrypt_failed"
 
 
 class SignatureError(CryptoError):
     status = 401
+    cause = "bad_signature"
 
 
 class StaleTimestampError(CryptoError):
     status = 401
+    cause = "stale_timestamp"
 
 
 class ReceiverMismatchError(CryptoError):
     status = 401
+    cause = "wrong_receiver"
 
 
 def sign(token: str, timestamp: str, nonce: str, encrypted: str = "") -> str:

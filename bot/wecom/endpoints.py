@@ -2,7 +2,8 @@
 
 Nothing here acts on an event: `accept` (the pipeline's intake, bound at composition) commits
 it to the inbox and the worker handles it. Every rejection is logged with its reason (one line,
-no traceback) and leaves no trace in the database.
+no traceback), counted under its cause (`scrmbot_callbacks_rejected_total`) and leaves no trace
+in the database.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from aiohttp import web
 from aiohttp.http import HttpProcessingError
 
 from bot.domain.clock import Clock
+from bot.observe.metrics import CALLBACKS, CALLBACKS_REJECTED
 from bot.wecom.crypto import CallbackCrypto, CryptoError, StaleTimestampError, sign
 from bot.wecom.events import Event, dedup_key, parse_event
 from bot.wecom.xmlparse import XmlError, parse_xml, text_field
@@ -35,17 +37,21 @@ UNBOUNDED_REPLAY_MEMORY_S = 24 * 3600
 
 
 class Rejected(Exception):
-    """A callback we refuse: `status` is the HTTP answer, `reason` goes to the log.
-    `hang_up` closes the connection after the answer (the client is not sending the rest)."""
+    """A callback we refuse: `status` is the HTTP answer, `reason` goes to the log, `cause`
+    (a short name from a fixed set, e.g. bad_signature) to the metrics. `hang_up` closes the
+    connection after the answer (the client is not sending the rest)."""
 
-    def __init__(self, status: int, reason: str, *, hang_up: bool = False) -> None:
+    def __init__(self, status: int, reason: str, *, cause: str, hang_up: bool = False) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.cause = cause
         self.hang_up = hang_up
 
 
-async def _reject(request: web.Request, exc: Rejected) -> web.Response:
+async def _reject(request: web.Request, source: str, exc: Rejected) -> web.Response:
+    CALLBACKS.labels(source, "rejected").inc()
+    CALLBACKS_REJECTED.labels(source, exc.cause).inc()
     logger.warning("rejected %s %s from %s: %d %s", request.method, request.path,
                    request.remote, exc.status, exc.reason)
     response = web.Response(status=exc.status, text="")
@@ -65,7 +71,8 @@ def _params(request: web.Request, *names: str) -> list[str]:
     values = [request.query.get(name, "") for name in names]
     missing = [name for name, value in zip(names, values, strict=True) if not value]
     if missing:
-        raise Rejected(400, f"missing query parameter(s): {', '.join(missing)}")
+        raise Rejected(400, f"missing query parameter(s): {', '.join(missing)}",
+                       cause="missing_param")
     return values
 
 
@@ -73,23 +80,26 @@ async def _read_body(request: web.Request, timeout_s: float) -> bytes:
     """The whole body, however it arrives (several TCP segments, chunked), within `timeout_s`
     and MAX_BODY_BYTES: what happens to be buffered is not the body."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise Rejected(413, f"body of {request.content_length} bytes exceeds {MAX_BODY_BYTES}")
+        raise Rejected(413, f"body of {request.content_length} bytes exceeds {MAX_BODY_BYTES}",
+                       cause="too_large")
     body = bytearray()
     try:
         async with asyncio.timeout(timeout_s):
             while chunk := await request.content.readany():
                 body += chunk
                 if len(body) > MAX_BODY_BYTES:
-                    raise Rejected(413, f"body exceeds {MAX_BODY_BYTES} bytes")
+                    raise Rejected(413, f"body exceeds {MAX_BODY_BYTES} bytes",
+                                   cause="too_large")
     except TimeoutError:
         raise Rejected(408, f"body not complete after {timeout_s:g}s ({len(body)} bytes read)",
-                       hang_up=True) from None
+                       cause="body_timeout", hang_up=True) from None
     except ConnectionError as exc:
-        raise Rejected(400, f"connection lost while reading the body: {exc!r}") from None
+        raise Rejected(400, f"connection lost while reading the body: {exc!r}",
+                       cause="bad_body") from None
     except (web.RequestPayloadError, HttpProcessingError) as exc:
-        raise Rejected(400, f"malformed body framing: {exc!r}") from None
+        raise Rejected(400, f"malformed body framing: {exc!r}", cause="bad_body") from None
     if not body:
-        raise Rejected(400, "empty body")
+        raise Rejected(400, "empty body", cause="bad_body")
     return bytes(body)
 
 
@@ -111,10 +121,10 @@ def envelope_ciphertext(body: bytes) -> str:
     try:
         envelope = parse_xml(body)
     except XmlError as exc:
-        raise Rejected(400, f"envelope: {exc}") from None
+        raise Rejected(400, f"envelope: {exc}", cause="bad_envelope") from None
     encrypted = text_field(envelope, "Encrypt")
     if not encrypted:
-        raise Rejected(400, "envelope has no <Encrypt>")
+        raise Rejected(400, "envelope has no <Encrypt>", cause="bad_envelope")
     return encrypted
 
 
@@ -123,7 +133,7 @@ def _decrypt(crypto: CallbackCrypto, signature: str, timestamp: str, nonce: str,
     try:
         return crypto.verify_and_decrypt(signature, timestamp, nonce, encrypted, now)
     except CryptoError as exc:
-        raise Rejected(exc.status, f"{type(exc).__name__}: {exc}") from None
+        raise Rejected(exc.status, f"{type(exc).__name__}: {exc}", cause=exc.cause) from None
 
 
 @dataclass(frozen=True)
@@ -143,13 +153,13 @@ ClaimNonce = Callable[[str, str, int], Awaitable[str]]
 already kept there; return the digest on record (`digest` itself when the key was new)."""
 
 
-def _rejecting(handler: Callable[[web.Request], Awaitable[web.Response]]
+def _rejecting(source: str, handler: Callable[[web.Request], Awaitable[web.Response]]
                ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def guarded(request: web.Request) -> web.Response:
         try:
             return await handler(request)
         except Rejected as exc:
-            return await _reject(request, exc)
+            return await _reject(request, source, exc)
 
     return guarded
 
@@ -179,16 +189,16 @@ class CallbackEndpoints:
         self.body_timeout_s = body_timeout_s
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get("/wecom/callback", _rejecting(self.wecom_verify_url)),
-                web.post("/wecom/callback", _rejecting(self.wecom_callback)),
-                web.get("/wechat/callback", _rejecting(self.wechat_verify_url)),
-                web.post("/wechat/callback", _rejecting(self.wechat_callback))]
+        return [web.get("/wecom/callback", _rejecting("wecom", self.wecom_verify_url)),
+                web.post("/wecom/callback", _rejecting("wecom", self.wecom_callback)),
+                web.get("/wechat/callback", _rejecting("wechat", self.wechat_verify_url)),
+                web.post("/wechat/callback", _rejecting("wechat", self.wechat_callback))]
 
     async def _store(self, source: str, plaintext: bytes) -> bool:
         try:
             fields = parse_xml(plaintext)
         except XmlError as exc:
-            raise Rejected(400, f"decrypted payload: {exc}") from None
+            raise Rejected(400, f"decrypted payload: {exc}", cause="bad_xml") from None
         accepted = Accepted(source, dedup_key(source, fields, plaintext),
                             parse_event(fields, source),
                             plaintext.decode("utf-8", errors="replace"))
@@ -196,7 +206,9 @@ class CallbackEndpoints:
             new = await self.accept(accepted)
         except Exception as exc:
             # Not stored: answer 503 so WeCom retries instead of believing it was received.
-            raise Rejected(503, f"inbox write failed: {exc!r}") from None
+            raise Rejected(503, f"inbox write failed: {exc!r}",
+                           cause="inbox_unavailable") from None
+        CALLBACKS.labels(source, "accepted" if new else "duplicate").inc()
         if not new:
             logger.info("duplicate callback %s (%s) acknowledged again", accepted.dedup_key,
                         accepted.event.kind)
@@ -208,6 +220,7 @@ class CallbackEndpoints:
             request, "msg_signature", "timestamp", "nonce", "echostr")
         plain = _decrypt(self.crypto, signature, timestamp, nonce, echostr,
                          self.clock.timestamp())
+        CALLBACKS.labels("wecom", "url_check").inc()
         return web.Response(body=plain, content_type="text/plain")
 
     async def wecom_callback(self, request: web.Request) -> web.Response:
@@ -221,7 +234,8 @@ class CallbackEndpoints:
 
     def _oa(self) -> CallbackCrypto:
         if self.oa_crypto is None:
-            raise Rejected(404, "no Official Account configured (WECHAT_APP_ID is unset)")
+            raise Rejected(404, "no Official Account configured (WECHAT_APP_ID is unset)",
+                           cause="no_official_account")
         return self.oa_crypto
 
     async def wechat_verify_url(self, request: web.Request) -> web.Response:
@@ -229,6 +243,7 @@ class CallbackEndpoints:
         crypto = self._oa()
         _oa_check_plain_signature(crypto, request, self.clock.timestamp())
         echostr = _params(request, "echostr")[0]
+        CALLBACKS.labels("wechat", "url_check").inc()
         return web.Response(text=echostr, content_type="text/plain")
 
     async def wechat_callback(self, request: web.Request) -> web.Response:
@@ -239,9 +254,11 @@ class CallbackEndpoints:
         encrypted_mode = request.query.get("encrypt_type", "raw") == "aes"
         if self.oa_safe_mode and not encrypted_mode:
             raise Rejected(401, "plain callback refused: the Official Account is in safe mode "
-                                "(WECHAT_AES_KEY is set), only encrypt_type=aes is accepted")
+                                "(WECHAT_AES_KEY is set), only encrypt_type=aes is accepted",
+                           cause="wrong_mode")
         if encrypted_mode and not self.oa_safe_mode:
-            raise Rejected(401, "encrypt_type=aes refused: no WECHAT_AES_KEY is configured")
+            raise Rejected(401, "encrypt_type=aes refused: no WECHAT_AES_KEY is configured",
+                           cause="wrong_mode")
         body = await _read_body(request, self.body_timeout_s)
         if encrypted_mode:
             signature, timestamp, nonce = _params(request, "msg_signature", "timestamp",
@@ -269,10 +286,11 @@ class CallbackEndpoints:
             kept = await self.claim_nonce(f"{crypto.receive_id}:{timestamp}:{nonce}", digest,
                                           ttl_s)
         except Exception as exc:
-            raise Rejected(503, f"replay check failed: {exc!r}") from None
+            raise Rejected(503, f"replay check failed: {exc!r}",
+                           cause="replay_check_failed") from None
         if kept != digest:  # nothing secret in a body's hash
             raise Rejected(401, f"replayed timestamp {timestamp} and nonce {nonce[:32]!r} "
-                                "with a different body")
+                                "with a different body", cause="replayed")
 
 
 def _oa_check_plain_signature(crypto: CallbackCrypto, request: web.Request,
@@ -280,9 +298,9 @@ def _oa_check_plain_signature(crypto: CallbackCrypto, request: web.Request,
     """The verified (timestamp, nonce) of a plain-signed request, or Rejected(401)."""
     signature, timestamp, nonce = _params(request, "signature", "timestamp", "nonce")
     if not hmac.compare_digest(sign(crypto.token, timestamp, nonce), signature.lower()):
-        raise Rejected(401, "signature mismatch")
+        raise Rejected(401, "signature mismatch", cause="bad_signature")
     try:
         crypto.check_fresh(timestamp, now)
     except StaleTimestampError as exc:
-        raise Rejected(401, str(exc)) from None
+        raise Rejected(401, str(exc), cause=exc.cause) from None
     return timestamp, nonce

@@ -85,6 +85,19 @@ class WeComRateLimited(WeComError):
         self.retry_after = retry_after
 
 
+class WeComBudgetShort(WeComRateLimited):
+    """scrmbot did not call: the API's corp-wide budget has no room at this priority now, or
+    WeCom blocked the API (45009) and every instance waits out the window. Nothing reached
+    WeCom, so the work is put off for ``retry_after`` seconds, not counted as a failure."""
+
+    def __init__(self, endpoint: str, retry_after: float, *, paused: bool) -> None:
+        why = "paused after 45009" if paused else "budget short"
+        super().__init__(FREQUENCY_LIMITED if paused else None,
+                         f"{why}: room in {retry_after:.1f} s", endpoint,
+                         retry_after=retry_after)
+        self.paused = paused
+
+
 class WeComHTTPError(WeComError):
     """No usable WeCom answer: connection failure, timeout, non-200 status, or non-JSON body.
 

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 
 from bot.wecom.errors import WeComHTTPError, error_for
+from bot.wecom.metered import metered
 from bot.wecom.tokens import TokenCache
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class OAClient:
                                                     "secret": self._secret}, None)
         return str(data["access_token"]), int(data.get("expires_in", 7200))
 
+    @metered(prefix="oa:")
     async def _request(self, method: str, endpoint: str, params: dict[str, str],
                        body: dict[str, Any] | None) -> dict[str, Any]:
         try:

@@ -9,6 +9,7 @@ from bot.chat.commands import CommandError
 from bot.chat.parsing import Arg
 from bot.chat.replies import Reply
 from bot.rules.checker import RulesError
+from bot.wecom.budget import PRIORITY_NAMES, SHARES
 from models import AuditEntry, JobRun, OutboxMessage, OutboxStatus
 from scheduler.runner import MAX_ATTEMPTS, JobBook
 
@@ -24,6 +25,39 @@ CHANNEL_NAMES = {"app": "应用消息", "oa": "公众号", "group_task": "群发
 AUDIT_OUTCOME_NAMES = {"ok": "成功", "refused": "未执行", "usage": "用法有误", "error": "出错",
                        "denied": "无权限"}
 OUTBOX_CHOICES = {"failed": "failed", "失败": "failed", "pending": "pending", "待发": "pending"}
+
+# What admins read in /admin limits: WeCom's own name for each API scrmbot calls.
+API_NAMES = {
+    "auth/getuserinfo": "网页登录身份",
+    "department/list": "获取部门列表",
+    "externalcontact/add_contact_way": "配置联系我",
+    "externalcontact/add_corp_tag": "添加企业标签",
+    "externalcontact/add_msg_template": "创建群发任务",
+    "externalcontact/del_contact_way": "删除联系我",
+    "externalcontact/del_corp_tag": "删除企业标签",
+    "externalcontact/edit_corp_tag": "编辑企业标签",
+    "externalcontact/get": "获取客户详情",
+    "externalcontact/get_contact_way": "获取联系我配置",
+    "externalcontact/get_corp_tag_list": "获取企业标签库",
+    "externalcontact/get_groupmsg_list_v2": "获取群发记录",
+    "externalcontact/get_unassigned_list": "获取待分配离职成员的客户",
+    "externalcontact/list": "获取客户列表",
+    "externalcontact/list_contact_way": "获取联系我列表",
+    "externalcontact/mark_tag": "编辑客户企业标签",
+    "externalcontact/resigned/transfer_customer": "离职继承",
+    "externalcontact/resigned/transfer_result": "离职继承结果",
+    "externalcontact/send_welcome_msg": "发送新客户欢迎语",
+    "externalcontact/transfer_customer": "在职继承",
+    "externalcontact/transfer_result": "在职继承结果",
+    "externalcontact/update_contact_way": "更新联系我",
+    "get_jsapi_ticket": "企业网页签名凭证",
+    "media/get": "下载临时素材",
+    "media/upload": "上传临时素材",
+    "message/send": "发送应用消息",
+    "ticket/get": "应用网页签名凭证",
+    "user/get": "读取成员",
+    "user/simplelist": "获取部门成员",
+}
 
 commands = Router("admin")
 commands.alias("管理", "admin")
@@ -60,6 +94,17 @@ async def admin_jobs(cmd: Cmd) -> Reply:
         "max_attempts": MAX_ATTEMPTS,
         "next": {k: book.next_due(k, now, cmd.ctx, settled[k]) for k in book.records},
         "tz": cmd.ctx.settings.tz})
+
+
+@commands.command("admin limits", "企业微信接口额度：各接口近一分钟、近一小时的调用量与暂停",
+                  role="admin", examples=("/admin limits",), aliases=("admin 额度",))
+async def admin_limits(cmd: Cmd) -> Reply:
+    budget = cmd.ctx.wecom.budget
+    uses = [u for u in await budget.use() if u.paused_s or any(w.used for w in u.windows)] \
+        if budget is not None else []
+    return Reply(template="admin/limits.txt.j2", data={
+        "uses": uses, "budget": budget, "names": API_NAMES, "shares": SHARES,
+        "priority_names": PRIORITY_NAMES, "now": cmd.ctx.clock.now(), "tz": cmd.ctx.settings.tz})
 
 
 @commands.command("outbox", "发送队列：待发、失败的通知", role="admin",

@@ -34,6 +34,7 @@ from bot.chat.staff_templates import StaffTemplateError
 from bot.store.batch import GroupWrite
 from bot.store.db import NewRows, db_value, dialect, insert_new, insert_sql, sql_for
 from bot.wecom import WeComError
+from bot.wecom.budget import Priority, drawing_at
 from bot.wecom.errors import WELCOME_CODE_EXPIRED, WELCOME_CODE_USED
 from bot.wecom.events import ExternalContactChange, parse_event
 from bot.wecom.xmlparse import parse_xml
@@ -389,6 +390,7 @@ async def _welcome(ctx: BotContext, event: ExternalContactChange, *, first: bool
     return outcome, recording()
 
 
+@drawing_at(Priority.FIRST)  # its code dies 20 s after the scan: its WeCom calls go first
 async def _send_once(ctx: BotContext, event: ExternalContactChange, key: str
                      ) -> tuple[str, Awaitable[None] | None]:
     """The outcome, and its write (None: another sender recorded it)."""

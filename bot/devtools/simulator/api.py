@@ -866,7 +866,7 @@ def _js_ticket(state: SimState, kind: str) -> dict[str, Any]:
     while fetches and fetches[0] <= now - 3600:
         fetches.popleft()
     if len(fetches) >= JS_TICKET_LIMITS[kind]:
-        raise ApiError(45009, f"api freq out of limit: {kind} jsapi ticket")
+        raise ApiError(45009, f"over {JS_TICKET_LIMITS[kind]} {kind} jsapi tickets per hour")
     fetches.append(now)
     current = state.js_tickets.get(kind)
     if current is None or current[1] <= now:
@@ -985,6 +985,9 @@ class CgiDispatcher:
                 raise ApiError(43001 if spec.method == "GET" else 43002)
             if endpoint != "gettoken":
                 self._authenticate(token)
+                refusal = self.state.api_frequency_refusal(endpoint)
+                if refusal is not None:
+                    raise ApiError(45009, refusal)
             if bad_json:
                 raise ApiError(40058, "body is not a JSON object")
             answer = spec.handler(self.state, ApiRequest(query, body or {}, label))

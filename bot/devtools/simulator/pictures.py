@@ -22,5 +22,7 @@ def demo_png(seed: int = 0, width: int = 48, height: int = 32) -> bytes:
         pixel = bytes((min(255, r + shade), min(255, g + shade), min(255, b + shade)))
         rows.append(b"\x00" + pixel * width)
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
+    # colours repeat every 256 seeds: the seed in a text chunk keeps every picture distinct
+    label = b"Comment\x00scrmbot demo picture " + str(seed).encode()
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"tEXt", label)
             + _chunk(b"IDAT", zlib.compress(b"".join(rows))) + _chunk(b"IEND", b""))

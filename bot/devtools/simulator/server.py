@@ -171,6 +171,11 @@ class WeComSimulator:
         """Answer the next `times` calls to `endpoint` (e.g. "message/send") with `errcode`."""
         self.state.add_fault(endpoint, errcode, times, errmsg)
 
+    def use_up_api(self, endpoint: str, window: str = "minute") -> None:
+        """Spend the corp's calls to `endpoint` for this minute (or "hour"), as another
+        system on the same corp would: the next call gets 45009."""
+        self.state.use_up_api(endpoint.strip("/"), window)
+
     def lose_answer_next(self, endpoint: str, times: int = 1) -> None:
         """Carry out the next `times` calls to `endpoint`, then drop the connection instead
         of answering: the caller sees a network error although the call took effect."""

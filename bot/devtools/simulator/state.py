@@ -291,6 +291,13 @@ class SimState:
         # domains (可信域名), the only hosts a login may redirect to.
         self.oauth_codes: dict[str, Any] = {}
         self.trusted_domains: set[str] = {"127.0.0.1", "localhost"}
+        # WeCom's per-corp, per-API limits (page 90312): (calls, window s, its name). Counted
+        # in fixed windows; going over blocks the API until its window ends (45009).
+        self.api_limits: list[tuple[int, float, str]] = [(10_000, 60.0, "minute"),
+                                                         (150_000, 3600.0, "hour")]
+        # (api, window) → (which window it is, calls in it so far)
+        self.api_counts: dict[tuple[str, float], tuple[int, int]] = {}
+        self.api_blocked: dict[str, tuple[float, str]] = {}  # api → (until, window name)
 
     # --- time -------------------------------------------------------------------------------
 
@@ -359,6 +366,31 @@ class SimState:
     def add_fault(self, endpoint: str, errcode: int, times: int, errmsg: str | None) -> None:
         queue = self.faults.setdefault(endpoint.strip("/"), deque())
         queue.extend(Fault(errcode, errmsg) for _ in range(times))
+
+    def api_frequency_refusal(self, endpoint: str) -> str | None:
+        """Count one call to `endpoint` against the corp's per-API limits; WeCom's 45009
+        message when it is over one (or still blocked by one), else None."""
+        now = self.timestamp()
+        blocked = self.api_blocked.get(endpoint)
+        if blocked is not None and now < blocked[0]:
+            return f"blocked until the {blocked[1]} window ends"
+        refusal = None
+        for limit, window, name in self.api_limits:
+            nth = int(now // window)
+            counted_nth, count = self.api_counts.get((endpoint, window), (nth, 0))
+            count = count + 1 if counted_nth == nth else 1
+            self.api_counts[(endpoint, window)] = (nth, count)
+            if count > limit and refusal is None:
+                self.api_blocked[endpoint] = ((nth + 1) * window, name)
+                refusal = f"over {limit} calls per {name}"
+        return refusal
+
+    def use_up_api(self, endpoint: str, window: str = "minute") -> None:
+        """Another system on the corp has made this window's every allowed call to
+        `endpoint`: the next one is over the limit."""
+        for limit, length, name in self.api_limits:
+            if name == window:
+                self.api_counts[(endpoint, length)] = (int(self.timestamp() // length), limit)
 
     def take_fault(self, endpoint: str) -> Fault | None:
         queue = self.faults.get(endpoint)

@@ -1,0 +1,358 @@
+"""The corp-wide API budget: every WeCom call draws from its API's budget, shared by every
+instance through Redis, with priorities.
+
+WeCom allows each API 10,000 calls a minute and 150,000 an hour per corp, and going over
+blocks that API (45009) for the rest of the window: an hour, for the hourly limit. A burst of
+scans that trips the hourly limit on `externalcontact/get` would lock every instance out of
+welcomes for up to an hour, so scrmbot counts its own calls and stays under a margin of
+each limit (90 % by default).
+
+Priorities share the budget unevenly. A welcome's code dies 20 s after the scan and a
+member waits for a command's reply, so they may use the whole budget; notices (care,
+surveys, ticket cards) stop at 85 % of it and background sync (tag mirror, contact refresh,
+statistics) at 60 %, so when the budget runs short it is the background work that waits,
+never the welcome. The priority travels with the work in a context variable (`calls_at`):
+the welcome lane and the outbox's replies say FIRST, the scheduler BACKGROUND, everything
+else is NOTICE.
+
+Windows slide: each limit is counted in 60 buckets of a sixtieth of its window (seconds for
+the minute, minutes for the hour), over the last 61 buckets, so any window WeCom may count
+(fixed or sliding) holds at most the budget. A 45009 that still comes back (another system
+on the same corp, a limit WeCom changed) pauses that API for every instance for the window
+WeCom named (`pause`).
+
+A busy API is not asked of Redis call by call: an instance is granted, in one script, the
+calls it will likely make before the current second ends (16 at most) and spends them
+locally; at 170 calls a second that is one script per 7 calls (`take`).
+
+Redis may lose the counts (a restart): then the budget starts again from nothing, which is
+what a fresh corp would see; if Redis cannot be reached at all the call goes ahead (the
+budget protects the corp, it must not stop it) and the failure is logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import enum
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+from bot.domain.clock import Clock
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# WeCom's per-corp, per-API limits (page 90312): (calls, window in seconds).
+WECOM_API_LIMITS: tuple[tuple[int, float], ...] = ((10_000, 60.0), (150_000, 3600.0))
+DEFAULT_MARGIN = 0.9
+BUCKETS = 60  # per window: a limit's count is kept in this many buckets (and one more)
+
+
+def blocked_window_s(errmsg: str) -> float:
+    """How long WeCom blocks an API after a 45009, from its message: the hour when it names
+    the hourly limit, else the minute (the shortest window it counts)."""
+    text = errmsg.lower()
+    return 3600.0 if "hour" in text or "小时" in text else 60.0
+
+
+class Priority(enum.IntEnum):
+    """Who waits for a call: lower numbers go first when the budget is short."""
+
+    FIRST = 0  # welcomes (their code dies in 20 s) and command replies (a member waits)
+    NOTICE = 1  # notices, care, surveys, the worker's processing
+    BACKGROUND = 2  # sync: tag mirror, contact refresh, statistics, handover polling
+
+
+# The share of each budget a priority may use: the rest is kept for the ones above it.
+SHARES: dict[Priority, float] = {Priority.FIRST: 1.0, Priority.NOTICE: 0.85,
+                                 Priority.BACKGROUND: 0.6}
+PRIORITY_NAMES = {Priority.FIRST: "欢迎语与回复", Priority.NOTICE: "通知",
+                  Priority.BACKGROUND: "后台同步"}
+
+_priority: contextvars.ContextVar[Priority] = contextvars.ContextVar(
+    "wecom_priority", default=Priority.NOTICE)
+
+
+@contextlib.contextmanager
+def calls_at(priority: Priority) -> Iterator[None]:
+    """Make the WeCom calls in this block (and the tasks it starts) draw at `priority`."""
+    token = _priority.set(priority)
+    try:
+        yield
+    finally:
+        _priority.reset(token)
+
+
+def current_priority() -> Priority:
+    return _priority.get()
+
+
+def drawing_at(priority: Priority) -> Callable[[Callable[P, Awaitable[R]]],
+                                                 Callable[P, Awaitable[R]]]:
+    """`calls_at` for every run of an async function (the welcome: FIRST wherever it runs)."""
+    def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(func)
+        async def drawing(*args: P.args, **kwargs: P.kwargs) -> R:
+            with calls_at(priority):
+                return await func(*args, **kwargs)
+        return drawing
+    return decorate
+
+
+# KEYS: the API's pause (a hash: until, why), the set of APIs called, then one bucket hash
+# per limit. ARGV: now, the API's name, how many calls are wanted, then per limit its cap
+# (for the caller's priority), its window and its bucket length. Returns {"ok", calls
+# granted} (at least one, at most the wanted number, counted in every limit at once),
+# {"short", seconds until there is room for one} or {"paused", seconds left}.
+_TAKE = """
+local now = tonumber(ARGV[1])
+local paused_until = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+if paused_until > now then
+    return {'paused', string.format('%.3f', paused_until - now)}
+end
+redis.call('SADD', KEYS[2], ARGV[2])
+local grant = tonumber(ARGV[3])
+local wait = 0
+local current = {}
+for k = 3, #KEYS do
+    local base = 4 + (k - 3) * 3
+    local cap, window, bucket = tonumber(ARGV[base]), tonumber(ARGV[base + 1]),
+                                tonumber(ARGV[base + 2])
+    local n = math.floor(window / bucket + 0.5)
+    local now_bucket = math.floor(now / bucket)
+    local oldest = now_bucket - n
+    current[k] = now_bucket
+    local fields = redis.call('HGETALL', KEYS[k])
+    local counts, stale, total = {}, {}, 0
+    for i = 1, #fields, 2 do
+        local b, c = tonumber(fields[i]), tonumber(fields[i + 1])
+        if b < oldest then
+            stale[#stale + 1] = fields[i]
+        else
+            counts[b] = c
+            total = total + c
+        end
+    end
+    if #stale > 0 then
+        redis.call('HDEL', KEYS[k], unpack(stale))
+    end
+    grant = math.min(grant, cap - total)
+    if total + 1 > cap then
+        -- room comes when enough of the oldest buckets have left the window
+        local excess, b = total + 1 - cap, oldest
+        while excess > 0 and b <= now_bucket do
+            excess = excess - (counts[b] or 0)
+            b = b + 1
+        end
+        wait = math.max(wait, (b + n) * bucket - now)
+    end
+end
+if wait > 0 or grant < 1 then
+    return {'short', string.format('%.3f', math.max(wait, 0.001))}
+end
+for k = 3, #KEYS do
+    local base = 4 + (k - 3) * 3
+    redis.call('HINCRBY', KEYS[k], current[k], grant)
+    redis.call('EXPIRE', KEYS[k], math.ceil(tonumber(ARGV[base + 1]) * 2))
+end
+return {'ok', tostring(grant)}
+"""
+
+
+MAX_LEASE = 16  # calls granted at once, at most
+
+
+@dataclass
+class _Lease:
+    """Calls granted to this instance for one bucket (a second) of the clock."""
+
+    second: int
+    left: int
+    used: int
+
+
+@dataclass
+class _Rate:
+    """How many calls this instance made to one API in the current and the last second."""
+
+    second: int = 0
+    calls: int = 0
+    last: int = 0
+
+    def count(self, second: int, calls: int) -> None:
+        if second != self.second:
+            self.last = self.calls if second == self.second + 1 else 0
+            self.second, self.calls = second, 0
+        self.calls += calls
+
+    def expected(self, now: float) -> int:
+        """Calls likely before this second ends, at the last second's rate (at least 1)."""
+        second = int(now)
+        last = self.last if second == self.second else \
+            self.calls if second == self.second + 1 else 0
+        return max(1, min(MAX_LEASE, round(last * (second + 1 - now))))
+
+
+@dataclass(frozen=True)
+class Draw:
+    """What the budget said to one call: go (wait 0), wait `wait` s, or the API is paused."""
+
+    wait: float
+    paused: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.wait <= 0
+
+
+@dataclass(frozen=True)
+class WindowUse:
+    limit: int
+    window_s: float
+    used: int
+    budget: int  # the limit times the margin: what FIRST may use
+
+    def cap(self, priority: Priority) -> int:
+        return int(self.budget * SHARES[priority])
+
+
+@dataclass(frozen=True)
+class ApiUse:
+    api: str
+    windows: tuple[WindowUse, ...]
+    paused_s: float  # seconds left of a pause (0: not paused)
+
+
+class ApiBudget:
+    """Per-API call budgets over a ``redis.asyncio.Redis``-compatible store.
+
+    Time comes from the injected clock. Keys share the hash tag ``{scope}`` so one call's
+    keys sit in one Redis Cluster slot.
+
+    :param scope: what the limits are per: the corp id.
+    :param limits: ``(calls, window_s)`` pairs; WeCom's 10,000 a minute and 150,000 an hour.
+    :param margin: the share of each limit scrmbot allows itself (the rest absorbs other
+        systems on the same corp and clocks that disagree).
+    """
+
+    def __init__(self, redis: Any, clock: Clock, scope: str, *,
+                 limits: Sequence[tuple[int, float]] = WECOM_API_LIMITS,
+                 margin: float = DEFAULT_MARGIN, prefix: str = "scrmbot:wecom:budget") -> None:
+        if not limits or any(n < 1 or w <= 0 for n, w in limits):
+            msg = "limits must be non-empty (calls >= 1, window_s > 0) pairs"
+            raise ValueError(msg)
+        if not 0 < margin <= 1:
+            msg = "margin must be in (0, 1]"
+            raise ValueError(msg)
+        self._redis = redis
+        self._clock = clock
+        self._scope = scope
+        self._limits = tuple((int(n), float(w)) for n, w in limits)
+        self._margin = margin
+        self._prefix = prefix
+        self._script = redis.register_script(_TAKE)
+        self._leases: dict[tuple[str, Priority], _Lease] = {}
+        # a lease lasts one of the smallest buckets: its calls are counted where they fall
+        self._lease_s = min(window for _, window in self._limits) / BUCKETS
+        self._rates: dict[str, _Rate] = {}
+        self._last_failure_log = 0.0
+
+    @property
+    def limits(self) -> tuple[tuple[int, float], ...]:
+        return self._limits
+
+    @property
+    def margin(self) -> float:
+        return self._margin
+
+    def budget(self, limit: int) -> int:
+        return max(1, int(limit * self._margin))
+
+    def _key(self, api: str, part: str) -> str:
+        return f"{self._prefix}:{{{self._scope}}}:{api}:{part}"
+
+    @property
+    def _apis_key(self) -> str:
+        return f"{self._prefix}:{{{self._scope}}}:apis"
+
+    def _bucket_key(self, api: str, window_s: float) -> str:
+        return self._key(api, f"{int(window_s)}s")
+
+    async def take(self, api: str, priority: Priority | None = None) -> Draw:
+        """Count one call to `api` if it fits `priority`'s share of every limit.
+
+        Busy APIs are not asked of Redis call by call: the script grants as many calls as
+        this instance is likely to make before the current second ends (its rate in the
+        last second), and they are spent here until then. They are counted when granted,
+        in the second they are used in, so the windows hold; what is left at the second's
+        end is counted but not used (a few calls, only on busy APIs).
+        """
+        priority = current_priority() if priority is None else priority
+        now = self._clock.timestamp() / self._lease_s  # in leases: seconds, by default
+        second = int(now)
+        rate = self._rates.setdefault(api, _Rate())
+        lease = self._leases.get((api, priority))
+        if lease is not None and lease.second == second and lease.left > 0:
+            lease.left -= 1
+            lease.used += 1
+            rate.count(second, 1)
+            return Draw(0.0)
+        wanted = rate.expected(now)
+        args: list[str | int | float] = [f"{self._clock.timestamp():.3f}", api, wanted]
+        keys = [self._key(api, "pause"), self._apis_key]
+        for limit, window in self._limits:
+            keys.append(self._bucket_key(api, window))
+            args += [int(self.budget(limit) * SHARES[priority]), window, window / BUCKETS]
+        try:
+            status, value = await self._script(keys=keys, args=args)
+        except Exception as exc:  # Redis is down: let the call go, say so now and then
+            if time.monotonic() - self._last_failure_log > 60:
+                self._last_failure_log = time.monotonic()
+                logger.warning("API budget unavailable (%s); calling %s without it", exc, api)
+            return Draw(0.0)
+        status = status.decode() if isinstance(status, bytes) else str(status)
+        number = float(value.decode() if isinstance(value, bytes) else value)
+        if status == "ok":
+            rate.count(second, 1)
+            self._leases[(api, priority)] = _Lease(second, int(number) - 1, 1)
+            return Draw(0.0)
+        return Draw(max(number, 0.001), paused=status == "paused")
+
+    async def pause(self, api: str, seconds: float, why: str) -> None:
+        """Stop every instance calling `api` for `seconds` (WeCom answered 45009)."""
+        for priority in Priority:
+            self._leases.pop((api, priority), None)
+        key = self._key(api, "pause")
+        until = self._clock.timestamp() + seconds
+        await self._redis.hset(key, mapping={"until": f"{until:.3f}", "why": why[:200]})
+        await self._redis.expire(key, int(seconds) + 60)  # tidy: the clock decides
+        await self._redis.sadd(self._apis_key, api)
+        logger.error("WeCom blocked %s (%s): paused for %.0f s on every instance", api, why,
+                     seconds)
+
+    async def use(self, apis: Sequence[str] = ()) -> list[ApiUse]:
+        """Each API's calls in its windows now: every API any instance called within the
+        longest window, and `apis`."""
+        now = self._clock.timestamp()
+        called = {m.decode() if isinstance(m, bytes) else str(m)
+                  for m in await self._redis.smembers(self._apis_key)}
+        found: list[ApiUse] = []
+        for api in sorted(set(apis) | called):
+            windows = []
+            for limit, window in self._limits:
+                bucket = window / BUCKETS
+                oldest = int(now // bucket) - BUCKETS
+                raw = await self._redis.hgetall(self._bucket_key(api, window))
+                used = sum(int(c) for b, c in raw.items() if int(b) >= oldest)
+                windows.append(WindowUse(limit, window, used, self.budget(limit)))
+            until = await self._redis.hget(self._key(api, "pause"), "until")
+            left = float(until) - now if until is not None else 0.0
+            found.append(ApiUse(api, tuple(windows), max(0.0, left)))
+        return found

@@ -1,0 +1,178 @@
+"""The corp-wide API budget (bot/wecom/budget.py): shares per priority, sliding windows that
+keep every window WeCom may count under the budget, pauses after 45009, and a Redis that is
+gone (the call goes ahead)."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import fakeredis
+import pytest
+import redis.asyncio as redis_asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from bot.domain.clock import ManualClock
+from bot.wecom.budget import (
+    ApiBudget,
+    Priority,
+    blocked_window_s,
+    calls_at,
+    current_priority,
+    drawing_at,
+)
+
+API = "externalcontact/get"
+
+
+def budget(clock: ManualClock, limits: tuple[tuple[int, float], ...] = ((10, 60.0),),
+           margin: float = 1.0, store: object | None = None) -> ApiBudget:
+    return ApiBudget(store or fakeredis.FakeAsyncRedis(), clock, "corp", limits=limits,
+                     margin=margin)
+
+
+async def granted(b: ApiBudget, priority: Priority, tries: int = 100) -> int:
+    n = 0
+    for _ in range(tries):
+        if not (await b.take(API, priority)).ok:
+            break
+        n += 1
+    return n
+
+
+async def test_each_priority_stops_at_its_share_and_the_first_use_the_rest() -> None:
+    b = budget(ManualClock())
+    assert await granted(b, Priority.BACKGROUND) == 6  # 60 % of 10
+    assert await granted(b, Priority.NOTICE) == 2  # up to 85 %: 8
+    assert await granted(b, Priority.FIRST) == 2  # the whole budget
+    short = await b.take(API, Priority.FIRST)
+    assert not short.ok and not short.paused
+    assert short.wait == pytest.approx(61)  # when the second the calls were made leaves
+    assert (await b.take("user/get", Priority.BACKGROUND)).ok  # budgets are per API
+
+
+async def test_the_margin_keeps_part_of_the_limit_back() -> None:
+    b = budget(ManualClock(), limits=((100, 60.0),), margin=0.9)
+    assert await granted(b, Priority.FIRST, 200) == 90
+
+
+async def test_room_comes_back_as_the_oldest_calls_leave_the_window() -> None:
+    clock = ManualClock()
+    b = budget(clock)
+    assert await granted(b, Priority.FIRST, 5) == 5
+    clock.advance(timedelta(seconds=30))
+    assert await granted(b, Priority.FIRST) == 5
+    clock.advance(timedelta(seconds=29))
+    short = await b.take(API, Priority.FIRST)
+    assert short.wait == pytest.approx(2)  # the first five leave at 61 s
+    clock.advance(timedelta(seconds=2))
+    assert await granted(b, Priority.FIRST) == 5
+
+
+async def test_the_hourly_limit_binds_across_minutes() -> None:
+    clock = ManualClock()
+    b = budget(clock, limits=((10, 60.0), (25, 3600.0)))
+    total = 0
+    for _ in range(5):
+        total += await granted(b, Priority.FIRST)
+        clock.advance(timedelta(seconds=61))
+    assert total == 25
+    short = await b.take(API, Priority.FIRST)
+    assert short.wait == pytest.approx(3660 - 5 * 61)  # the first minute's calls age out
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_no_window_wecom_may_count_holds_more_than_the_budget(seed: int) -> None:
+    """Random traffic at random priorities: every 60 s window (sliding, and so also WeCom's
+    fixed minutes) holds at most the budget."""
+    rng = random.Random(seed)
+    clock = ManualClock()
+    b = budget(clock, limits=((40, 60.0),))
+    start = clock.timestamp()
+    accepted: list[float] = []
+    for _ in range(1000):
+        clock.advance(timedelta(seconds=rng.expovariate(8)))
+        if (await b.take(API, rng.choice(list(Priority)))).ok:
+            accepted.append(clock.timestamp() - start)
+    assert len(accepted) > 70  # about 40 a minute for 2 minutes: used, not just refused
+    for i, t in enumerate(accepted):
+        assert sum(1 for u in accepted[i:] if u < t + 60) <= 40
+
+
+async def test_a_pause_stops_the_api_for_everyone_sharing_redis_until_it_ends() -> None:
+    clock = ManualClock()
+    store = fakeredis.FakeAsyncRedis()
+    here, there = budget(clock, store=store), budget(clock, store=store)
+    await here.pause(API, 60, "45009")
+    draw = await there.take(API, Priority.FIRST)
+    assert draw.paused and draw.wait == pytest.approx(60)
+    assert (await there.take("message/send", Priority.FIRST)).ok
+    [use] = [u for u in await there.use() if u.api == API]
+    assert use.paused_s == pytest.approx(60)
+    clock.advance(timedelta(seconds=60))
+    assert (await there.take(API, Priority.FIRST)).ok
+
+
+async def test_use_counts_every_instances_calls() -> None:
+    clock = ManualClock()
+    store = fakeredis.FakeAsyncRedis()
+    here, there = budget(clock, store=store), budget(clock, store=store)
+    await granted(here, Priority.NOTICE, 3)
+    await granted(there, Priority.NOTICE, 4)
+    [use] = await here.use()
+    assert use.api == API and use.windows[0].used == 7 and use.windows[0].budget == 10
+    assert use.windows[0].cap(Priority.BACKGROUND) == 6
+    clock.advance(timedelta(seconds=62))
+    assert (await here.use())[0].windows[0].used == 0
+
+
+async def test_without_redis_the_call_goes_ahead() -> None:
+    gone = redis_asyncio.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2,
+                               retry=Retry(NoBackoff(), 0))
+    try:
+        assert (await budget(ManualClock(), store=gone).take(API, Priority.BACKGROUND)).ok
+    finally:
+        await gone.aclose()
+
+
+def test_the_window_wecom_named() -> None:
+    assert blocked_window_s("api freq out of limit, hint: [over 150000 calls per hour]") == 3600
+    assert blocked_window_s("接口调用超过每小时限制") == 3600
+    assert blocked_window_s("api freq out of limit") == 60
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="margin"):
+        budget(ManualClock(), margin=0)
+    with pytest.raises(ValueError, match="limits"):
+        budget(ManualClock(), limits=())
+
+
+async def test_the_priority_travels_with_the_work() -> None:
+    assert current_priority() is Priority.NOTICE
+
+    @drawing_at(Priority.FIRST)
+    async def welcome() -> Priority:
+        return current_priority()
+
+    with calls_at(Priority.BACKGROUND):
+        assert current_priority() is Priority.BACKGROUND
+        assert await welcome() is Priority.FIRST
+        assert current_priority() is Priority.BACKGROUND
+    assert current_priority() is Priority.NOTICE
+
+
+async def test_a_busy_api_is_granted_a_seconds_worth_at_once() -> None:
+    clock = ManualClock()
+    clock.advance(timedelta(seconds=1000 - clock.timestamp() % 1000))  # a whole second
+    b = budget(clock, limits=((1000, 60.0),))
+    assert await granted(b, Priority.NOTICE, 20) == 20  # one at a time: no rate yet
+    assert (await b.use())[0].windows[0].used == 20
+    clock.advance(timedelta(seconds=1))
+    assert (await b.take(API, Priority.NOTICE)).ok
+    assert (await b.use())[0].windows[0].used == 20 + 16  # last second's rate, 16 at most
+    assert await granted(b, Priority.NOTICE, 15) == 15
+    assert (await b.use())[0].windows[0].used == 36  # spent locally
+    await b.pause(API, 60, "45009")
+    assert (await b.take(API, Priority.NOTICE)).paused  # a pause voids what was granted
