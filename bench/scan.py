@@ -320,6 +320,8 @@ class ProcessServer(Server):
         })
         if self.args.workers:
             env["SCRM_WORKERS"] = str(self.args.workers)
+        if self.args.budget_percent:
+            env["SCRM_WECOM_BUDGET_PERCENT"] = str(self.args.budget_percent)
         return env
 
     async def start(self) -> None:
@@ -825,6 +827,9 @@ def main() -> None:
                         help="scrmbot as `scrmbot serve` (default) or inside this process")
     parser.add_argument("--workers", type=int, default=None,
                         help="SCRM_WORKERS for scrmbot (default: scrmbot's default)")
+    parser.add_argument("--budget-percent", type=int, default=None,
+                        help="SCRM_WECOM_BUDGET_PERCENT for scrmbot: the share of WeCom's "
+                             "per-API cap the corp budget allows (default: scrmbot's, 90)")
     parser.add_argument("--saturation-scans", type=int, default=2000,
                         help="scans in the saturation phase (0 skips it)")
     parser.add_argument("--saturation-concurrency", type=int, default=64)

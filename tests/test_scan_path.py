@@ -132,3 +132,28 @@ async def test_a_replayed_row_runs_nothing_twice(harness: Harness) -> None:
     assert await ChannelScan.all().count() == 1
     assert len(harness.sim.calls_to("externalcontact/mark_tag")) == 1
     assert len(harness.sim.welcome_messages) == 1
+
+
+async def test_a_welcome_the_budget_puts_off_waits_for_room_while_its_code_lives(
+        harness: Harness) -> None:
+    """At WeCom's cap the corp budget is short for a moment: the welcome waits for the room
+    (a second or so) instead of being recorded as failed."""
+    from bot.wecom.errors import WeComBudgetShort
+    from models import WelcomeSend
+
+    ctx = harness.app[context_key]
+    real = ctx.wecom.send_welcome_msg
+    shorts = []
+
+    async def short_once(code: str, text: str | None, *args: Any) -> Any:
+        if not shorts:
+            shorts.append(code)
+            raise WeComBudgetShort("externalcontact/send_welcome_msg", 0.05, paused=False)
+        return await real(code, text, *args)
+
+    ctx.wecom.send_welcome_msg = short_once  # type: ignore[method-assign]
+    harness.sim.add_contact_way(["zhangsan"], state="chbudget")
+    await harness.sim.customer_scans("chbudget", "钱先生")
+    await harness.drain()
+    assert shorts and len(harness.sim.welcome_messages) == 1
+    assert (await WelcomeSend.get()).status == "sent"

@@ -20,10 +20,10 @@ import hashlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from tortoise.connection import get_connection
 from tortoise.expressions import Q
@@ -35,13 +35,15 @@ from bot.store.batch import GroupWrite
 from bot.store.db import NewRows, db_value, dialect, insert_new, insert_sql, sql_for
 from bot.wecom import WeComError
 from bot.wecom.budget import Priority, drawing_at
-from bot.wecom.errors import WELCOME_CODE_EXPIRED, WELCOME_CODE_USED
+from bot.wecom.errors import WELCOME_CODE_EXPIRED, WELCOME_CODE_USED, WeComBudgetShort
 from bot.wecom.events import ExternalContactChange, parse_event
 from bot.wecom.xmlparse import parse_xml
 from handlers.booking.service import welcome_booking_url
 from models import WelcomeSend
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 WELCOME_VARIABLES = ("name", "store", "staff", "channel", "booking")
 MAX_WELCOME_BYTES = 4000  # send_welcome_msg's text limit
@@ -139,12 +141,28 @@ async def _contact_for_welcome(event: ExternalContactChange,
                                ctx: BotContext) -> dict[str, Any] | None:
     """The customer's profile, if WeCom answers quickly; the welcome must not wait long."""
     try:
-        return await asyncio.wait_for(
-            ctx.wecom.get_external_contact(event.external_user_id), WELCOME_FETCH_TIMEOUT_S)
+        return await asyncio.wait_for(_within_budget(
+            lambda: ctx.wecom.get_external_contact(event.external_user_id), ctx,
+            ctx.clock.timestamp() + WELCOME_FETCH_TIMEOUT_S), WELCOME_FETCH_TIMEOUT_S)
     except (TimeoutError, WeComError) as exc:
         logger.warning("welcome for %s goes out without a name: %r", event.external_user_id,
                        exc)
         return None
+
+
+async def _within_budget(call: Callable[[], Awaitable[T]], ctx: BotContext,
+                         deadline: float) -> T:
+    """`call()`, waiting for room when the corp's API budget is short at the moment (at
+    WeCom's cap a sliding window frees room every second), as long as the room comes
+    before `deadline` (the code's life): a welcome put off a few seconds is still sent."""
+    while True:
+        try:
+            return await call()
+        except WeComBudgetShort as exc:
+            wait = max(exc.retry_after or 0.2, 0.05)
+            if ctx.clock.timestamp() + wait >= deadline:
+                raise
+            await asyncio.sleep(wait)
 
 
 def _keep_contact(ctx: BotContext, external_userid: str, contact: dict[str, Any]) -> None:
@@ -409,8 +427,10 @@ async def _send_once(ctx: BotContext, event: ExternalContactChange, key: str
         await WelcomeSend.filter(code_hash=key, claimed_by=ctx.instance).update(attempted=True)
     else:
         earlier_attempt = False
+    alive_until = (event.create_time or ctx.clock.timestamp()) + WELCOME_CODE_LIFE_S - 1
     try:
-        await ctx.wecom.send_welcome_msg(event.welcome_code, text)
+        await _within_budget(lambda: ctx.wecom.send_welcome_msg(event.welcome_code or "", text),
+                             ctx, alive_until)
     except WeComError as exc:
         if exc.errcode == WELCOME_CODE_USED and earlier_attempt:
             # Our own earlier attempt (its holder died before recording it) got through.
