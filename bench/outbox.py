@@ -41,7 +41,7 @@ means the later sends went faster than the first 30·M. A looser reading, "60 s 
 to push the first 60,000", 60 + 30·M/R, is printed for comparison.
 
 The corp's API budget binds too: WeCom allows each API 10,000 calls a minute per corp,
-message/send included, and scrmbot's budget lets notices use 85 % of 90 % of that, 7,650 in
+message/send included, and scrmbot's budget lets notices use 75 % of that, 7,500 in
 any 61 s (``bot/wecom/budget.py``). Then no schedule can do better than sending a budget's
 worth every 61 s, so T_min is the larger of the bound above and 61 s · ⌊(N-1)/cap⌋ + the rest
 at R; R itself is measured on the first min(30·M, cap) sends. With 1,000 members (the default:

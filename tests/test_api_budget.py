@@ -84,21 +84,21 @@ async def test_the_welcome_goes_first_when_the_budget_is_short(tight: Harness) -
     known = await h.sim.customer_scans("walkin", "周先生", staff="zhangsan")
     await h.drain()
     used = len(h.sim.calls_to(CONTACT))
-    with calls_at(Priority.BACKGROUND):  # a contact refresh: up to 60 % of the budget
+    with calls_at(Priority.BACKGROUND):  # a contact refresh: up to 50 % of the budget
         with pytest.raises(WeComBudgetShort) as short:
             for _ in range(20):
                 await wecom.get_external_contact(known.external_userid)
-    assert not short.value.paused and len(h.sim.calls_to(CONTACT)) == 12
-    with calls_at(Priority.NOTICE), pytest.raises(WeComBudgetShort):  # up to 85 %
+    assert not short.value.paused and len(h.sim.calls_to(CONTACT)) == 10
+    with calls_at(Priority.NOTICE), pytest.raises(WeComBudgetShort):  # up to 75 %
         for _ in range(20):
             await wecom.get_external_contact(known.external_userid)
-    assert len(h.sim.calls_to(CONTACT)) == 17 and used < 12
+    assert len(h.sim.calls_to(CONTACT)) == 15 and used < 10
 
     scan = await h.sim.customer_scans("walkin", "吴女士", staff="zhangsan")
     await h.drain()
     welcome = h.sim.state.welcome_messages[-1]["text"]["content"]
     assert "吴女士" in welcome  # the welcome's profile call found room
-    assert len(h.sim.calls_to(CONTACT)) == 18
+    assert len(h.sim.calls_to(CONTACT)) == 16
     with calls_at(Priority.BACKGROUND), pytest.raises(WeComBudgetShort):
         await wecom.get_external_contact(known.external_userid)  # still waiting
     assert await Customer.filter(external_userid=scan.external_userid).exists()

@@ -340,6 +340,6 @@ async def test_the_api_budget_and_a_pause_are_read_at_scrape_time(h: Harness) ->
     minute = (("api", "message/send"), ("window", "minute"))
     assert samples[("scrmbot_wecom_api_paused_seconds", (("api", "message/send"),))] == 60
     assert samples[("scrmbot_wecom_budget_used", minute)] >= 1
-    assert samples[("scrmbot_wecom_budget_limit", minute)] == 9000  # 90 % of 10,000
+    assert samples[("scrmbot_wecom_budget_limit", minute)] == 10000  # WeCom's, whole
     assert samples[("scrmbot_wecom_budget_limit", (("api", "message/send"),
-                                                   ("window", "hour")))] == 135000
+                                                   ("window", "hour")))] == 150000

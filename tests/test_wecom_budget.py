@@ -43,9 +43,9 @@ async def granted(b: ApiBudget, priority: Priority, tries: int = 100) -> int:
 
 async def test_each_priority_stops_at_its_share_and_the_first_use_the_rest() -> None:
     b = budget(ManualClock())
-    assert await granted(b, Priority.BACKGROUND) == 6  # 60 % of 10
-    assert await granted(b, Priority.NOTICE) == 2  # up to 85 %: 8
-    assert await granted(b, Priority.FIRST) == 2  # the whole budget
+    assert await granted(b, Priority.BACKGROUND) == 5  # 50 % of 10
+    assert await granted(b, Priority.NOTICE) == 2  # up to 75 %: 7
+    assert await granted(b, Priority.FIRST) == 3  # the whole budget
     short = await b.take(API, Priority.FIRST)
     assert not short.ok and not short.paused
     assert short.wait == pytest.approx(61)  # when the second the calls were made leaves
@@ -95,7 +95,7 @@ async def test_no_window_wecom_may_count_holds_more_than_the_budget(seed: int) -
         clock.advance(timedelta(seconds=rng.expovariate(8)))
         if (await b.take(API, rng.choice(list(Priority)))).ok:
             accepted.append(clock.timestamp() - start)
-    assert len(accepted) > 70  # about 40 a minute for 2 minutes: used, not just refused
+    assert len(accepted) > 50  # up to 40 a minute for 2 minutes: used, not just refused
     for i, t in enumerate(accepted):
         assert sum(1 for u in accepted[i:] if u < t + 60) <= 40
 
@@ -122,7 +122,7 @@ async def test_use_counts_every_instances_calls() -> None:
     await granted(there, Priority.NOTICE, 4)
     [use] = await here.use()
     assert use.api == API and use.windows[0].used == 7 and use.windows[0].budget == 10
-    assert use.windows[0].cap(Priority.BACKGROUND) == 6
+    assert use.windows[0].cap(Priority.BACKGROUND) == 5
     clock.advance(timedelta(seconds=62))
     assert (await here.use())[0].windows[0].used == 0
 

@@ -93,7 +93,7 @@ class Settings:
     max_connections: int = 512
     # The share of WeCom's per-API limits (10,000 a minute, 150,000 an hour per corp) scrmbot
     # allows itself (bot/wecom/budget.py); the limits themselves only change in tests.
-    api_budget_percent: int = 90
+    api_budget_percent: int = 100
     api_limits: tuple[tuple[int, float], ...] = WECOM_API_LIMITS
     # GET /metrics (bot/app/metrics.py): on the main port to a bearer of `metrics_token`,
     # and/or without a token on `metrics_host`:`metrics_port`, a second listener meant to be
@@ -251,7 +251,7 @@ def load_settings(environ: Mapping[str, str] | None = None,
                                    maximum=300),
         max_connections=get.integer("SCRM_MAX_CONNECTIONS", "512", default=512, minimum=1,
                                     maximum=100_000),
-        api_budget_percent=get.integer("SCRM_WECOM_BUDGET_PERCENT", "90", default=90,
+        api_budget_percent=get.integer("SCRM_WECOM_BUDGET_PERCENT", "80", default=100,
                                        minimum=10, maximum=100),
         metrics_token=metrics_token,
         metrics_port=metrics_port,

@@ -4,14 +4,17 @@ instance through Redis, with priorities.
 WeCom allows each API 10,000 calls a minute and 150,000 an hour per corp, and going over
 blocks that API (45009) for the rest of the window: an hour, for the hourly limit. A burst of
 scans that trips the hourly limit on `externalcontact/get` would lock every instance out of
-welcomes for up to an hour, so scrmbot counts its own calls and stays under a margin of
-each limit (90 % by default).
+welcomes for up to an hour, so scrmbot counts its own calls against each limit (the whole
+of it by default; `SCRM_WECOM_BUDGET_PERCENT` lowers it when other systems call the same
+corp's APIs).
 
-Priorities share the budget unevenly. A welcome's code dies 20 s after the scan and a
-member waits for a command's reply, so they may use the whole budget; notices (care,
-surveys, ticket cards) stop at 85 % of it and background sync (tag mirror, contact refresh,
-statistics) at 60 %, so when the budget runs short it is the background work that waits,
-never the welcome. The priority travels with the work in a context variable (`calls_at`):
+Priorities share the budget unevenly, and the margin is theirs to keep. A welcome's code dies
+20 s after the scan and a member waits for a command's reply: a welcome held back is lost for
+certain, so they may use the whole budget (a live stream's 10,000 scans a minute is exactly
+WeCom's cap). Notices (care, surveys, ticket cards) stop at 75 % of it and background sync
+(tag mirror, contact refresh, statistics) at 50 %, so a quarter of every API's minute is
+always left for the welcomes and replies, and when the budget runs short it is the
+background work that waits, never the welcome. The priority travels with the work in a context variable (`calls_at`):
 the welcome lane and the outbox's replies say FIRST, the scheduler BACKGROUND, everything
 else is NOTICE.
 
@@ -51,7 +54,7 @@ R = TypeVar("R")
 
 # WeCom's per-corp, per-API limits (page 90312): (calls, window in seconds).
 WECOM_API_LIMITS: tuple[tuple[int, float], ...] = ((10_000, 60.0), (150_000, 3600.0))
-DEFAULT_MARGIN = 0.9
+DEFAULT_MARGIN = 1.0
 BUCKETS = 60  # per window: a limit's count is kept in this many buckets (and one more)
 
 
@@ -71,8 +74,8 @@ class Priority(enum.IntEnum):
 
 
 # The share of each budget a priority may use: the rest is kept for the ones above it.
-SHARES: dict[Priority, float] = {Priority.FIRST: 1.0, Priority.NOTICE: 0.85,
-                                 Priority.BACKGROUND: 0.6}
+SHARES: dict[Priority, float] = {Priority.FIRST: 1.0, Priority.NOTICE: 0.75,
+                                 Priority.BACKGROUND: 0.5}
 PRIORITY_NAMES = {Priority.FIRST: "欢迎语与回复", Priority.NOTICE: "通知",
                   Priority.BACKGROUND: "后台同步"}
 
