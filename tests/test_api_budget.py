@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client import REGISTRY
 
 from bot.app.keys import context_key, redis_key
 from bot.wecom import MemberRateLimiter, TokenCache, WeComClient
@@ -115,3 +116,28 @@ async def test_a_members_command_draws_first(tight: Harness) -> None:
     marks = len(h.sim.calls_to("externalcontact/mark_tag"))
     assert "已给 郑女士 加上标签" in await say(h, "zhangsan", "/tag add 郑女士 VIP")
     assert len(h.sim.calls_to("externalcontact/mark_tag")) == marks + 1
+
+
+async def test_a_scan_whose_tags_have_no_room_waits_without_running(tight: Harness) -> None:
+    """The worker knows mark_tag is short: the scan's handler is not run only to be rolled
+    back (a burst re-ran it for every postponement); it runs once there is room."""
+    h = tight
+    budget = h.app[context_key].wecom.budget
+    assert budget is not None
+    while (await budget.take("externalcontact/mark_tag", Priority.NOTICE)).ok:
+        pass
+    runs = REGISTRY.get_sample_value("scrmbot_handler_duration_seconds_count",
+                                     {"route": "channels.scan"}) or 0
+    scan = await h.sim.customer_scans("walkin", "冯先生", staff="zhangsan")
+    await h.drain()
+    assert "冯先生" in h.sim.state.welcome_messages[-1]["text"]["content"]  # welcomed
+    assert REGISTRY.get_sample_value("scrmbot_handler_duration_seconds_count",
+                                     {"route": "channels.scan"}) == runs  # not run
+    [row] = await InboxEntry.filter(status="pending")
+    assert row.attempts == 0
+    h.clock.advance(timedelta(seconds=62))
+    await h.drain()
+    customer = await Customer.get(external_userid=scan.external_userid)
+    assert customer.name == "冯先生"
+    assert h.sim.calls_to("externalcontact/mark_tag")[-1].errcode == 0
+    assert await InboxEntry.exclude(status="done").count() == 0

@@ -100,7 +100,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_worker: bo
 
     async def pipeline(app: web.Application) -> AsyncIterator[None]:
         ctx = app[context_key]
-        dispatcher: Dispatcher[BotContext] = Dispatcher(clock)
+        dispatcher: Dispatcher[BotContext] = Dispatcher(clock, ctx.wecom.budget)
         for feature in features:
             if feature.events is not None:
                 dispatcher.include_router(feature.events)

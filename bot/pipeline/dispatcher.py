@@ -21,6 +21,8 @@ from typing import Any, Generic, Protocol, TypeVar
 from bot.domain.clock import Clock
 from bot.observe.metrics import HANDLER_FAILURES, HANDLER_SECONDS
 from bot.store.db import NewRows, atomic, insert_at_end
+from bot.wecom.budget import ApiBudget
+from bot.wecom.errors import WeComBudgetShort
 from bot.wecom.events import Event
 from models import InboxHandled
 
@@ -89,6 +91,9 @@ class Route(Generic[C]):
     filters: tuple[Filter, ...]
     handler: Handler[C]
     transactional: bool = True
+    # WeCom APIs the handler needs room for: while one of them is known to be short in the
+    # API budget the route is put off without running (its work would be rolled back)
+    apis: tuple[str, ...] = ()
 
     def matches(self, event: Event) -> bool:
         return isinstance(event, self.event_type) and all(f(event) for f in self.filters)
@@ -107,16 +112,19 @@ class EventRouter(Generic[C]):
         self.routes: list[Route[C]] = []
 
     def on(self, event_type: type[E], *filters: Filter, name: str | None = None,
-           transactional: bool = True) -> Callable[[Handler[C]], Handler[C]]:
+           transactional: bool = True,
+           apis: tuple[str, ...] = ()) -> Callable[[Handler[C]], Handler[C]]:
         """Register a handler. `transactional=False` for a handler that must not hold a
-        transaction (it talks to WeCom under a deadline and records its own progress)."""
+        transaction (it talks to WeCom under a deadline and records its own progress);
+        `apis`: the WeCom APIs it cannot finish without (see `Route.apis`)."""
 
         def register(handler: Handler[C]) -> Handler[C]:
             route_name = f"{self.feature}.{name or handler.__name__}"
             if any(r.name == route_name for r in self.routes):
                 msg = f"route {route_name} is registered twice"
                 raise ValueError(msg)
-            self.routes.append(Route(route_name, event_type, filters, handler, transactional))
+            self.routes.append(Route(route_name, event_type, filters, handler, transactional,
+                                     apis))
             return handler
 
         return register
@@ -142,8 +150,9 @@ class DispatchResult:
 class Dispatcher(Generic[C]):
     """Runs every route matching an event, each once per inbox row."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, budget: ApiBudget | None = None) -> None:
         self._clock = clock
+        self._budget = budget
         self._routes: list[Route[C]] = []
 
     def include_router(self, router: EventRouter[C]) -> None:
@@ -178,6 +187,11 @@ class Dispatcher(Generic[C]):
         for route in routes:
             if route.name in done:
                 result.already_done.append(route.name)
+                continue
+            wait = self._budget.known_short(route.apis) if self._budget and route.apis else 0
+            if wait > 0:  # it would run into the budget and be rolled back: not now
+                result.failed.append((route.name, WeComBudgetShort(
+                    ",".join(route.apis), wait, paused=False)))
                 continue
             try:
                 await self._run(route, event, ctx, deferred)

@@ -262,6 +262,7 @@ class ApiBudget:
         self._prefix = prefix
         self._script = redis.register_script(_TAKE)
         self._leases: dict[tuple[str, Priority], _Lease] = {}
+        self._short_until: dict[tuple[str, Priority], float] = {}  # what Redis last said
         # a lease lasts one of the smallest buckets: its calls are counted where they fall
         self._lease_s = min(window for _, window in self._limits) / BUCKETS
         self._rates: dict[str, _Rate] = {}
@@ -325,8 +326,20 @@ class ApiBudget:
         if status == "ok":
             rate.count(second, 1)
             self._leases[(api, priority)] = _Lease(second, int(number) - 1, 1)
+            self._short_until.pop((api, priority), None)
             return Draw(0.0)
-        return Draw(max(number, 0.001), paused=status == "paused")
+        wait = max(number, 0.001)
+        self._short_until[(api, priority)] = self._clock.timestamp() + wait
+        return Draw(wait, paused=status == "paused")
+
+    def known_short(self, apis: Sequence[str], priority: Priority | None = None) -> float:
+        """Seconds until one of `apis` has room at `priority`, as far as this instance last
+        heard from Redis (0: no reason to think it is short). Costs no round trip: the
+        worker asks it before running a handler that would only be rolled back."""
+        priority = current_priority() if priority is None else priority
+        now = self._clock.timestamp()
+        return max((self._short_until.get((api, priority), 0.0) - now for api in apis),
+                   default=0.0) if self._short_until else 0.0
 
     async def pause(self, api: str, seconds: float, why: str) -> None:
         """Stop every instance calling `api` for `seconds` (WeCom answered 45009)."""

@@ -67,7 +67,8 @@ async def on_add_welcome(event: ExternalContactChange, ctx: BotContext) -> None:
     await welcome_once(ctx, event)
 
 
-@events.on(ExternalContactChange, ChangeTypes(*ADD_CHANGES), name="scan")
+@events.on(ExternalContactChange, ChangeTypes(*ADD_CHANGES), name="scan",
+           apis=("externalcontact/mark_tag",))  # the channel's tags, mirrored to WeCom
 async def on_customer_added(event: ExternalContactChange, ctx: BotContext) -> None:
     """A new customer takes the short road (`add_new_customer`, `tag_new_customer`: a few
     plain statements); a customer we know, the full sync. Either way the profile is the one
