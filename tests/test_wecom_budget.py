@@ -176,3 +176,28 @@ async def test_a_busy_api_is_granted_a_seconds_worth_at_once() -> None:
     assert (await b.use())[0].windows[0].used == 36  # spent locally
     await b.pause(API, 60, "45009")
     assert (await b.take(API, Priority.NOTICE)).paused  # a pause voids what was granted
+
+
+async def test_what_a_second_left_unused_is_given_back() -> None:
+    clock = ManualClock()
+    clock.advance(timedelta(seconds=1000 - clock.timestamp() % 1000))
+    b = budget(clock, limits=((1000, 60.0),))
+    await granted(b, Priority.NOTICE, 20)
+    clock.advance(timedelta(seconds=1))
+    assert await granted(b, Priority.NOTICE, 4) == 4  # 16 granted, 4 called
+    assert (await b.use())[0].windows[0].used == 36
+    clock.advance(timedelta(seconds=1))
+    assert (await b.take(API, Priority.NOTICE)).ok  # the 12 left over are given back
+    assert (await b.use())[0].windows[0].used == 20 + 4 + 4  # 4 more granted at 4 a second
+
+
+async def test_work_put_off_together_comes_back_one_after_another() -> None:
+    clock = ManualClock()
+    b = budget(clock, limits=((61, 61.0),))  # a call a second for NOTICE's 75 %: 45 a window
+    while (await b.take(API, Priority.NOTICE)).ok:
+        pass
+    first = b.place_in_line([API], Priority.NOTICE)
+    later = [b.place_in_line([API], Priority.NOTICE) for _ in range(3)]
+    assert first == pytest.approx(62, abs=1)  # when the oldest calls leave the window
+    assert later == pytest.approx([first + 61 / 45 * n for n in (1, 2, 3)])
+    assert b.place_in_line(["user/get"], Priority.NOTICE) == 0  # nothing known about it

@@ -188,7 +188,8 @@ class Dispatcher(Generic[C]):
             if route.name in done:
                 result.already_done.append(route.name)
                 continue
-            wait = self._budget.known_short(route.apis) if self._budget and route.apis else 0
+            wait = self._budget.place_in_line(route.apis) if self._budget and route.apis \
+                else 0
             if wait > 0:  # it would run into the budget and be rolled back: not now
                 result.failed.append((route.name, WeComBudgetShort(
                     ",".join(route.apis), wait, paused=False)))

@@ -14,9 +14,9 @@ certain, so they may use the whole budget (a live stream's 10,000 scans a minute
 WeCom's cap). Notices (care, surveys, ticket cards) stop at 75 % of it and background sync
 (tag mirror, contact refresh, statistics) at 50 %, so a quarter of every API's minute is
 always left for the welcomes and replies, and when the budget runs short it is the
-background work that waits, never the welcome. The priority travels with the work in a context variable (`calls_at`):
-the welcome lane and the outbox's replies say FIRST, the scheduler BACKGROUND, everything
-else is NOTICE.
+background work that waits, never the welcome. The priority travels with the work in a
+context variable (`calls_at`): the welcome lane, members' commands and pages and the
+outbox's replies say FIRST, the scheduler BACKGROUND, everything else is NOTICE.
 
 Windows slide: each limit is counted in 60 buckets of a sixtieth of its window (seconds for
 the minute, minutes for the hour), over the last 61 buckets, so any window WeCom may count
@@ -35,6 +35,7 @@ budget protects the corp, it must not stop it) and the failure is logged.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import enum
@@ -110,8 +111,9 @@ def drawing_at(priority: Priority) -> Callable[[Callable[P, Awaitable[R]]],
 
 
 # KEYS: the API's pause (a hash: until, why), the set of APIs called, then one bucket hash
-# per limit. ARGV: now, the API's name, how many calls are wanted, then per limit its cap
-# (for the caller's priority), its window and its bucket length. Returns {"ok", calls
+# per limit. ARGV: now, the API's name, how many calls are wanted, how many granted earlier
+# went unused and when they were granted (given back first), then per limit its cap (for
+# the caller's priority), its window and its bucket length. Returns {"ok", calls
 # granted} (at least one, at most the wanted number, counted in every limit at once),
 # {"short", seconds until there is room for one} or {"paused", seconds left}.
 _TAKE = """
@@ -122,12 +124,20 @@ if paused_until > now then
 end
 redis.call('SADD', KEYS[2], ARGV[2])
 local grant = tonumber(ARGV[3])
+local unused, granted_at = tonumber(ARGV[4]), tonumber(ARGV[5])
 local wait = 0
 local current = {}
 for k = 3, #KEYS do
-    local base = 4 + (k - 3) * 3
+    local base = 6 + (k - 3) * 3
     local cap, window, bucket = tonumber(ARGV[base]), tonumber(ARGV[base + 1]),
                                 tonumber(ARGV[base + 2])
+    if unused > 0 then  -- an earlier grant's leftovers were never called: not counted
+        local field = tostring(math.floor(granted_at / bucket))
+        local held = tonumber(redis.call('HGET', KEYS[k], field) or '0')
+        if held >= unused then
+            redis.call('HINCRBY', KEYS[k], field, -unused)
+        end
+    end
     local n = math.floor(window / bucket + 0.5)
     local now_bucket = math.floor(now / bucket)
     local oldest = now_bucket - n
@@ -161,7 +171,7 @@ if wait > 0 or grant < 1 then
     return {'short', string.format('%.3f', math.max(wait, 0.001))}
 end
 for k = 3, #KEYS do
-    local base = 4 + (k - 3) * 3
+    local base = 6 + (k - 3) * 3
     redis.call('HINCRBY', KEYS[k], current[k], grant)
     redis.call('EXPIRE', KEYS[k], math.ceil(tonumber(ARGV[base + 1]) * 2))
 end
@@ -263,6 +273,8 @@ class ApiBudget:
         self._script = redis.register_script(_TAKE)
         self._leases: dict[tuple[str, Priority], _Lease] = {}
         self._short_until: dict[tuple[str, Priority], float] = {}  # what Redis last said
+        self._refills: dict[tuple[str, Priority], asyncio.Lock] = {}
+        self._line: dict[tuple[str, Priority], float] = {}  # `place_in_line`: the last place
         # a lease lasts one of the smallest buckets: its calls are counted where they fall
         self._lease_s = min(window for _, window in self._limits) / BUCKETS
         self._rates: dict[str, _Rate] = {}
@@ -295,21 +307,40 @@ class ApiBudget:
         Busy APIs are not asked of Redis call by call: the script grants as many calls as
         this instance is likely to make before the current second ends (its rate in the
         last second), and they are spent here until then. They are counted when granted,
-        in the second they are used in, so the windows hold; what is left at the second's
-        end is counted but not used (a few calls, only on busy APIs).
+        in the second they are used in, so the windows hold; what a second leaves unused is
+        given back with the next grant. One grant at a time per API and priority: callers
+        arriving meanwhile wait for it and spend from it.
         """
         priority = current_priority() if priority is None else priority
+        if self._spend(api, priority):
+            return Draw(0.0)
+        refill = self._refills.setdefault((api, priority), asyncio.Lock())
+        async with refill:
+            if self._spend(api, priority):  # granted while this call waited
+                return Draw(0.0)
+            return await self._grant(api, priority)
+
+    def _spend(self, api: str, priority: Priority) -> bool:
+        """One call from this second's grant, if any is left."""
+        second = int(self._clock.timestamp() / self._lease_s)
+        lease = self._leases.get((api, priority))
+        if lease is None or lease.second != second or lease.left <= 0:
+            return False
+        lease.left -= 1
+        lease.used += 1
+        self._rates.setdefault(api, _Rate()).count(second, 1)
+        return True
+
+    async def _grant(self, api: str, priority: Priority) -> Draw:
         now = self._clock.timestamp() / self._lease_s  # in leases: seconds, by default
         second = int(now)
         rate = self._rates.setdefault(api, _Rate())
         lease = self._leases.get((api, priority))
-        if lease is not None and lease.second == second and lease.left > 0:
-            lease.left -= 1
-            lease.used += 1
-            rate.count(second, 1)
-            return Draw(0.0)
         wanted = rate.expected(now)
-        args: list[str | int | float] = [f"{self._clock.timestamp():.3f}", api, wanted]
+        unused = lease.left if lease is not None else 0
+        granted_at = lease.second * self._lease_s if lease is not None else 0.0
+        args: list[str | int | float] = [f"{self._clock.timestamp():.3f}", api, wanted,
+                                         unused, f"{granted_at:.3f}"]
         keys = [self._key(api, "pause"), self._apis_key]
         for limit, window in self._limits:
             keys.append(self._bucket_key(api, window))
@@ -323,6 +354,8 @@ class ApiBudget:
             return Draw(0.0)
         status = status.decode() if isinstance(status, bytes) else str(status)
         number = float(value.decode() if isinstance(value, bytes) else value)
+        if lease is not None:
+            lease.left = 0  # given back (or, after a pause, left counted: never twice)
         if status == "ok":
             rate.count(second, 1)
             self._leases[(api, priority)] = _Lease(second, int(number) - 1, 1)
@@ -340,6 +373,23 @@ class ApiBudget:
         now = self._clock.timestamp()
         return max((self._short_until.get((api, priority), 0.0) - now for api in apis),
                    default=0.0) if self._short_until else 0.0
+
+    def place_in_line(self, apis: Sequence[str], priority: Priority | None = None) -> float:
+        """When one of `apis` is known to be short: in how many seconds to come back. Work
+        put off together is spread at the pace the budget frees room (a call every
+        window/cap seconds) instead of all returning at the moment it has room for one,
+        where all but one would be put off again. 0 when there is no reason to wait."""
+        priority = current_priority() if priority is None else priority
+        wait = self.known_short(apis, priority)
+        if wait <= 0:
+            return 0.0
+        limit, window = min(self._limits, key=lambda lw: lw[1])
+        pace = window / max(1, int(self.budget(limit) * SHARES[priority]))
+        key = (",".join(apis), priority)
+        now = self._clock.timestamp()
+        at = max(now + wait, self._line.get(key, 0.0) + pace)
+        self._line[key] = at
+        return at - now
 
     async def pause(self, api: str, seconds: float, why: str) -> None:
         """Stop every instance calling `api` for `seconds` (WeCom answered 45009)."""
