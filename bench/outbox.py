@@ -532,7 +532,7 @@ async def run(args: argparse.Namespace) -> None:
             ctx.outbox, app_dispatcher.senders, app_dispatcher.limiter,
             app_dispatcher.quiet_hours, app_dispatcher.tz, instance_id="bench-outbox",
             concurrency=args.concurrency, batch=args.batch, poll_interval_s=args.poll,
-            lease_s=args.lease)
+            lease_s=args.lease, budget=app_dispatcher.budget)
         print(f"dispatcher: concurrency {args.concurrency}, batch {args.batch}, poll "
               f"{args.poll} s, lease {args.lease} s; draining (timeout {args.timeout:.0f} s) ...",
               flush=True)

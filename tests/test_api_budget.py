@@ -141,3 +141,23 @@ async def test_a_scan_whose_tags_have_no_room_waits_without_running(tight: Harne
     assert customer.name == "冯先生"
     assert h.sim.calls_to("externalcontact/mark_tag")[-1].errcode == 0
     assert await InboxEntry.exclude(status="done").count() == 0
+
+
+async def test_a_notice_waits_for_the_budget_and_a_reply_does_not(tight: Harness) -> None:
+    """Notices stop at their share of message/send; the member's 30-a-minute slots are not
+    spent on a notice that the budget holds back; a reply still goes."""
+    h = tight
+    ctx = h.app[context_key]
+    budget = ctx.wecom.budget
+    assert budget is not None
+    while (await budget.take("message/send", Priority.NOTICE)).ok:
+        pass
+    await ctx.outbox.app_message("probe:notice", "ticket", "zhangsan", "text",
+                                 {"content": "工单提醒"})
+    await ctx.outbox.app_message("probe:reply", "reply", "lisi", "text", {"content": "回复"})
+    await h.drain()
+    assert [m["text"]["content"] for m in h.sim.sent_messages] == ["回复"]
+    assert await h.app[redis_key].zcard(ctx.wecom.limiter.key("zhangsan")) == 0  # no slot
+    h.clock.advance(timedelta(seconds=62))
+    await h.drain()
+    assert [m["text"]["content"] for m in h.sim.sent_messages] == ["回复", "工单提醒"]

@@ -114,7 +114,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_worker: bo
         outbox = OutboxDispatcher(
             ctx.outbox, _senders(ctx, features), ctx.wecom.limiter,
             lambda: ctx.rules.current.care.quiet, settings.tz, instance_id=name,
-            lease_s=outbox_lease_s, poll_interval_s=min(worker_poll_s, 0.5))
+            lease_s=outbox_lease_s, poll_interval_s=min(worker_poll_s, 0.5),
+            budget=ctx.wecom.budget)
         app[worker_key], app[writer_key], app[outbox_key] = worker, writer, outbox
         writer.start()
         if run_worker:

@@ -39,7 +39,7 @@ from bot.observe.metrics import OUTBOX_DEFERRALS, OUTBOX_FAILED, OUTBOX_RETRIES,
 from bot.pipeline.claimloop import ClaimLoop
 from bot.store.db import after_commit, atomic, dialect, sql_for
 from bot.wecom import MemberRateLimiter, WeComError, WeComHTTPError
-from bot.wecom.budget import Priority, calls_at
+from bot.wecom.budget import ApiBudget, Priority, calls_at
 from bot.wecom.errors import PERMANENT_ERRCODES, WeComBudgetShort
 from models import OutboxMessage, OutboxStatus
 
@@ -133,6 +133,8 @@ class Sender(Protocol):
 
     #: App messages count against each member's 30/min and 1000/h (the dispatcher defers).
     member_limited: bool
+    #: The WeCom API its send calls (its budget is checked first), or None.
+    api: str | None
 
     async def prepare(self, row: OutboxMessage) -> None:
         """Before the attempt is recorded (e.g. reserve a customer's monthly slot)."""
@@ -154,6 +156,7 @@ class BaseSender:
     """Defaults for senders: nothing to prepare or book, reconciliation unknown."""
 
     member_limited = False
+    api: str | None = None
 
     async def prepare(self, row: OutboxMessage) -> None:
         return None
@@ -204,9 +207,11 @@ class OutboxDispatcher(ClaimLoop):
     def __init__(self, outbox: Outbox, senders: SenderRegistry, limiter: MemberRateLimiter,
                  quiet_hours: Callable[[], QuietHours], tz: Any, *, instance_id: str,
                  concurrency: int = 16, batch: int = 200, lease_s: float = 60.0,
-                 max_attempts: int = 6, poll_interval_s: float = 0.5) -> None:
+                 max_attempts: int = 6, poll_interval_s: float = 0.5,
+                 budget: ApiBudget | None = None) -> None:
         super().__init__(instance_id=instance_id, poll_interval_s=poll_interval_s,
                          wakeup=outbox.signal)  # enqueue() sets it after commit
+        self.budget = budget
         self.clock = outbox.clock
         self.senders = senders
         self.limiter = limiter
@@ -280,6 +285,15 @@ class OutboxDispatcher(ClaimLoop):
                 await self._defer(row, later.timestamp() * 1000, "quiet hours",
                                   reason="quiet_hours")
                 return
+        priority = Priority.FIRST if row.kind in FIRST_KINDS else Priority.NOTICE
+        if sender.api and self.budget is not None:
+            # Known to be short: wait for a place in line before taking a member's slot,
+            # which the member's window would count although nothing was sent.
+            line = self.budget.place_in_line([sender.api], priority)
+            if line > 0:
+                await self._defer(row, self._now_ms() + line * 1000, "API budget",
+                                  reason="budget")
+                return
         if sender.member_limited:
             held = row.progress.get(RATE_SLOT)
             wait, slot = await self.limiter.reserve(row.recipient,
@@ -298,7 +312,7 @@ class OutboxDispatcher(ClaimLoop):
         if not await self._record_attempt(row):
             return  # the lease was lost: another instance has the row now
         try:
-            with calls_at(Priority.FIRST if row.kind in FIRST_KINDS else Priority.NOTICE):
+            with calls_at(priority):
                 result = await sender.send(row)
         except WeComBudgetShort as exc:  # nothing reached WeCom: wait for the budget
             await self._wait_for_budget(row, exc)
@@ -371,7 +385,11 @@ class OutboxDispatcher(ClaimLoop):
     async def _wait_for_budget(self, row: OutboxMessage, exc: WeComBudgetShort) -> None:
         """Put the row off until its API has room: the attempt is undone (nothing was sent,
         so it is neither in doubt nor a failure that counts towards giving up)."""
-        until = self._now_ms() + int(max(exc.retry_after or 1.0, 0.05) * 1000)
+        wait = exc.retry_after or 1.0
+        if self.budget is not None and not exc.paused:  # a place in line, not the first room
+            wait = max(wait, self.budget.place_in_line(
+                [exc.endpoint], Priority.FIRST if row.kind in FIRST_KINDS else Priority.NOTICE))
+        until = self._now_ms() + int(max(wait, 0.05) * 1000)
         await OutboxMessage.filter(id=row.id, locked_by=self.instance_id).update(
             status=OutboxStatus.PENDING, next_attempt_ms=until, locked_until_ms=0,
             attempt_started_ms=None, attempts=max(0, row.attempts - 1),

@@ -74,6 +74,7 @@ class AppMessageSender(BaseSender):
     so it is safe inside that window."""
 
     member_limited = True
+    api: str | None = "message/send"
 
     def __init__(self, wecom: WeComClient, clock: Clock) -> None:
         self.wecom = wecom
@@ -115,6 +116,7 @@ class FileSender(BaseSender):
     sent under the duplicate check like any app message."""
 
     member_limited = True
+    api: str | None = "message/send"
 
     def __init__(self, wecom: WeComClient, clock: Clock) -> None:
         self.wecom = wecom

@@ -40,6 +40,8 @@ class MonthlyCapReached(Permanent):
 
 
 class GroupTaskSender(BaseSender):
+    api: str | None = "externalcontact/add_msg_template"
+
     def __init__(self, wecom: WeComClient, clock: Clock, tz: ZoneInfo) -> None:
         self.wecom = wecom
         self.clock = clock
