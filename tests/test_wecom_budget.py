@@ -196,8 +196,10 @@ async def test_work_put_off_together_comes_back_one_after_another() -> None:
     b = budget(clock, limits=((61, 61.0),))  # a call a second for NOTICE's 75 %: 45 a window
     while (await b.take(API, Priority.NOTICE)).ok:
         pass
-    first = b.place_in_line([API], Priority.NOTICE)
-    later = [b.place_in_line([API], Priority.NOTICE) for _ in range(3)]
-    assert first == pytest.approx(62, abs=1)  # when the oldest calls leave the window
-    assert later == pytest.approx([first + 61 / 45 * n for n in (1, 2, 3)])
+    now = clock.timestamp()
+    places = [now + b.place_in_line([API], Priority.NOTICE) for _ in range(4)]
+    assert places[0] - now == pytest.approx(62, abs=1)  # when the oldest calls leave
+    assert all(abs(p - round(p)) < 1e-6 for p in places)  # at the start of a second
+    assert places == sorted(places) and places[3] - places[0] == pytest.approx(
+        61 / 45 * 3, abs=1)  # one after another, at the pace room comes back
     assert b.place_in_line(["user/get"], Priority.NOTICE) == 0  # nothing known about it

@@ -41,6 +41,7 @@ import contextvars
 import enum
 import functools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -377,8 +378,9 @@ class ApiBudget:
     def place_in_line(self, apis: Sequence[str], priority: Priority | None = None) -> float:
         """When one of `apis` is known to be short: in how many seconds to come back. Work
         put off together is spread at the pace the budget frees room (a call every
-        window/cap seconds) instead of all returning at the moment it has room for one,
-        where all but one would be put off again. 0 when there is no reason to wait."""
+        window/cap seconds, gathered by the second) instead of all returning at the moment
+        it has room for one, where all but one would be put off again. 0 when there is no
+        reason to wait."""
         priority = current_priority() if priority is None else priority
         wait = self.known_short(apis, priority)
         if wait <= 0:
@@ -389,7 +391,9 @@ class ApiBudget:
         now = self._clock.timestamp()
         at = max(now + wait, self._line.get(key, 0.0) + pace)
         self._line[key] = at
-        return at - now
+        # room comes a bucket at a time: whoever is due in a bucket comes back at its start
+        # (one claim for them all, not one per place)
+        return math.ceil(at / self._lease_s) * self._lease_s - now
 
     async def pause(self, api: str, seconds: float, why: str) -> None:
         """Stop every instance calling `api` for `seconds` (WeCom answered 45009)."""
