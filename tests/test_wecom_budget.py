@@ -193,13 +193,13 @@ async def test_what_a_second_left_unused_is_given_back() -> None:
 
 async def test_work_put_off_together_comes_back_one_after_another() -> None:
     clock = ManualClock()
-    b = budget(clock, limits=((61, 61.0),))  # a call a second for NOTICE's 75 %: 45 a window
+    b = budget(clock, limits=((60, 60.0),))  # NOTICE's 75 %: 45 a minute
     while (await b.take(API, Priority.NOTICE)).ok:
         pass
     now = clock.timestamp()
     places = [now + b.place_in_line([API], Priority.NOTICE) for _ in range(4)]
-    assert places[0] - now == pytest.approx(62, abs=1)  # when the oldest calls leave
+    assert places[0] - now == pytest.approx(61, abs=1)  # when the oldest calls leave
     assert all(abs(p - round(p)) < 1e-6 for p in places)  # at the start of a second
     assert places == sorted(places) and places[3] - places[0] == pytest.approx(
-        61 / 45 * 3, abs=1)  # one after another, at the pace room comes back
+        60 / 45 * 3, abs=1)  # one after another, at the pace room comes back
     assert b.place_in_line(["user/get"], Priority.NOTICE) == 0  # nothing known about it
