@@ -66,6 +66,11 @@ RATE_SLOT = "rate_slot"
 FIRST_KINDS = frozenset({"reply", "confirmation"})
 
 
+def priority_of(row: OutboxMessage) -> Priority:
+    """What the row's WeCom calls draw from the API budget at."""
+    return Priority.FIRST if row.kind in FIRST_KINDS else Priority.NOTICE
+
+
 def backoff_s(attempt: int) -> float:
     """Retry delay after `attempt` failed sends: 10 s, 40 s, 160 s … capped at 1 h."""
     return float(min(3600, 10 * 4 ** (attempt - 1)))
@@ -285,7 +290,7 @@ class OutboxDispatcher(ClaimLoop):
                 await self._defer(row, later.timestamp() * 1000, "quiet hours",
                                   reason="quiet_hours")
                 return
-        priority = Priority.FIRST if row.kind in FIRST_KINDS else Priority.NOTICE
+        priority = priority_of(row)
         if sender.api and self.budget is not None:
             # Known to be short: wait for a place in line before taking a member's slot,
             # which the member's window would count although nothing was sent.
@@ -301,7 +306,7 @@ class OutboxDispatcher(ClaimLoop):
             if wait > 0:  # the member's next free slot is kept for this row
                 await self._defer(row, self._now_ms() + wait * 1000, None,
                                   reason="member_limit",
-                                  progress={**row.progress, RATE_SLOT: slot})
+                                  changes={"progress": {**row.progress, RATE_SLOT: slot}})
                 self._put_off.pop(row.id, None)  # the rows after it take later slots
                 return
         try:
@@ -371,13 +376,12 @@ class OutboxDispatcher(ClaimLoop):
         OUTBOX_SENT.labels(row.channel).inc()
 
     async def _defer(self, row: OutboxMessage, until_ms: float, why: str | None, *,
-                     reason: str, progress: dict[str, Any] | None = None) -> None:
-        """Put `row` off until `until_ms`; `why` is kept on the row, `reason` (a short name)
-        labels `scrmbot_outbox_deferrals_total`."""
-        changes: dict[str, Any] = {"progress": progress} if progress is not None else {}
+                     reason: str, changes: dict[str, Any] | None = None) -> None:
+        """Put `row` off until `until_ms` (with `changes` to its other columns); `why` is
+        kept on the row, `reason` (a short name) labels `scrmbot_outbox_deferrals_total`."""
         await OutboxMessage.filter(id=row.id, locked_by=self.instance_id).update(
             status=OutboxStatus.PENDING, next_attempt_ms=int(until_ms), locked_until_ms=0,
-            last_error=why, **changes)
+            last_error=why, **(changes or {}))
         self._put_off[row.id] = int(until_ms)
         self.deferred += 1
         OUTBOX_DEFERRALS.labels(row.channel, reason).inc()
@@ -385,18 +389,9 @@ class OutboxDispatcher(ClaimLoop):
     async def _wait_for_budget(self, row: OutboxMessage, exc: WeComBudgetShort) -> None:
         """Put the row off until its API has room: the attempt is undone (nothing was sent,
         so it is neither in doubt nor a failure that counts towards giving up)."""
-        wait = exc.retry_after or 1.0
-        if self.budget is not None and not exc.paused:  # a place in line, not the first room
-            wait = max(wait, self.budget.place_in_line(
-                [exc.endpoint], Priority.FIRST if row.kind in FIRST_KINDS else Priority.NOTICE))
-        until = self._now_ms() + int(max(wait, 0.05) * 1000)
-        await OutboxMessage.filter(id=row.id, locked_by=self.instance_id).update(
-            status=OutboxStatus.PENDING, next_attempt_ms=until, locked_until_ms=0,
-            attempt_started_ms=None, attempts=max(0, row.attempts - 1),
-            last_error=f"API budget: {exc}"[:2000])
-        self._put_off[row.id] = until
-        self.deferred += 1
-        OUTBOX_DEFERRALS.labels(row.channel, "budget").inc()
+        until = self._now_ms() + int(max(exc.retry_after or 1.0, 0.05) * 1000)
+        await self._defer(row, until, f"API budget: {exc}"[:2000], reason="budget", changes={
+            "attempt_started_ms": None, "attempts": max(0, row.attempts - 1)})
 
     async def _retry_later(self, row: OutboxMessage, exc: Exception, *, in_doubt: bool,
                            sender: Sender, permanent: bool = False) -> None:

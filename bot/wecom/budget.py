@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from bot.domain.clock import Clock
+from bot.wecom.tokens import redis_text
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,12 @@ SHARES: dict[Priority, float] = {Priority.FIRST: 1.0, Priority.NOTICE: 0.75,
                                  Priority.BACKGROUND: 0.5}
 PRIORITY_NAMES = {Priority.FIRST: "欢迎语与回复", Priority.NOTICE: "通知",
                   Priority.BACKGROUND: "后台同步"}
+
+
+def share_of(budget: int, priority: Priority) -> int:
+    """The calls of `budget` that `priority` may use."""
+    return int(budget * SHARES[priority])
+
 
 _priority: contextvars.ContextVar[Priority] = contextvars.ContextVar(
     "wecom_priority", default=Priority.NOTICE)
@@ -189,7 +196,6 @@ class _Lease:
 
     second: int
     left: int
-    used: int
 
 
 @dataclass
@@ -234,7 +240,7 @@ class WindowUse:
     budget: int  # the limit times the margin: what FIRST may use
 
     def cap(self, priority: Priority) -> int:
-        return int(self.budget * SHARES[priority])
+        return share_of(self.budget, priority)
 
 
 @dataclass(frozen=True)
@@ -328,7 +334,6 @@ class ApiBudget:
         if lease is None or lease.second != second or lease.left <= 0:
             return False
         lease.left -= 1
-        lease.used += 1
         self._rates.setdefault(api, _Rate()).count(second, 1)
         return True
 
@@ -345,7 +350,7 @@ class ApiBudget:
         keys = [self._key(api, "pause"), self._apis_key]
         for limit, window in self._limits:
             keys.append(self._bucket_key(api, window))
-            args += [int(self.budget(limit) * SHARES[priority]), window, window / BUCKETS]
+            args += [share_of(self.budget(limit), priority), window, window / BUCKETS]
         try:
             status, value = await self._script(keys=keys, args=args)
         except Exception as exc:  # Redis is down: let the call go, say so now and then
@@ -353,13 +358,13 @@ class ApiBudget:
                 self._last_failure_log = time.monotonic()
                 logger.warning("API budget unavailable (%s); calling %s without it", exc, api)
             return Draw(0.0)
-        status = status.decode() if isinstance(status, bytes) else str(status)
-        number = float(value.decode() if isinstance(value, bytes) else value)
+        status = redis_text(status)
+        number = float(redis_text(value) or 0)
         if lease is not None:
             lease.left = 0  # given back (or, after a pause, left counted: never twice)
         if status == "ok":
             rate.count(second, 1)
-            self._leases[(api, priority)] = _Lease(second, int(number) - 1, 1)
+            self._leases[(api, priority)] = _Lease(second, int(number) - 1)
             self._short_until.pop((api, priority), None)
             return Draw(0.0)
         wait = max(number, 0.001)
@@ -386,7 +391,7 @@ class ApiBudget:
         if wait <= 0:
             return 0.0
         limit, window = min(self._limits, key=lambda lw: lw[1])
-        pace = window / max(1, int(self.budget(limit) * SHARES[priority]))
+        pace = window / max(1, share_of(self.budget(limit), priority))
         key = (",".join(apis), priority)
         now = self._clock.timestamp()
         at = max(now + wait, self._line.get(key, 0.0) + pace)
@@ -411,8 +416,7 @@ class ApiBudget:
         """Each API's calls in its windows now: every API any instance called within the
         longest window, and `apis`."""
         now = self._clock.timestamp()
-        called = {m.decode() if isinstance(m, bytes) else str(m)
-                  for m in await self._redis.smembers(self._apis_key)}
+        called = {redis_text(m) or "" for m in await self._redis.smembers(self._apis_key)}
         found: list[ApiUse] = []
         for api in sorted(set(apis) | called):
             windows = []

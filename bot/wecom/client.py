@@ -527,7 +527,11 @@ class WeComClient:
                     waited + draw.wait > self._max_budget_wait_s:
                 if earlier is not None:
                     raise earlier
-                raise WeComBudgetShort(endpoint, draw.wait, paused=draw.paused)
+                # come back at a place in line, not at the first room, where everything
+                # turned away meanwhile would meet again
+                wait = draw.wait if draw.paused else \
+                    max(draw.wait, self._budget.place_in_line([endpoint], priority))
+                raise WeComBudgetShort(endpoint, wait, paused=draw.paused)
             await self._sleep(draw.wait)
             waited += draw.wait
 
