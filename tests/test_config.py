@@ -37,6 +37,9 @@ def test_everything_set() -> None:
     assert s.contact_secret == "c" and s.api_base == "http://x/cgi-bin"
     assert s.admins == ("admin", "zhangsan") and s.max_clock_skew_s == 0 and s.port == 9000
     assert s.oa is not None and s.oa.aes_key is None
+    assert s.processes == 1
+    assert load_settings({**GOOD, "DATABASE_URL": "postgres://u@h/db",
+                          "REDIS_URL": "redis://h:6379/0", "SCRM_PROCESSES": "3"}).processes == 3
 
 
 @pytest.mark.parametrize(("change", "variable", "fragment"), [
@@ -50,6 +53,10 @@ def test_everything_set() -> None:
     ({"SCRM_TIMEZONE": "Mars/Olympus"}, "SCRM_TIMEZONE", "unknown time zone"),
     ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL", "sqlite:// or postgres://"),
     ({"REDIS_URL": "localhost:6379"}, "REDIS_URL", "redis://"),
+    ({"SCRM_PROCESSES": "2"}, "SCRM_PROCESSES", "need PostgreSQL"),  # SQLite, no Redis
+    ({"SCRM_PROCESSES": "2", "DATABASE_URL": "postgres://u@h/db"}, "SCRM_PROCESSES",
+     "and Redis"),
+    ({"SCRM_PROCESSES": "0"}, "SCRM_PROCESSES", "at least 1"),
     ({"WECHAT_APP_ID": "wx1"}, "WECHAT_SECRET", "is required"),  # and WECHAT_TOKEN
     ({"WECHAT_APP_ID": "wx1", "WECHAT_SECRET": "s", "WECHAT_TOKEN": "t",
       "WECHAT_AES_KEY": "short"}, "WECHAT_AES_KEY", "43 characters"),

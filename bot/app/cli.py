@@ -52,17 +52,23 @@ def _run_db_command(settings: Settings, work: Callable[[], Awaitable[int]]) -> i
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.app.factory import create_app  # the whole app: loaded only to serve
     from bot.app.metrics import MetricsPortTaken
+    from bot.app.processes import for_process
     from bot.app.serving import report_port_taken, serve
 
     settings = _settings()
+    index = args.process_index or 0
+    processes = 1 if index else settings.processes
+    if processes > 1:  # once, before any of the processes starts
+        asyncio.run(apply_migrations(settings.database_url))
     try:
-        app = create_app(settings, migrate=True)
+        app = create_app(for_process(settings, index), migrate=processes == 1 and not index)
     except RulesError as exc:
         print(f"scrmbot: rules error: {exc}", file=sys.stderr)
         return 2
     host, port = args.host or settings.host, args.port or settings.port
     try:
-        serve(app, host, port)
+        serve(app, host, port, processes=processes, process_index=index,
+              log_level=args.log_level)
     except MetricsPortTaken as exc:
         return report_port_taken(exc, "scrmbot", exc.host, exc.port,
                                  "stop what listens there or choose another SCRM_METRICS_PORT")
@@ -297,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the server (applies pending migrations first)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    # set by the supervising process for the processes it starts (SCRM_PROCESSES)
+    serve.add_argument("--process-index", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", help="apply pending database migrations").set_defaults(

@@ -65,6 +65,8 @@ class Settings:
     rules_file: str = "rules.toml"
     sandbox: bool = False
     workers: int = 4
+    # complete instances `scrmbot serve` runs on one port (bot/app/processes.py)
+    processes: int = 1
     public_url: str = "http://127.0.0.1:8080"
     # scrmbot's own secret: signs the links in text cards (and, later, sessions). Never a
     # WeCom credential. Generated into var/ in the sandbox, required in production.
@@ -230,6 +232,7 @@ def load_settings(environ: Mapping[str, str] | None = None,
         rules_file=env.get("SCRM_RULES_FILE") or "rules.toml",
         sandbox=sandbox,
         workers=get.integer("SCRM_WORKERS", "4", default=4, minimum=1, maximum=256),
+        processes=_processes(get, database_url, redis_url),
         public_url=public_url,
         secret_key=secret_key,
         link_ttl_days=get.integer("SCRM_LINK_TTL_DAYS", "7", default=7, minimum=1, maximum=90),
@@ -260,6 +263,17 @@ def load_settings(environ: Mapping[str, str] | None = None,
     if get.problems:
         raise ConfigErrors(get.problems)
     return settings
+
+
+def _processes(get: _Reader, database_url: str, redis_url: str | None) -> int:
+    """SCRM_PROCESSES: several processes share only what PostgreSQL and Redis hold (SQLite
+    is one process's file, the in-process fakeredis one process's memory)."""
+    processes = get.integer("SCRM_PROCESSES", "2", default=1, minimum=1, maximum=64)
+    if processes > 1 and not (database_url.startswith(_DB_SCHEMES[1:]) and redis_url):
+        get.problem("SCRM_PROCESSES", f"is {processes}, but several processes need "
+                    "PostgreSQL (DATABASE_URL=postgres://…) and Redis (REDIS_URL=redis://…), "
+                    "which they share; set SCRM_PROCESSES=1 with SQLite or without Redis", "1")
+    return processes
 
 
 def _metrics(get: _Reader, secret_key: str) -> tuple[str, int, str]:
