@@ -8,12 +8,14 @@ import contextlib
 import os
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.app.keys import worker_key
+from bot.app.processes import for_process
 from bot.domain.clock import SystemClock
 from models import InboxEntry, WelcomeSend
 from tests.harness import (
@@ -26,6 +28,9 @@ from tests.harness import (
     SECRET_KEY,
     TOKEN,
     start_harness,
+)
+from tests.harness import (
+    test_settings as harness_settings,
 )
 from tests.test_welcome_crash import free_port
 
@@ -125,3 +130,10 @@ async def test_two_processes_serve_one_port(aiohttp_client: Any, database_url: s
         await reader
     assert code == 0, "".join(lines[-30:])
     assert not alive(second_child)  # stopped with the first, not left behind
+
+
+def test_each_process_has_a_metrics_port_of_its_own() -> None:
+    settings = harness_settings("http://127.0.0.1:1/cgi-bin", metrics_port=9100)
+    assert [for_process(settings, k).metrics_port for k in range(3)] == [9100, 9101, 9102]
+    assert for_process(replace(settings, metrics_port=0), 2).metrics_port == 0  # none: none
+    assert for_process(settings, 1).port == settings.port  # the rest is shared
