@@ -309,6 +309,23 @@ async def test_places_still_to_come_are_kept_when_redis_answers_again() -> None:
     assert Counter(await places_for(b, clock, 6)) == {122: 6}
 
 
+async def test_room_left_by_calls_that_went_late_is_handed_on() -> None:
+    """Calls placed a window ahead count on the room of calls placed before them; when
+    those went late, their room comes late too. A call turned away then takes that room,
+    not a place behind everything in line."""
+    clock = ManualClock()
+    b = budget(clock, limits=((60, 60.0),))
+    await burst(b, clock, [15, 15, 15])
+    assert not (await b.take(API, Priority.NOTICE)).ok
+    line = Counter(await places_for(b, clock, 180))
+    assert line == {s + 61 * w: 15 for s in range(3) for w in range(1, 5)}
+    clock.advance(timedelta(seconds=70 - 3))
+    await go_at(b, clock, [70.0] * 15 + [71.0] * 15 + [72.0] * 15)  # 9 s late
+    clock.advance(timedelta(seconds=122 - 72))
+    assert not (await b.take(API, Priority.NOTICE)).ok  # the 15 due at 122: no room yet
+    assert Counter(await places_for(b, clock, 15)) == {133: 15}  # when 72's leave
+
+
 async def test_without_a_history_the_line_keeps_the_average_pace() -> None:
     """A paused API says nothing of its windows: calls come back after the pause, one
     after another at the pace the budget frees room."""

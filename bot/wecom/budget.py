@@ -24,6 +24,13 @@ the minute, minutes for the hour), over the last 61 buckets, so any window WeCom
 on the same corp, a limit WeCom changed) pauses that API for every instance for the window
 WeCom named (`pause`).
 
+Work the budget turns away is put in line (`place_in_line`) rather than told to come back
+at the first room, where all of it would meet again. Room comes back when the buckets of
+the calls made leave the window, so when the script says "short" it also returns the
+buckets still in each window, and the waiting calls are placed at the seconds those
+buckets leave: a minute's burst comes back as a burst a window later, not spread over the
+minute at the budget's average pace.
+
 A busy API is not asked of Redis call by call: an instance is granted, in one script, the
 calls it will likely make before the current second ends (16 at most) and spends them
 locally; at 170 calls a second that is one script per 7 calls (`take`).
@@ -241,69 +248,68 @@ class _Heard:
 
 
 @dataclass
-class _Window:
-    """One limit as a line sees it: the calls in each bucket (Redis's count, then the places
-    handed out) and the total of the window that ends with bucket `at`. Places only move
-    forward, so past the last of them room never shrinks until a place takes it."""
+class _Room:
+    """One limit's window as a line counts it: the calls in each bucket (Redis's count,
+    then the places handed out) and, per bucket, the calls in the window that ends with it.
+    A place goes to the first bucket whose window has room: where calls went later than
+    foreseen, the room they left is handed on instead of lost."""
 
     cap: int
     bucket_s: float
-    counts: dict[int, int]
-    at: int
-    total: int
+    first: int  # the bucket `counts[0]` and `sums[0]` are for
+    counts: list[int]
+    sums: list[int]  # calls in the window ending with each bucket; past the end, none
+    at: int  # no bucket before it has room (places only fill it)
 
     @classmethod
-    def heard(cls, cap: int, bucket_s: float, current: int,
-              counts: Sequence[int]) -> _Window:
-        first = current - len(counts) + 1
-        return cls(max(1, cap), bucket_s, {first + i: c for i, c in enumerate(counts) if c},
-                   current, sum(counts))
+    def heard(cls, cap: int, bucket_s: float, current: int, counts: Sequence[int]) -> _Room:
+        first = current - len(counts) + 1  # bucket b counts in windows b .. b + BUCKETS
+        room = cls(max(1, cap), bucket_s, first, list(counts), [], current)
+        total = 0
+        for i, c in enumerate(room.counts + [0] * BUCKETS):
+            total += c - (room.counts[i - BUCKETS - 1] if i > BUCKETS else 0)
+            room.sums.append(total)
+        return room
 
     def bucket(self, t: float) -> int:
         return math.floor(t / self.bucket_s + 1e-9)
 
     def add(self, t: float, calls: int = 1) -> None:
-        b = self.bucket(t)
-        self.counts[b] = self.counts.get(b, 0) + calls
-        if self.at - BUCKETS <= b <= self.at:
-            self.total += calls
+        i = self.bucket(t) - self.first
+        if i >= len(self.counts):
+            self.counts += [0] * (i + 1 - len(self.counts))
+        if i + BUCKETS >= len(self.sums):
+            self.sums += [0] * (i + BUCKETS + 1 - len(self.sums))
+        self.counts[i] += calls
+        self.sums[i:i + BUCKETS + 1] = [n + calls for n in self.sums[i:i + BUCKETS + 1]]
 
     def room_from(self, t: float) -> float:
-        """The earliest moment from `t` (not before the window's last move) with room for
-        one more call."""
-        self._move(max(self.at, self.bucket(t)))
-        while self.total >= self.cap:
-            self._move(self.at + 1)
+        """The start of the first bucket from `t` whose window has room for one more."""
+        self.at = max(self.at, self.bucket(t))
+        while self.at - self.first < len(self.sums) and \
+                self.sums[self.at - self.first] >= self.cap:
+            self.at += 1
         return max(t, self.at * self.bucket_s)
-
-    def _move(self, to: int) -> None:
-        if to - self.at > BUCKETS:
-            self.total = sum(self.counts.get(b, 0) for b in range(to - BUCKETS, to + 1))
-        else:
-            for b in range(self.at + 1, to + 1):
-                self.total += self.counts.get(b, 0) - self.counts.get(b - BUCKETS - 1, 0)
-        self.at = to
 
 
 @dataclass
 class _Line:
-    """The places handed out to one (apis, priority), and the windows they are counted in."""
+    """The places handed out to one (apis, priority), and the room they are counted in."""
 
     heard: tuple[_Heard | None, ...] = ()
-    windows: list[_Window] = field(default_factory=list)  # none: only the average pace
+    rooms: list[_Room] = field(default_factory=list)  # none: only the average pace
     places: Counter[int] = field(default_factory=Counter)  # calls per lease bucket
-    last: float = 0.0  # the latest place handed out: a new one never goes before it
-    paced: float = 0.0  # without windows: the last place at the average pace
+    paced: float = 0.0  # without rooms: the last place at the average pace
 
     def place(self, earliest: float, whole: Callable[[float], float]) -> float:
-        """The first bucket start from `earliest` (after every earlier place) at which one
-        more call fits every window, counted there."""
-        t = whole(max(earliest, self.last))
-        while (later := whole(max(w.room_from(t) for w in self.windows))) > t:
-            t = later
-        for window in self.windows:
-            window.add(t)
-        return t
+        """The first bucket start from `earliest` at which every limit's window has room for
+        one more call, counted there."""
+        at = whole(earliest)
+        while (later := whole(max(room.room_from(at) for room in self.rooms))) > at:
+            at = later
+        for room in self.rooms:
+            room.add(at)
+        return at
 
 
 @dataclass(frozen=True)
@@ -478,13 +484,14 @@ class ApiBudget:
 
         Work put off together is spread over the moments room comes back, instead of all
         returning when there is room for one, where all but one would be put off again.
-        Room comes back a bucket at a time, when a bucket leaves the window: the k-th call
-        waiting is placed at the start of the bucket that frees the k-th call's room, by
-        Redis's count when it last said "short", and past that by the places handed out
-        here (their room comes back a window after them), in every limit at once. Each
-        place is a bucket's start, so one claim takes every row due in it. Without a count
-        (the API is paused) calls come back one after another at the budget's average pace.
-        """
+        Room comes back a bucket at a time, when a bucket leaves the window. Each call is
+        placed at the start of the first bucket whose window, in every limit, has room for
+        it: counted from Redis's buckets when it last said "short" and the places handed
+        out here after that (so past Redis's buckets, a place's room comes back a window
+        after it). A burst comes back as a burst; room left where calls went later than
+        their places is handed to the next call put off instead of lost. Each place is a
+        bucket's start, so one claim takes every row due in it. Without a count (the API
+        is paused) calls come back one after another at the budget's average pace."""
         priority = current_priority() if priority is None else priority
         wait = self.known_short(apis, priority)
         if wait <= 0:
@@ -494,14 +501,13 @@ class ApiBudget:
         heard = tuple(self._heard.get((api, priority)) for api in apis)
         if heard != line.heard:  # Redis said something new since
             self._recount(line, heard, priority, now)
-        if line.windows:
+        if line.rooms:
             at = line.place(now + wait, self._bucket_start)
         else:
             limit, window = min(self._limits, key=lambda lw: lw[1])
             pace = window / max(1, share_of(self.budget(limit), priority))
             line.paced = max(now + wait, line.paced + pace)
             at = self._bucket_start(line.paced)
-        line.last = at
         line.places[round(at / self._lease_s)] += 1
         return at - now
 
@@ -512,22 +518,25 @@ class ApiBudget:
 
     def _recount(self, line: _Line, heard: tuple[_Heard | None, ...], priority: Priority,
                  now: float) -> None:
-        """Count `line` again from Redis's latest word: a place that has passed went (and
-        Redis counts it) or never will, so only the places still to come are added."""
+        """Count `line` again from Redis's latest word: a place that had passed when Redis
+        spoke went (and Redis counts it) or never will, so only the places after it are
+        in line. Dropped calls then hold the line back only while their places are ahead."""
         line.heard = heard
-        line.places = Counter({k: n for k, n in line.places.items() if k * self._lease_s > now})
-        line.windows = []
+        since = min((said.at for said in heard if said is not None), default=now)
+        line.places = Counter({k: n for k, n in line.places.items()
+                               if k * self._lease_s > since})
+        line.rooms = []
         for said in heard:
             if said is None:
                 continue
             for (limit, window_s), (current, counts) in zip(self._limits, said.windows,
                                                             strict=True):
-                window = _Window.heard(share_of(self.budget(limit), priority),
-                                       window_s / BUCKETS, current, counts)
+                room = _Room.heard(share_of(self.budget(limit), priority),
+                                   window_s / BUCKETS, current, counts)
                 for k, n in sorted(line.places.items()):
                     if k * self._lease_s > said.at:
-                        window.add(k * self._lease_s, n)
-                line.windows.append(window)
+                        room.add(k * self._lease_s, n)
+                line.rooms.append(room)
 
     async def pause(self, api: str, seconds: float, why: str) -> None:
         """Stop every instance calling `api` for `seconds` (WeCom answered 45009)."""
