@@ -24,6 +24,13 @@ the minute, minutes for the hour), over the last 61 buckets, so any window WeCom
 on the same corp, a limit WeCom changed) pauses that API for every instance for the window
 WeCom named (`pause`).
 
+Work the budget turns away is put in line (`place_in_line`) rather than told to come back
+at the first room, where all of it would meet again. Room comes back when the buckets of
+the calls made leave the window, so when the script says "short" it also returns the
+buckets still in each window, and the waiting calls are placed at the seconds those
+buckets leave: a minute's burst comes back as a burst a window later, not spread over the
+minute at the budget's average pace.
+
 A busy API is not asked of Redis call by call: an instance is granted, in one script, the
 calls it will likely make before the current second ends (16 at most) and spends them
 locally; at 170 calls a second that is one script per 7 calls (`take`).
@@ -43,8 +50,9 @@ import functools
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from bot.domain.clock import Clock
@@ -123,7 +131,8 @@ def drawing_at(priority: Priority) -> Callable[[Callable[P, Awaitable[R]]],
 # went unused and when they were granted (given back first), then per limit its cap (for
 # the caller's priority), its window and its bucket length. Returns {"ok", calls
 # granted} (at least one, at most the wanted number, counted in every limit at once),
-# {"short", seconds until there is room for one} or {"paused", seconds left}.
+# {"short", seconds until there is room for one, then per limit {its current bucket, the
+# calls in each bucket of its window, oldest first}} or {"paused", seconds left}.
 _TAKE = """
 local now = tonumber(ARGV[1])
 local paused_until = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
@@ -134,7 +143,7 @@ redis.call('SADD', KEYS[2], ARGV[2])
 local grant = tonumber(ARGV[3])
 local unused, granted_at = tonumber(ARGV[4]), tonumber(ARGV[5])
 local wait = 0
-local current = {}
+local current, kept, spans = {}, {}, {}
 for k = 3, #KEYS do
     local base = 6 + (k - 3) * 3
     local cap, window, bucket = tonumber(ARGV[base]), tonumber(ARGV[base + 1]),
@@ -149,9 +158,10 @@ for k = 3, #KEYS do
     local n = math.floor(window / bucket + 0.5)
     local now_bucket = math.floor(now / bucket)
     local oldest = now_bucket - n
-    current[k] = now_bucket
+    current[k], spans[k] = now_bucket, n
     local fields = redis.call('HGETALL', KEYS[k])
     local counts, stale, total = {}, {}, 0
+    kept[k] = counts
     for i = 1, #fields, 2 do
         local b, c = tonumber(fields[i]), tonumber(fields[i + 1])
         if b < oldest then
@@ -176,7 +186,15 @@ for k = 3, #KEYS do
     end
 end
 if wait > 0 or grant < 1 then
-    return {'short', string.format('%.3f', math.max(wait, 0.001))}
+    local reply = {'short', string.format('%.3f', math.max(wait, 0.001))}
+    for k = 3, #KEYS do  -- where room comes back: each bucket leaves a window after it
+        local seen = {current[k]}
+        for b = current[k] - spans[k], current[k] do
+            seen[#seen + 1] = kept[k][b] or 0
+        end
+        reply[#reply + 1] = seen
+    end
+    return reply
 end
 for k = 3, #KEYS do
     local base = 6 + (k - 3) * 3
@@ -218,6 +236,80 @@ class _Rate:
         last = self.last if second == self.second else \
             self.calls if second == self.second + 1 else 0
         return max(1, min(MAX_LEASE, round(last * (second + 1 - now))))
+
+
+@dataclass(frozen=True)
+class _Heard:
+    """What Redis said of an API's windows when it was last short: per limit, its current
+    bucket and the calls counted in each bucket of the window, oldest first."""
+
+    at: float  # the timestamp the script was given
+    windows: tuple[tuple[int, tuple[int, ...]], ...]
+
+
+@dataclass
+class _Room:
+    """One limit's window as a line counts it: the calls in each bucket (Redis's count,
+    then the places handed out) and, per bucket, the calls in the window that ends with it.
+    A place goes to the first bucket whose window has room: where calls went later than
+    foreseen, the room they left is handed on instead of lost."""
+
+    cap: int
+    bucket_s: float
+    first: int  # the bucket `counts[0]` and `sums[0]` are for
+    counts: list[int]
+    sums: list[int]  # calls in the window ending with each bucket; past the end, none
+    at: int  # no bucket before it has room (places only fill it)
+
+    @classmethod
+    def heard(cls, cap: int, bucket_s: float, current: int, counts: Sequence[int]) -> _Room:
+        first = current - len(counts) + 1  # bucket b counts in windows b .. b + BUCKETS
+        room = cls(max(1, cap), bucket_s, first, list(counts), [], current)
+        total = 0
+        for i, c in enumerate(room.counts + [0] * BUCKETS):
+            total += c - (room.counts[i - BUCKETS - 1] if i > BUCKETS else 0)
+            room.sums.append(total)
+        return room
+
+    def bucket(self, t: float) -> int:
+        return math.floor(t / self.bucket_s + 1e-9)
+
+    def add(self, t: float, calls: int = 1) -> None:
+        i = self.bucket(t) - self.first
+        if i >= len(self.counts):
+            self.counts += [0] * (i + 1 - len(self.counts))
+        if i + BUCKETS >= len(self.sums):
+            self.sums += [0] * (i + BUCKETS + 1 - len(self.sums))
+        self.counts[i] += calls
+        self.sums[i:i + BUCKETS + 1] = [n + calls for n in self.sums[i:i + BUCKETS + 1]]
+
+    def room_from(self, t: float) -> float:
+        """The start of the first bucket from `t` whose window has room for one more."""
+        self.at = max(self.at, self.bucket(t))
+        while self.at - self.first < len(self.sums) and \
+                self.sums[self.at - self.first] >= self.cap:
+            self.at += 1
+        return max(t, self.at * self.bucket_s)
+
+
+@dataclass
+class _Line:
+    """The places handed out to one (apis, priority), and the room they are counted in."""
+
+    heard: tuple[_Heard | None, ...] = ()
+    rooms: list[_Room] = field(default_factory=list)  # none: only the average pace
+    places: Counter[int] = field(default_factory=Counter)  # calls per lease bucket
+    paced: float = 0.0  # without rooms: the last place at the average pace
+
+    def place(self, earliest: float, whole: Callable[[float], float]) -> float:
+        """The first bucket start from `earliest` at which every limit's window has room for
+        one more call, counted there."""
+        at = whole(earliest)
+        while (later := whole(max(room.room_from(at) for room in self.rooms))) > at:
+            at = later
+        for room in self.rooms:
+            room.add(at)
+        return at
 
 
 @dataclass(frozen=True)
@@ -281,7 +373,8 @@ class ApiBudget:
         self._leases: dict[tuple[str, Priority], _Lease] = {}
         self._short_until: dict[tuple[str, Priority], float] = {}  # what Redis last said
         self._refills: dict[tuple[str, Priority], asyncio.Lock] = {}
-        self._line: dict[tuple[str, Priority], float] = {}  # `place_in_line`: the last place
+        self._heard: dict[tuple[str, Priority], _Heard] = {}  # the last "short", per API
+        self._lines: dict[tuple[str, Priority], _Line] = {}  # `place_in_line`
         # a lease lasts one of the smallest buckets: its calls are counted where they fall
         self._lease_s = min(window for _, window in self._limits) / BUCKETS
         self._rates: dict[str, _Rate] = {}
@@ -345,14 +438,14 @@ class ApiBudget:
         wanted = rate.expected(now)
         unused = lease.left if lease is not None else 0
         granted_at = lease.second * self._lease_s if lease is not None else 0.0
-        args: list[str | int | float] = [f"{self._clock.timestamp():.3f}", api, wanted,
-                                         unused, f"{granted_at:.3f}"]
+        stamp = f"{self._clock.timestamp():.3f}"
+        args: list[str | int | float] = [stamp, api, wanted, unused, f"{granted_at:.3f}"]
         keys = [self._key(api, "pause"), self._apis_key]
         for limit, window in self._limits:
             keys.append(self._bucket_key(api, window))
             args += [share_of(self.budget(limit), priority), window, window / BUCKETS]
         try:
-            status, value = await self._script(keys=keys, args=args)
+            status, value, *seen = await self._script(keys=keys, args=args)
         except Exception as exc:  # Redis is down: let the call go, say so now and then
             if time.monotonic() - self._last_failure_log > 60:
                 self._last_failure_log = time.monotonic()
@@ -369,6 +462,11 @@ class ApiBudget:
             return Draw(0.0)
         wait = max(number, 0.001)
         self._short_until[(api, priority)] = self._clock.timestamp() + wait
+        if status == "short" and len(seen) == len(self._limits):
+            self._heard[(api, priority)] = _Heard(float(stamp), tuple(
+                (int(window[0]), tuple(int(c) for c in window[1:])) for window in seen))
+        else:  # paused: its windows say nothing of when it may go again
+            self._heard.pop((api, priority), None)
         return Draw(wait, paused=status == "paused")
 
     def known_short(self, apis: Sequence[str], priority: Priority | None = None) -> float:
@@ -381,24 +479,64 @@ class ApiBudget:
                    default=0.0) if self._short_until else 0.0
 
     def place_in_line(self, apis: Sequence[str], priority: Priority | None = None) -> float:
-        """When one of `apis` is known to be short: in how many seconds to come back. Work
-        put off together is spread at the pace the budget frees room (a call every
-        window/cap seconds, gathered by the second) instead of all returning at the moment
-        it has room for one, where all but one would be put off again. 0 when there is no
-        reason to wait."""
+        """When one of `apis` is known to be short: in how many seconds to come back (0 when
+        there is no reason to wait).
+
+        Work put off together is spread over the moments room comes back, instead of all
+        returning when there is room for one, where all but one would be put off again.
+        Room comes back a bucket at a time, when a bucket leaves the window. Each call is
+        placed at the start of the first bucket whose window, in every limit, has room for
+        it: counted from Redis's buckets when it last said "short" and the places handed
+        out here after that (so past Redis's buckets, a place's room comes back a window
+        after it). A burst comes back as a burst; room left where calls went later than
+        their places is handed to the next call put off instead of lost. Each place is a
+        bucket's start, so one claim takes every row due in it. Without a count (the API
+        is paused) calls come back one after another at the budget's average pace."""
         priority = current_priority() if priority is None else priority
         wait = self.known_short(apis, priority)
         if wait <= 0:
             return 0.0
-        limit, window = min(self._limits, key=lambda lw: lw[1])
-        pace = window / max(1, share_of(self.budget(limit), priority))
-        key = (",".join(apis), priority)
         now = self._clock.timestamp()
-        at = max(now + wait, self._line.get(key, 0.0) + pace)
-        self._line[key] = at
-        # room comes a bucket at a time: whoever is due in a bucket comes back at its start
-        # (one claim for them all, not one per place)
-        return math.ceil(at / self._lease_s) * self._lease_s - now
+        line = self._lines.setdefault((",".join(apis), priority), _Line())
+        heard = tuple(self._heard.get((api, priority)) for api in apis)
+        if heard != line.heard:  # Redis said something new since
+            self._recount(line, heard, priority, now)
+        if line.rooms:
+            at = line.place(now + wait, self._bucket_start)
+        else:
+            limit, window = min(self._limits, key=lambda lw: lw[1])
+            pace = window / max(1, share_of(self.budget(limit), priority))
+            line.paced = max(now + wait, line.paced + pace)
+            at = self._bucket_start(line.paced)
+        line.places[round(at / self._lease_s)] += 1
+        return at - now
+
+    def _bucket_start(self, t: float) -> float:
+        """The start of the first bucket (of the shortest window) that begins at `t` or
+        later."""
+        return math.ceil(t / self._lease_s - 1e-6) * self._lease_s
+
+    def _recount(self, line: _Line, heard: tuple[_Heard | None, ...], priority: Priority,
+                 now: float) -> None:
+        """Count `line` again from Redis's latest word: a place that had passed when Redis
+        spoke went (and Redis counts it) or never will, so only the places after it are
+        in line. Dropped calls then hold the line back only while their places are ahead."""
+        line.heard = heard
+        since = min((said.at for said in heard if said is not None), default=now)
+        line.places = Counter({k: n for k, n in line.places.items()
+                               if k * self._lease_s > since})
+        line.rooms = []
+        for said in heard:
+            if said is None:
+                continue
+            for (limit, window_s), (current, counts) in zip(self._limits, said.windows,
+                                                            strict=True):
+                room = _Room.heard(share_of(self.budget(limit), priority),
+                                   window_s / BUCKETS, current, counts)
+                for k, n in sorted(line.places.items()):
+                    if k * self._lease_s > said.at:
+                        room.add(k * self._lease_s, n)
+                line.rooms.append(room)
 
     async def pause(self, api: str, seconds: float, why: str) -> None:
         """Stop every instance calling `api` for `seconds` (WeCom answered 45009)."""
