@@ -102,6 +102,45 @@ async def test_same_add_delivered_three_times_acts_once(harness: Harness) -> Non
     assert await CustomerTag.filter(group_name="门店", name="朝阳大悦城").count() == 1
 
 
+async def test_a_customer_adding_two_members_at_once_is_written_once(
+        harness: Harness) -> None:
+    """Both adds are read before either is processed (as the welcome lane reads them),
+    each finding no customer: the first writes them in one statement, the second finds them
+    there, writes nothing of that statement and takes the full sync."""
+    from bot.wecom.events import ExternalContactChange, parse_event
+    from bot.wecom.xmlparse import parse_xml
+    from handlers.channels.welcome import WelcomeBook, scan_facts
+    from models import InboxEntry, InboxHandled
+
+    channel = await new_channel(harness, "/channel new 双人 tags=双人 staff=zhangsan,lisi")
+    first = await harness.sim.customer_scans(channel.state, "周女士", staff="zhangsan")
+    second = await harness.sim.customer_scans(channel.state, "周女士", staff="lisi",
+                                              external_userid=first.external_userid)
+    ctx = harness.app[context_key]
+    for row in await InboxEntry.exclude(status="done").order_by("id"):
+        event = parse_event(parse_xml(row.payload), row.source, inbox_id=row.id)
+        assert isinstance(event, ExternalContactChange)
+        await scan_facts(ctx, event, keep=True)  # as the welcome lane reads each add
+    kept = ctx.locals.get(WelcomeBook).facts
+    assert [f.customer_known for f in kept.values()] == [False, False]
+    await harness.drain()
+    assert {w["welcome_code"] for w in harness.sim.welcome_messages} == {
+        first.welcome_code, second.welcome_code}
+    customer = await Customer.get(external_userid=first.external_userid)
+    assert sorted(await FollowRelation.filter(customer=customer).values_list(
+        "staff_userid", "status")) == [("lisi", RelationStatus.ACTIVE),
+                                       ("zhangsan", RelationStatus.ACTIVE)]
+    assert sorted(await ChannelScan.filter(customer_id=customer.id).values_list(
+        "staff_userid", "new_customer")) == [("lisi", False), ("zhangsan", True)]
+    assert await CustomerTag.filter(customer=customer, name="双人").count() == 1
+    assert wecom_tag_names(harness, "zhangsan", first.external_userid) >= {"双人"}
+    assert await InboxEntry.exclude(status="done").count() == 0
+    handled = await InboxHandled.filter(handler="channels.scan").values_list("inbox_id",
+                                                                            flat=True)
+    assert len(handled) == len(set(handled)) == await InboxEntry.filter(
+        subject__contains=first.external_userid).count()
+
+
 async def test_fifty_customers_scan_the_same_channel_in_the_same_second(
         harness: Harness) -> None:
     channel = await new_channel(harness, "/channel new 收银台 tags=门店:徐汇,新客 staff=zhangsan")

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.app.keys import context_key
 from bot.store.batch import GroupWrite
-from handlers.customers.service import add_new_customer, sync_customer, tag_and_relate
+from handlers.customers.service import new_customer, sync_customer, write_new_customer
 from models import Customer, CustomerTag, FollowRelation, Staff
 from tests.harness import Harness
 
@@ -40,10 +40,10 @@ async def test_a_new_customer_is_written_as_the_full_sync_writes_them(harness: H
     ctx = harness.app[context_key]
     await Staff.create(userid="zhangsan", name="张三", region="华北")
     source = {"source": "channel", "source_state": "chx", "store": "朝阳店", "region": None}
-    new = await add_new_customer(ctx, "wmFAST", _profile("wmFAST"), added_by="zhangsan",
-                                 half=True, owner="zhangsan", source=source)
-    assert new is not None and new.tag_via == "zhangsan"
-    await tag_and_relate(ctx, new, [], origin="channel")
+    new = await new_customer(ctx, "wmFAST", _profile("wmFAST"), added_by="zhangsan",
+                             half=True, owner="zhangsan", source=source)
+    assert new.tag_via == "zhangsan"
+    assert await write_new_customer(ctx, new, [], origin="channel") is not None
     # the full sync of the same profile, then what the scan set on a new customer
     slow = await sync_customer("wmSLOW", ctx, added_by="zhangsan", half=True,
                                data=_profile("wmSLOW"), owner="zhangsan")
@@ -63,9 +63,11 @@ async def test_a_new_customer_is_written_as_the_full_sync_writes_them(harness: H
 
     assert await relations(fast) == await relations(slow)
     assert await tags(fast) == await tags(slow) == [("客户等级", "VIP", "etVIP", "wecom", True)]
-    # someone we know already takes the full sync
-    assert await add_new_customer(ctx, "wmFAST", _profile("wmFAST"), added_by="zhangsan",
-                                  half=False, owner="zhangsan", source=source) is None
+    # someone we know by now takes the full sync: nothing of theirs is written twice
+    again = await new_customer(ctx, "wmFAST", _profile("wmFAST"), added_by="zhangsan",
+                               half=False, owner="zhangsan", source=source)
+    assert await write_new_customer(ctx, again, [], origin="channel") is None
+    assert await relations(fast) == await relations(slow)
 
 
 async def test_items_that_arrive_together_are_written_together() -> None:

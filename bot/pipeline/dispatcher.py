@@ -20,7 +20,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from bot.domain.clock import Clock
 from bot.observe.metrics import HANDLER_FAILURES, HANDLER_SECONDS
-from bot.store.db import NewRows, atomic, insert_at_end
+from bot.store.db import NewRows, atomic, closing_rows, insert_at_end
 from bot.wecom.budget import ApiBudget
 from bot.wecom.errors import WeComBudgetShort
 from bot.wecom.events import Event
@@ -115,7 +115,9 @@ class EventRouter(Generic[C]):
            transactional: bool = True,
            apis: tuple[str, ...] = ()) -> Callable[[Handler[C]], Handler[C]]:
         """Register a handler. `transactional=False` for a handler that must not hold a
-        transaction (it talks to WeCom under a deadline and records its own progress);
+        transaction (it talks to WeCom under a deadline and records its own progress, or
+        its work is one statement: its last write, `atomic(last=True)` or
+        `insert_with_children(..., last=True)`, carries the done record);
         `apis`: the WeCom APIs it cannot finish without (see `Route.apis`)."""
 
         def register(handler: Handler[C]) -> Handler[C]:
@@ -174,7 +176,8 @@ class Dispatcher(Generic[C]):
         row was never tried before, so no route can have finished (one query less).
 
         A route without a transaction records its own progress and may run again, so its
-        done record is written with the next route's, in that route's transaction (one
+        done record is written with its own last write if it makes one (see
+        `closing_rows`), else with the next route's, in that route's transaction (one
         statement for both), or on its own if none follows or that route fails."""
         result = DispatchResult()
         routes = self.matching(event)
@@ -217,8 +220,13 @@ class Dispatcher(Generic[C]):
     async def _run_route(self, route: Route[C], event: Event, ctx: C,
                          deferred: list[str]) -> None:
         if not route.transactional:
-            await route.handler(event, ctx)
-            deferred.append(route.name)
+            names = [*deferred, route.name]
+            with closing_rows(lambda: self._done_rows(event.inbox_id, names)) as closing:
+                await route.handler(event, ctx)
+            if closing.written:  # with the handler's last write (see `closing_rows`)
+                deferred.clear()
+            else:
+                deferred.append(route.name)
             return
         async with atomic():
             await route.handler(event, ctx)
@@ -235,8 +243,12 @@ class Dispatcher(Generic[C]):
     async def _mark_done(self, inbox_id: int, names: list[str]) -> None:
         """In a route's transaction, written as it ends, with whatever the handler left for
         then (`insert_at_end`): one statement for both."""
-        if inbox_id:
-            done_ms = int(self._clock.timestamp() * 1000)
-            await insert_at_end(NewRows(InboxHandled, [
-                {"inbox_id": inbox_id, "handler": name, "done_ms": done_ms} for name in names],
-                unique=None))  # a duplicate fails: the handler ran twice at once, one rolls back
+        await insert_at_end(*self._done_rows(inbox_id, names))
+
+    def _done_rows(self, inbox_id: int, names: list[str]) -> list[NewRows]:
+        if not inbox_id:
+            return []
+        done_ms = int(self._clock.timestamp() * 1000)
+        return [NewRows(InboxHandled, [
+            {"inbox_id": inbox_id, "handler": name, "done_ms": done_ms} for name in names],
+            unique=None)]  # a duplicate fails: the handler ran twice at once, one rolls back

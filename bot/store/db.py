@@ -9,7 +9,7 @@ import logging
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -144,6 +144,7 @@ async def _reporting_unavailable(database_url: str) -> AsyncIterator[None]:
 async def apply_migrations(database_url: str) -> None:
     """Apply pending migrations (idempotent; fast when there are none)."""
     EXECUTOR_CACHE.clear()
+    _PROJECTIONS.clear()
     async with _reporting_unavailable(database_url):
         try:
             await run_migrations(config=tortoise_config(database_url))
@@ -158,6 +159,7 @@ async def open_db(database_url: str, *, migrate: bool = True) -> None:
     # The insert-SQL cache is keyed by connection name only: clear it in case this process
     # used another dialect before (tests, tools).
     EXECUTOR_CACHE.clear()
+    _PROJECTIONS.clear()
     async with _reporting_unavailable(database_url):
         await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
         await get_connection("default").execute_query("SELECT 1")
@@ -188,26 +190,62 @@ _at_end: contextvars.ContextVar[list[NewRows] | None] = \
     contextvars.ContextVar("insert_at_end", default=None)
 
 
+@dataclass
+class Closing:
+    """The rows that record a piece of work as done (a route's done record), for a worker
+    that holds no transaction: written with the work's last write (`atomic(last=True)`,
+    `insert_with_children(..., last=True)`), in its statement or transaction, so the work
+    and its record commit together; `written` says whether that happened."""
+
+    rows: Callable[[], list[NewRows]]
+    written: bool = False
+
+
+_closing: contextvars.ContextVar[Closing | None] = \
+    contextvars.ContextVar("closing", default=None)
+
+
+@contextlib.contextmanager
+def closing_rows(rows: Callable[[], list[NewRows]]) -> Iterator[Closing]:
+    """Within the block, the last write (see `Closing`) takes `rows()` with it."""
+    closing = Closing(rows)
+    token = _closing.set(closing)
+    try:
+        yield closing
+    finally:
+        _closing.reset(token)
+
+
+def _open_closing(last: bool) -> Closing | None:
+    closing = _closing.get() if last else None
+    if closing is not None and closing.written:
+        msg = "a second last write: the done record went with the first"
+        raise RuntimeError(msg)
+    return closing
+
+
 @contextlib.asynccontextmanager
-async def atomic() -> AsyncIterator[None]:
+async def atomic(*, last: bool = False) -> AsyncIterator[None]:
     """A transaction; nested blocks become savepoints. Hooks registered with `after_commit`
     inside it run when the outermost block commits, and are dropped if it rolls back.
     Rows given to `insert_at_end` inside a block are written when it ends, before it
-    commits (or releases its savepoint), in one statement."""
+    commits (or releases its savepoint), in one statement. `last`: the block is the work's
+    last write, and the `closing_rows` around it commit with it."""
+    closing = _open_closing(last)
     rows: list[NewRows] = []
     end_token = _at_end.set(rows)
     try:
         if _after_commit.get() is not None:
             async with in_transaction():
                 yield
-                await _write_at_end(rows)
+                await _write_at_end(rows, closing)
             return
         hooks: list[Callable[[], None]] = []
         token = _after_commit.set(hooks)
         try:
             async with in_transaction():
                 yield
-                await _write_at_end(rows)
+                await _write_at_end(rows, closing)
         finally:
             _after_commit.reset(token)
     finally:
@@ -216,11 +254,15 @@ async def atomic() -> AsyncIterator[None]:
         hook()
 
 
-async def _write_at_end(rows: list[NewRows]) -> None:
+async def _write_at_end(rows: list[NewRows], closing: Closing | None = None) -> None:
+    if closing is not None:
+        rows.extend(closing.rows())
     if rows:
         pending = list(rows)
         rows.clear()
         await insert_together(*pending)
+    if closing is not None:  # a failed commit raises: the work fails with its record
+        closing.written = True
 
 
 async def insert_at_end(*rows: NewRows) -> None:
@@ -255,14 +297,23 @@ _PLAIN_FIELDS = frozenset({"CharField", "TextField", "IntField", "BigIntField",
                            "SmallIntField", "BooleanField"})
 
 
+_PROJECTIONS: dict[type[Model], tuple[list[Any], list[str], list[bool]]] = {}
+
+
 def _insert_projection(model: type[Model]) -> tuple[list[Any], list[str], list[bool]]:
     """The model's columns an INSERT writes (not a generated key), their fields, and which
-    of them go to the database as they are."""
+    of them go to the database as they are: worked out once per model and ORM start (the
+    hot paths insert several rows per callback)."""
+    known = _PROJECTIONS.get(model)
+    if known is not None:
+        return known
     meta = model._meta
     fields = [meta.fields_map[name] for name in meta.fields_db_projection
               if not (meta.fields_map[name].pk and meta.fields_map[name].generated)]
     columns = [meta.fields_db_projection[f.model_field_name] for f in fields]
-    return fields, columns, [type(f).__name__ in _PLAIN_FIELDS for f in fields]
+    projection = fields, columns, [type(f).__name__ in _PLAIN_FIELDS for f in fields]
+    _PROJECTIONS[model] = projection
+    return projection
 
 
 def _db_row(model: type[Model], fields: list[Any], plain: list[bool], row: dict[str, Any],
@@ -392,6 +443,72 @@ async def insert_together(*inserts: NewRows) -> None:
     if parts:
         await get_connection("default").execute_query(
             "WITH " + ", ".join(parts) + " SELECT 1", values)
+
+
+def _insert_under_sql(new: NewRows, key: str | None, offset: int) -> tuple[list[str], list[Any]]:
+    """One `INSERT … SELECT … FROM parent` per row of `new` (PostgreSQL): written only when
+    the statement's parent row was, with its id in the `key` column. A SELECT list of bare
+    placeholders takes its types from the target columns, as VALUES does."""
+    meta = new.model._meta
+    now = datetime.now(UTC)
+    fields, columns, plain = _insert_projection(new.model)
+    quoted = ",".join(f'"{c}"' for c in columns)
+    conflict = ""
+    if new.unique is not None:
+        conflict = " ON CONFLICT (" + ",".join(
+            f'"{meta.fields_db_projection.get(c, c)}"' for c in new.unique) + ") DO NOTHING"
+    statements: list[str] = []
+    values: list[Any] = []
+    for row in new.rows:
+        items: list[str] = []
+        for f, value in zip(fields, _db_row(new.model, fields, plain, row, now), strict=True):
+            if f.model_field_name == key:
+                items.append("parent.id")
+            else:
+                values.append(value)
+                items.append(f"${offset + len(values)}")
+        statements.append(f'INSERT INTO "{meta.db_table}" ({quoted}) SELECT {",".join(items)} '
+                          f"FROM parent{conflict}")
+    return statements, values
+
+
+async def insert_with_children(parent: NewRows, key: str, children: Sequence[NewRows] = (),
+                               *, last: bool = False) -> int | None:
+    """`parent`'s one row (skipped if its `unique` columns exist) and, only if it was new,
+    `children` with `key` set to its id; `last`: the work's last write, with the
+    `closing_rows` around it, also only then. One statement on PostgreSQL: atomic without a
+    transaction, so work whose only write this is holds none (one round trip, not four
+    with BEGIN, the parent's id and COMMIT); a transaction on SQLite. Returns the parent's
+    new id, or None: it existed, nothing was written and the closing rows still wait."""
+    assert len(parent.rows) == 1, "one parent row"
+    closing = _open_closing(last)
+    if dialect() != "postgres":
+        async with atomic():
+            inserted = await insert_new(parent.model, parent.rows, unique=parent.unique)
+            if not inserted:
+                return None
+            parent_id = int(inserted[0]["id"])
+            await insert_together(*(NewRows(c.model, [{**r, key: parent_id} for r in c.rows],
+                                            c.unique) for c in children),
+                                  *(closing.rows() if closing else []))
+    else:
+        sql, values = insert_sql(parent, ("id",), 0, pg=True)
+        parts = [f"parent AS ({sql})"]
+        dependent = [(rows, key) for rows in children] \
+            + [(rows, None) for rows in (closing.rows() if closing else [])]
+        for rows, column in dependent:
+            statements, these = _insert_under_sql(rows, column, len(values))
+            for statement in statements:
+                parts.append(f"c{len(parts)} AS ({statement})")
+            values += these
+        found = await get_connection("default").execute_query_dict(
+            "WITH " + ", ".join(parts) + " SELECT id FROM parent", values)
+        if not found:
+            return None
+        parent_id = int(found[0]["id"])
+    if closing is not None:
+        closing.written = True
+    return parent_id
 
 
 async def analyze(*models: type[Model]) -> None:

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -185,7 +186,8 @@ async def _write_contacts(items: list[tuple[Any, str, str]]) -> None:
 @dataclass(frozen=True)
 class ScanFacts:
     """What an add needs from the database, read once: its channel (`channel` is None
-    without one) and the member added (`staff_known` False: not recorded yet)."""
+    without one), the member added (`staff_known` False: not recorded yet) and whether we
+    knew the customer then (`customer_known`: a new one is written in one statement)."""
 
     channel_id: int | None
     channel: str | None
@@ -197,13 +199,16 @@ class ScanFacts:
     staff_known: bool
     staff_name: str
     staff_region: str | None
+    customer_known: bool
 
 
 _FACTS_SQL = """
 SELECT c.id, c.name, c.state, c.store, c.region, c.tags, c.welcome,
-       s.userid AS staff_userid, s.name AS staff_name, s.region AS staff_region
+       s.userid AS staff_userid, s.name AS staff_name, s.region AS staff_region,
+       cu.id AS customer_id
 FROM (SELECT 1 AS one) AS x LEFT JOIN channel c ON c.state = $1
-LEFT JOIN staff s ON s.userid = $2"""
+LEFT JOIN staff s ON s.userid = $2
+LEFT JOIN customer cu ON cu.external_userid = $3"""
 
 
 async def scan_facts(ctx: BotContext, event: ExternalContactChange, *,
@@ -217,7 +222,7 @@ async def scan_facts(ctx: BotContext, event: ExternalContactChange, *,
         if kept is not None:
             return kept
     rows = await get_connection("default").execute_query_dict(
-        sql_for(_FACTS_SQL), [event.state, event.user_id])
+        sql_for(_FACTS_SQL), [event.state, event.user_id, event.external_user_id])
     facts = _facts(rows[0] if rows else {}, event)
     if keep and event.inbox_id:
         book.keep_facts(event.inbox_id, facts)
@@ -232,7 +237,7 @@ def _facts(row: dict[str, Any], event: ExternalContactChange) -> ScanFacts:
         tags=list(json.loads(tags) if isinstance(tags, str | bytes) else tags or []),
         template=row.get("welcome") or "", staff_known=row.get("staff_userid") is not None,
         staff_name=row.get("staff_name") or event.user_id,
-        staff_region=row.get("staff_region"))
+        staff_region=row.get("staff_region"), customer_known=row.get("customer_id") is not None)
 
 
 def welcome_text(ctx: BotContext, event: ExternalContactChange, facts: ScanFacts,
@@ -281,12 +286,12 @@ async def _claim_and_read(ctx: BotContext, event: ExternalContactChange, key: st
         return claimed, await scan_facts(ctx, event, keep=True)
     insert, values = insert_sql(_claim_row(ctx, event, key), ("id",), 0, pg=True)
     n = len(values)
-    facts_sql = _FACTS_SQL.replace("$1", f"${n + 1}").replace("$2", f"${n + 2}")
+    facts_sql = re.sub(r"\$(\d)", lambda m: f"${n + int(m.group(1))}", _FACTS_SQL)
     rows = await get_connection("default").execute_query_dict(
         f"WITH claimed AS ({insert}) "
         + facts_sql.replace("SELECT c.id,", "SELECT (SELECT count(*) FROM claimed) AS claimed, "
                             "c.id,", 1),
-        [*values, event.state, event.user_id])
+        [*values, event.state, event.user_id, event.external_user_id])
     row = rows[0]
     facts = _facts(row, event)
     if event.inbox_id:

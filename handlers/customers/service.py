@@ -17,7 +17,7 @@ from tortoise.queryset import QuerySet
 from bot.access.errors import Refusal
 from bot.access.scope import ScopedData
 from bot.app.context import BotContext
-from bot.store.db import NewRows, insert_new
+from bot.store.db import NewRows
 from bot.wecom import WeComError
 from handlers.customers.tags import (
     add_local_tags,
@@ -35,12 +35,11 @@ from models.contacts import CustomerStatus, RelationStatus
 logger = logging.getLogger(__name__)
 
 # What other features use: customers, and tags kept the same here and in WeCom.
-__all__ = ["OA_WINDOW", "CustomerFilter", "NewCustomer", "add_local_tags", "add_new_customer",
-           "annual_spend_fen", "apply_tags",
-           "filtered_customers", "find_one_customer", "follower", "lift_dormancy",
-           "mask_mobile", "mobile_shown_to", "oa_window_left", "record_purchase",
-           "refresh_spend", "remove_tags", "resync_unsynced_tags", "search_customers",
-           "sync_customer", "tag_and_relate"]
+__all__ = ["OA_WINDOW", "CustomerFilter", "NewCustomer", "add_local_tags", "annual_spend_fen",
+           "apply_tags", "filtered_customers", "find_one_customer", "follower",
+           "lift_dormancy", "mask_mobile", "mobile_shown_to", "new_customer",
+           "oa_window_left", "record_purchase", "refresh_spend", "remove_tags",
+           "resync_unsynced_tags", "search_customers", "sync_customer", "write_new_customer"]
 
 
 def _from_ts(value: Any) -> datetime | None:
@@ -105,27 +104,24 @@ async def sync_customer(external_userid: str, ctx: BotContext, *, added_by: str 
 
 @dataclass(frozen=True)
 class NewCustomer:
-    """A customer `add_new_customer` inserted: what tagging them needs."""
+    """A customer we have never seen, as `new_customer` reads them from WeCom's profile:
+    the rows to write (`write_new_customer`), and what tagging them needs."""
 
-    id: int
+    row: dict[str, Any]  # the customer row
     external_userid: str
     tag_via: str | None  # the member `tagging_member` would tag through
     wecom_tags: list[dict[str, Any]]  # customer_tag rows for the tags WeCom reported
-    relations: NewRows  # written with the tags, by `tag_and_relate`
+    relations: NewRows  # their relationships (customer_id is set when written)
 
 
-async def add_new_customer(ctx: BotContext, external_userid: str, data: dict[str, Any], *,
-                           added_by: str, half: bool, owner: str | None,
-                           source: dict[str, Any],
-                           added_by_region: tuple[str | None] | None = None
-                           ) -> NewCustomer | None:
-    """`sync_customer` for a customer we have never seen, in two statements instead of a
-    dozen: the customer now, their relationships with their tags (`tag_and_relate`).
-    None if they exist, and nothing is written (then `sync_customer` updates them).
-    `source` is what the scan says of them (source, source_state, store and a region that
-    wins over the owner's); `added_by_region` the region of `added_by`, recorded already,
-    if the caller read it. The rows are those
-    `sync_customer` would write for a new customer, field for field."""
+async def new_customer(ctx: BotContext, external_userid: str, data: dict[str, Any], *,
+                       added_by: str, half: bool, owner: str | None, source: dict[str, Any],
+                       added_by_region: tuple[str | None] | None = None) -> NewCustomer:
+    """`sync_customer` for a customer we have never seen, as rows: written with their tags
+    in one statement by `write_new_customer`, instead of a dozen. `source` is what the scan
+    says of them (source, source_state, store and a region that wins over the owner's);
+    `added_by_region` the region of `added_by`, recorded already, if the caller read it.
+    The rows are those `sync_customer` would write for a new customer, field for field."""
     contact = data.get("external_contact", {})
     follows: list[dict[str, Any]] = data.get("follow_user", [])
     mobiles = [m for f in follows for m in f.get("remark_mobiles", []) if m]
@@ -154,10 +150,6 @@ async def add_new_customer(ctx: BotContext, external_userid: str, data: dict[str
            "mobile": mobiles[0] if mobiles else None, "first_contact_at": first_contact_at,
            "status": CustomerStatus.ACTIVE if relations else CustomerStatus.ENDED,
            "owner_userid": owner_userid, **source, "region": region}
-    inserted = await insert_new(Customer, [row], unique=["external_userid"])
-    if not inserted:
-        return None
-    customer_id = int(inserted[0]["id"])
     live = sorted((r for r in relations if r["status"] in (RelationStatus.ACTIVE,
                                                           RelationStatus.HALF)),
                   key=lambda r: (r["staff_userid"] != owner_userid,
@@ -168,20 +160,25 @@ async def add_new_customer(ctx: BotContext, external_userid: str, data: dict[str
             if tag.get("type", 1) == 1 and tag.get("tag_id"):
                 group, name = tag.get("group_name", ""), tag.get("tag_name", "")
                 wecom_tags.setdefault((group, name), {
-                    "customer_id": customer_id, "group_name": group, "name": name,
-                    "tag_id": tag["tag_id"], "origin": "wecom"})
-    return NewCustomer(customer_id, external_userid, live[0]["staff_userid"] if live else None,
-                       list(wecom_tags.values()), NewRows(FollowRelation, [
-                           {"customer_id": customer_id, **r} for r in relations]))
+                    "group_name": group, "name": name, "tag_id": tag["tag_id"],
+                    "origin": "wecom"})
+    return NewCustomer(row, external_userid, live[0]["staff_userid"] if live else None,
+                       list(wecom_tags.values()), NewRows(FollowRelation, relations))
 
 
-async def tag_and_relate(ctx: BotContext, new: NewCustomer, names: list[str], *, origin: str,
-                         with_rows: Sequence[NewRows] = ()) -> None:
-    """The rest of a new customer: tagged (in WeCom, then in our database), their
-    relationships written, with the caller's `with_rows`, in one round trip."""
-    await tag_new_customer(ctx, new.id, new.external_userid, new.tag_via, names,
-                           origin=origin, wecom_tags=new.wecom_tags,
-                           with_rows=[new.relations, *with_rows])
+async def write_new_customer(ctx: BotContext, new: NewCustomer, names: list[str], *,
+                             origin: str, with_rows: Sequence[NewRows] = (),
+                             last: bool = False) -> int | None:
+    """A new customer tagged with `names` (in WeCom first), then written with their
+    relationships, their tags and the caller's `with_rows` (rows of the customer's, given
+    without customer_id) in one statement (`insert_with_children`; `last` as there).
+    Returns their id, or None if they exist by now: then nothing is written, and the full
+    sync is the caller's (the tags it adds to WeCom were added already: WeCom keeps a tag
+    once)."""
+    return await tag_new_customer(
+        ctx, NewRows(Customer, [new.row], unique=["external_userid"]), new.external_userid,
+        new.tag_via, names, origin=origin, wecom_tags=new.wecom_tags,
+        with_rows=[new.relations, *with_rows], last=last)
 
 
 OA_WINDOW = timedelta(hours=48)  # customer-service messages after a follower's last message

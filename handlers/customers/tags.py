@@ -15,7 +15,7 @@ from tortoise.exceptions import IntegrityError
 
 from bot.access.errors import Refusal
 from bot.app.context import BotContext
-from bot.store.db import NewRows, atomic, dialect, insert_at_end
+from bot.store.db import NewRows, atomic, dialect, insert_with_children
 from bot.wecom import WeComError
 from bot.wecom.errors import NOT_EXTERNAL_CONTACT, TAG_NAME_EXISTS
 from models import CorpTag, Customer, CustomerTag, FollowRelation
@@ -253,16 +253,17 @@ async def apply_tags(ctx: BotContext, customer: Customer, names: list[str], *,
     return await CustomerTag.filter(customer=customer, tag_id__in=tag_ids)
 
 
-async def tag_new_customer(ctx: BotContext, customer_id: int, external_userid: str,
+async def tag_new_customer(ctx: BotContext, customer: NewRows, external_userid: str,
                            via: str | None, names: list[str], *, origin: str,
                            wecom_tags: list[dict[str, Any]],
-                           with_rows: Sequence[NewRows] = ()) -> None:
-    """`apply_tags` for a customer inserted a moment ago, whose only tags are those WeCom
-    reported (`wecom_tags`, rows for `customer_tag`): tagged in WeCom through `via` (the
-    relationship `tagging_member` would pick), then every row in one statement, WeCom's
-    first (they win over a channel tag of the same name, as when written before), with
-    `with_rows` (their relationships, the caller's record of the add) in the same round
-    trip, when the transaction ends (`insert_at_end`)."""
+                           with_rows: Sequence[NewRows] = (), last: bool = False) -> int | None:
+    """`apply_tags` for a customer not written yet (`customer`: their row), whose only tags
+    are those WeCom reported (`wecom_tags`, rows for `customer_tag`): tagged in WeCom
+    through `via` (the relationship `tagging_member` would pick), then the customer and
+    every tag row in one statement, WeCom's first (they win over a channel tag of the same
+    name, as when written before), with `with_rows` (their relationships, the caller's
+    record of the add; customer_id is set to the new id). Returns the id, or None: the
+    customer existed and nothing was written (`insert_with_children`)."""
     corp_tags = [await ensure_corp_tag(ctx, group, name)
                  for group, name in await resolve_tags(ctx, names)]
     synced = False
@@ -276,10 +277,11 @@ async def tag_new_customer(ctx: BotContext, customer_id: int, external_userid: s
             logger.info("mark_tag for %s refused with 84061; retried when the add completes",
                         external_userid)
     now = ctx.clock.now()
-    await insert_at_end(*with_rows, NewRows(CustomerTag, wecom_tags + [
-        {"customer_id": customer_id, "group_name": t.group_name, "name": t.name,
-         "tag_id": t.tag_id, "origin": origin, "synced": synced, "created_at": now}
-        for t in corp_tags], unique=["customer_id", "group_name", "name"]))
+    return await insert_with_children(customer, "customer_id", [*with_rows, NewRows(
+        CustomerTag, wecom_tags + [
+            {"group_name": t.group_name, "name": t.name, "tag_id": t.tag_id, "origin": origin,
+             "synced": synced, "created_at": now} for t in corp_tags],
+        unique=["customer_id", "group_name", "name"])], last=last)
 
 
 async def resync_unsynced_tags(ctx: BotContext, customer: Customer) -> int:
