@@ -40,6 +40,23 @@ def test_everything_set() -> None:
     assert s.processes == 1
     assert load_settings({**GOOD, "DATABASE_URL": "postgres://u@h/db",
                           "REDIS_URL": "redis://h:6379/0", "SCRM_PROCESSES": "3"}).processes == 3
+    assert s.event_loop == "uvloop"
+    assert load_settings({**GOOD, "SCRM_EVENT_LOOP": " Asyncio "}).event_loop == "asyncio"
+
+
+@pytest.mark.parametrize("name", ["uvloop", "asyncio"])
+def test_serve_runs_on_the_event_loop_named(name: str) -> None:
+    import asyncio
+
+    from bot.app.serving import event_loop_runner
+
+    seen: list[str] = []
+
+    async def main() -> None:
+        seen.append(type(asyncio.get_running_loop()).__module__)
+
+    event_loop_runner(name)(main())
+    assert seen[0].startswith("uvloop" if name == "uvloop" else "asyncio")
 
 
 @pytest.mark.parametrize(("change", "variable", "fragment"), [
@@ -57,6 +74,7 @@ def test_everything_set() -> None:
     ({"SCRM_PROCESSES": "2", "DATABASE_URL": "postgres://u@h/db"}, "SCRM_PROCESSES",
      "and Redis"),
     ({"SCRM_PROCESSES": "0"}, "SCRM_PROCESSES", "at least 1"),
+    ({"SCRM_EVENT_LOOP": "trio"}, "SCRM_EVENT_LOOP", "one of uvloop, asyncio"),
     ({"WECHAT_APP_ID": "wx1"}, "WECHAT_SECRET", "is required"),  # and WECHAT_TOKEN
     ({"WECHAT_APP_ID": "wx1", "WECHAT_SECRET": "s", "WECHAT_TOKEN": "t",
       "WECHAT_AES_KEY": "short"}, "WECHAT_AES_KEY", "43 characters"),
