@@ -15,7 +15,7 @@ import functools
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from bot.observe.metrics import WECOM_CALL_SECONDS, WECOM_CALLS
 from bot.wecom.errors import WeComBudgetShort, WeComError
@@ -43,6 +43,16 @@ def metered(api: str | None = None, *, prefix: str = ""
     def decorate(exchange: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         position = 0 if api is not None else \
             list(inspect.signature(exchange).parameters).index("endpoint")
+        # each (api, errcode)'s series, looked up once: `labels()` takes a lock every call
+        series: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+        def count(name: str, errcode: str, seconds: float) -> None:
+            found = series.get((name, errcode))
+            if found is None:
+                found = series[(name, errcode)] = (WECOM_CALLS.labels(name, errcode),
+                                                   WECOM_CALL_SECONDS.labels(name))
+            found[0].inc()
+            found[1].observe(seconds)
 
         @functools.wraps(exchange)
         async def counted(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -57,9 +67,7 @@ def metered(api: str | None = None, *, prefix: str = ""
                 raise
             finally:
                 if not isinstance(failure, WeComBudgetShort):  # that never reached WeCom
-                    WECOM_CALLS.labels(prefix + name, errcode_label(failure)).inc()
-                    WECOM_CALL_SECONDS.labels(prefix + name).observe(
-                        time.perf_counter() - started)
+                    count(prefix + name, errcode_label(failure), time.perf_counter() - started)
 
         return counted
 
