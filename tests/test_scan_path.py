@@ -159,3 +159,17 @@ async def test_a_welcome_the_budget_puts_off_waits_for_room_while_its_code_lives
     await harness.drain()
     assert shorts and len(harness.sim.welcome_messages) == 1
     assert (await WelcomeSend.get()).status == "sent"
+
+
+async def test_a_tag_wecom_reported_wins_over_the_same_channel_tag(harness: Harness) -> None:
+    """The rows go out as one statement whose parts run in no set order: the choice is made
+    before, and WeCom's row (what WeCom holds already) is kept."""
+    from dataclasses import replace
+
+    ctx = harness.app[context_key]
+    new = await new_customer(ctx, "wmBOTH", _profile("wmBOTH"), added_by="zhangsan",
+                             half=False, owner="zhangsan", source={"source": "channel"})
+    customer_id = await write_new_customer(ctx, replace(new, tag_via=None), ["客户等级:VIP"],
+                                           origin="channel")
+    assert await CustomerTag.filter(customer_id=customer_id, name="VIP").values_list(
+        "tag_id", "origin") == [("etVIP", "wecom")]

@@ -383,6 +383,20 @@ class NewRows:
     unique: Sequence[str] | None = None
 
 
+def _insert_into(new: NewRows, columns: list[str]) -> str:
+    quoted = ",".join(f'"{c}"' for c in columns)
+    return f'INSERT INTO "{new.model._meta.db_table}" ({quoted})'
+
+
+def _on_conflict(new: NewRows) -> str:
+    """Rows whose `unique` columns exist are skipped (none given: they raise)."""
+    if new.unique is None:
+        return ""
+    projection = new.model._meta.fields_db_projection
+    key = ",".join(f'"{projection.get(c, c)}"' for c in new.unique)
+    return f" ON CONFLICT ({key}) DO NOTHING"
+
+
 def insert_sql(new: NewRows, returning: Sequence[str], offset: int, pg: bool
                 ) -> tuple[str, list[Any]]:
     """One INSERT of `new` and its values, for a statement of one's own (a CTE);
@@ -397,11 +411,7 @@ def insert_sql(new: NewRows, returning: Sequence[str], offset: int, pg: bool
                          + ")" for i in range(len(new.rows)))
     else:
         marks = ",".join(["(" + ",".join("?" * width) + ")"] * len(new.rows))
-    quoted = ",".join(f'"{c}"' for c in columns)
-    sql = f'INSERT INTO "{meta.db_table}" ({quoted}) VALUES {marks}'
-    if new.unique is not None:
-        key = ",".join(f'"{meta.fields_db_projection.get(c, c)}"' for c in new.unique)
-        sql += f" ON CONFLICT ({key}) DO NOTHING"
+    sql = f"{_insert_into(new, columns)} VALUES {marks}{_on_conflict(new)}"
     if returning:
         sql += " RETURNING " + ",".join(f'"{meta.fields_db_projection.get(c, c)}"'
                                         for c in returning)
@@ -448,15 +458,11 @@ async def insert_together(*inserts: NewRows) -> None:
 def _insert_under_sql(new: NewRows, key: str | None, offset: int) -> tuple[list[str], list[Any]]:
     """One `INSERT … SELECT … FROM parent` per row of `new` (PostgreSQL): written only when
     the statement's parent row was, with its id in the `key` column. A SELECT list of bare
-    placeholders takes its types from the target columns, as VALUES does."""
-    meta = new.model._meta
+    placeholders takes its types from the target columns, as VALUES does. The statements
+    run in no set order: rows that collide on `unique` must be told apart by the caller."""
     now = datetime.now(UTC)
     fields, columns, plain = _insert_projection(new.model)
-    quoted = ",".join(f'"{c}"' for c in columns)
-    conflict = ""
-    if new.unique is not None:
-        conflict = " ON CONFLICT (" + ",".join(
-            f'"{meta.fields_db_projection.get(c, c)}"' for c in new.unique) + ") DO NOTHING"
+    into, conflict = _insert_into(new, columns), _on_conflict(new)
     statements: list[str] = []
     values: list[Any] = []
     for row in new.rows:
@@ -467,8 +473,7 @@ def _insert_under_sql(new: NewRows, key: str | None, offset: int) -> tuple[list[
             else:
                 values.append(value)
                 items.append(f"${offset + len(values)}")
-        statements.append(f'INSERT INTO "{meta.db_table}" ({quoted}) SELECT {",".join(items)} '
-                          f"FROM parent{conflict}")
+        statements.append(f"{into} SELECT {','.join(items)} FROM parent{conflict}")
     return statements, values
 
 

@@ -85,14 +85,15 @@ async def on_customer_added(event: ExternalContactChange, ctx: BotContext) -> No
     tags = (facts.tags if found else []) + computed_tags(at, ctx)
     welcome = await recorded_outcome(ctx, event)
 
-    def scan_row(new_customer: bool, customer_id: int | None = None) -> NewRows:
-        # a retried row recorded it already: kept once
+    def scan_row(customer_id: int | None = None) -> NewRows:
+        """The record of this add (kept once: a retried row recorded it already); without
+        `customer_id` for a new customer, whose id is set as they are written."""
         row = {"event_key": event_key(event), "channel_id": facts.channel_id,
-               "state": event.state, "new_customer": new_customer, "welcome": welcome,
+               "state": event.state, "new_customer": customer_id is None, "welcome": welcome,
                "staff_userid": event.user_id, "at": at}
-        return NewRows(ChannelScan, [row if customer_id is None
-                                     else {**row, "customer_id": customer_id}],
-                       unique=["event_key"])
+        if customer_id is not None:
+            row["customer_id"] = customer_id
+        return NewRows(ChannelScan, [row], unique=["event_key"])
 
     created = False
     if not facts.customer_known:
@@ -105,13 +106,13 @@ async def on_customer_added(event: ExternalContactChange, ctx: BotContext) -> No
                 "region": facts.region if found else None},
             added_by_region=(facts.staff_region,) if facts.staff_known else None)
         created = await write_new_customer(ctx, new, tags, origin="channel",
-                                           with_rows=[scan_row(True)], last=True) is not None
+                                           with_rows=[scan_row()], last=True) is not None
     if not created:
         async with atomic(last=True):
             returning = await _returning_customer(event, ctx, contact, half, tags)
             if returning is None:
                 return
-            await insert_at_end(scan_row(False, returning))
+            await insert_at_end(scan_row(returning))
     # DEBUG: at WeCom's 10,000 adds a minute an INFO line each cost 2 % of the CPU; the
     # channel_scan row and the metrics record every scan
     logger.debug("scan: %s added %s via %s (%s), welcome %s", event.external_user_id,

@@ -260,8 +260,8 @@ async def tag_new_customer(ctx: BotContext, customer: NewRows, external_userid: 
     """`apply_tags` for a customer not written yet (`customer`: their row), whose only tags
     are those WeCom reported (`wecom_tags`, rows for `customer_tag`): tagged in WeCom
     through `via` (the relationship `tagging_member` would pick), then the customer and
-    every tag row in one statement, WeCom's first (they win over a channel tag of the same
-    name, as when written before), with `with_rows` (their relationships, the caller's
+    every tag row in one statement (WeCom's win over a channel tag of the same name, as
+    when written before), with `with_rows` (their relationships, the caller's
     record of the add; customer_id is set to the new id). Returns the id, or None: the
     customer existed and nothing was written (`insert_with_children`)."""
     corp_tags = [await ensure_corp_tag(ctx, group, name)
@@ -277,11 +277,14 @@ async def tag_new_customer(ctx: BotContext, customer: NewRows, external_userid: 
             logger.info("mark_tag for %s refused with 84061; retried when the add completes",
                         external_userid)
     now = ctx.clock.now()
+    rows = {(t["group_name"], t["name"]): t for t in wecom_tags}
+    for t in corp_tags:  # WeCom's row wins: it is what WeCom holds already
+        rows.setdefault((t.group_name, t.name), {
+            "group_name": t.group_name, "name": t.name, "tag_id": t.tag_id, "origin": origin,
+            "synced": synced, "created_at": now})
     return await insert_with_children(customer, "customer_id", [*with_rows, NewRows(
-        CustomerTag, wecom_tags + [
-            {"group_name": t.group_name, "name": t.name, "tag_id": t.tag_id, "origin": origin,
-             "synced": synced, "created_at": now} for t in corp_tags],
-        unique=["customer_id", "group_name", "name"])], last=last)
+        CustomerTag, list(rows.values()), unique=["customer_id", "group_name", "name"])],
+        last=last)
 
 
 async def resync_unsynced_tags(ctx: BotContext, customer: Customer) -> int:
