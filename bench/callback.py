@@ -299,7 +299,7 @@ def durable_env(args: argparse.Namespace, port: int) -> dict[str, str]:
         "DATABASE_URL": args.database_url, "REDIS_URL": REDIS_URL,
         "SCRM_MAX_CLOCK_SKEW_S": "0",  # 0 = freshness check off: fixtures never expire
         "SCRM_WORKERS": str(args.workers), "SCRM_SECRET_KEY": SECRET_KEY,
-        "SCRM_PROCESSES": str(args.processes),
+        "SCRM_PROCESSES": str(args.processes), "SCRM_EVENT_LOOP": args.event_loop,
         "HOST": "127.0.0.1", "PORT": str(port),
         "PYTHONUNBUFFERED": "1",
     })
@@ -927,6 +927,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="distinct callbacks for the saturation load (default 100,000; "
                              "more than the server can take in --duration keeps them distinct)")
     parser.add_argument("--workers", type=int, default=2, help="SCRM_WORKERS (default 2)")
+    parser.add_argument("--event-loop", choices=["uvloop", "asyncio"], default="uvloop",
+                        help="SCRM_EVENT_LOOP for scrmbot serve (the environment's is ignored, "
+                        "as every SCRM_ variable is)")
     parser.add_argument("--processes", type=int, default=1,
                         help="SCRM_PROCESSES: scrmbot processes on the port (default 1)")
     parser.add_argument("--no-worker", action="store_true",

@@ -339,6 +339,7 @@ class ProcessServer(Server):
             env["SCRM_WORKERS"] = str(self.args.workers)
         if self.args.budget_percent:
             env["SCRM_WECOM_BUDGET_PERCENT"] = str(self.args.budget_percent)
+        env["SCRM_EVENT_LOOP"] = self.args.event_loop
         return env
 
     async def start(self) -> None:
@@ -842,6 +843,9 @@ def main() -> None:
                         help="Redis db, flushed")
     parser.add_argument("--mode", choices=["process", "inprocess"], default="process",
                         help="scrmbot as `scrmbot serve` (default) or inside this process")
+    parser.add_argument("--event-loop", choices=["uvloop", "asyncio"], default="uvloop",
+                        help="SCRM_EVENT_LOOP for scrmbot serve (the environment's is ignored, "
+                        "as every SCRM_ variable is)")
     parser.add_argument("--workers", type=int, default=None,
                         help="SCRM_WORKERS for scrmbot (default: scrmbot's default)")
     parser.add_argument("--budget-percent", type=int, default=None,

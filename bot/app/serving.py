@@ -188,9 +188,10 @@ def serve(app: web.Application, host: str, port: int, *, processes: int = 1,
         frozen = freeze_start_up_heap()
         logger.debug("froze %d start-up objects out of the collector's sight", frozen)
         limits = runner.limits
-        logger.info("serving on http://%s:%d (header timeout %gs, body timeout %gs, at most "
-                    "%d connections%s)", host, port, limits.header_timeout_s,
-                    limits.body_timeout_s, limits.max_connections,
+        logger.info("serving on http://%s:%d (%s event loop, header timeout %gs, body timeout "
+                    "%gs, at most %d connections%s)", host, port,
+                    type(asyncio.get_running_loop()).__module__.partition(".")[0],
+                    limits.header_timeout_s, limits.body_timeout_s, limits.max_connections,
                     f", process {process_index}" if process_index else
                     f", process 0 of {processes}" if processes > 1 else "")
         group: ProcessGroup | None = None
@@ -219,9 +220,9 @@ def serve(app: web.Application, host: str, port: int, *, processes: int = 1,
 
 
 def event_loop_runner(name: str) -> Callable[[Coroutine[Any, Any, None]], None]:
-    """`asyncio.run` on the event loop SCRM_EVENT_LOOP names. uvloop cut the CPU a fully
-    processed scan costs by a tenth in bench/scan.py (its sockets, timers and callbacks are
-    C); without it installed this says so and runs on asyncio's."""
+    """`asyncio.run` on the event loop SCRM_EVENT_LOOP names. On uvloop (its sockets,
+    timers and callbacks are C) a fully processed scan cost less CPU in bench/scan.py
+    (README); without it installed this says so and runs on asyncio's."""
     if name == "uvloop":
         try:
             import uvloop

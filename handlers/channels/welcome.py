@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -276,6 +277,14 @@ def _claim_row(ctx: BotContext, event: ExternalContactChange, key: str) -> NewRo
         unique=["code_hash"])
 
 
+@functools.cache
+def _claimed_facts_sql(offset: int) -> str:
+    """`_FACTS_SQL` after the claim's `offset` placeholders, with whether it claimed."""
+    shifted = re.sub(r"\$(\d)", lambda m: f"${offset + int(m.group(1))}", _FACTS_SQL)
+    return shifted.replace("SELECT c.id,", "SELECT (SELECT count(*) FROM claimed) AS claimed, "
+                           "c.id,", 1)
+
+
 async def _claim_and_read(ctx: BotContext, event: ExternalContactChange, key: str
                           ) -> tuple[bool, ScanFacts]:
     """Insert the code's row (True: nobody had) and read the add's facts (kept for the
@@ -286,11 +295,8 @@ async def _claim_and_read(ctx: BotContext, event: ExternalContactChange, key: st
         return claimed, await scan_facts(ctx, event, keep=True)
     insert, values = insert_sql(_claim_row(ctx, event, key), ("id",), 0, pg=True)
     n = len(values)
-    facts_sql = re.sub(r"\$(\d)", lambda m: f"${n + int(m.group(1))}", _FACTS_SQL)
     rows = await get_connection("default").execute_query_dict(
-        f"WITH claimed AS ({insert}) "
-        + facts_sql.replace("SELECT c.id,", "SELECT (SELECT count(*) FROM claimed) AS claimed, "
-                            "c.id,", 1),
+        f"WITH claimed AS ({insert}) {_claimed_facts_sql(n)}",
         [*values, event.state, event.user_id, event.external_user_id])
     row = rows[0]
     facts = _facts(row, event)
