@@ -7,12 +7,16 @@ has room for, and only those are parsed."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from tortoise.connection import get_connection
 
 from bot.app.keys import context_key
+from bot.store.db import dialect
+from handlers.channels import welcome
 from handlers.channels.welcome import RECOVERY_GRACE_S, code_hash, pending_welcomes
 from models import InboxEntry, InboxStatus, WelcomeSend
 from tests.harness import Harness, start_harness
@@ -71,3 +75,48 @@ async def test_only_unwelcomed_adds_are_recovered_oldest_first_and_bounded(
     harness.clock.advance(timedelta(seconds=7))  # 3 is 19 s old now: still alive; 50 is due
     assert [e.external_user_id[-2:] for e in await pending_welcomes(ctx, limit=100)] == [
         "03", "05", "06", "07", "08", "09", "50"]
+
+
+def _plan_nodes(plan: dict[str, Any], inside_subplan: bool = False
+                ) -> list[tuple[str, str, bool]]:
+    """(node type, relation, under a SubPlan) for every node of an EXPLAIN (FORMAT JSON)."""
+    here = inside_subplan or plan.get("Parent Relationship") == "SubPlan"
+    nodes = [(str(plan["Node Type"]), str(plan.get("Relation Name", "")), here)]
+    for child in plan.get("Plans", []):
+        nodes += _plan_nodes(child, here)
+    return nodes
+
+
+async def test_a_burst_does_not_compare_every_add_with_every_welcome(
+        harness: Harness) -> None:
+    """Under a live stream's burst (2026-12-04 bench: 10,000 adds in 60 s) PostgreSQL's
+    statistics, taken while the tables were small, made it join the pending adds with
+    `welcome_send` by scanning all of it once per add: 550 ms a run, more than half of the
+    database's CPU (welcome_send.inbox_id had no index either: migration 0025). The welcome
+    is looked up by its inbox row's index, add by add, whatever the statistics say."""
+    if dialect() != "postgres":
+        pytest.skip("SQLite runs NOT EXISTS as a lookup per row; the plan is PostgreSQL's")
+    conn = get_connection("default")
+    await conn.execute_script("ANALYZE inbox; ANALYZE welcome_send")  # small, as at start
+    base = int(harness.clock.timestamp() * 1000)
+    await conn.execute_query(
+        "INSERT INTO inbox (source, dedup_key, kind, subject, payload, status, attempts,"
+        " received_ms, next_attempt_ms, locked_until_ms)"
+        " SELECT 'wecom', 'burst-' || g, 'ExternalContactChange:add_external_contact',"
+        " 'sys', '<xml/>', 'pending', 0, $1::bigint - g, 0, 0 FROM generate_series(1, 3000) g",
+        [base - 3000])
+    await conn.execute_query(
+        "INSERT INTO welcome_send (code_hash, inbox_id, external_userid, event_at, status,"
+        " claimed_by, lease_until_ms, attempted, detail)"
+        " SELECT 'burst-' || id, id, '', now(), 'sent', '', 0, true, '' FROM inbox"
+        " WHERE dedup_key LIKE 'burst-%'")
+    _, rows = await conn.execute_query(
+        "EXPLAIN (FORMAT JSON) " + welcome._PENDING_WELCOMES_SQL,
+        [base - 20_000, base, "ExternalContactChange:add_external_contact",
+         "ExternalContactChange:add_half_external_contact", base, 100])
+    plan = rows[0]["QUERY PLAN"]
+    nodes = _plan_nodes((plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"])
+    welcome_nodes = [n for n in nodes if n[1] == "welcome_send"]
+    assert welcome_nodes and all(under and "Index" in kind for kind, _, under in welcome_nodes), \
+        nodes
+    assert not any("Join" in kind for kind, _, _ in nodes), nodes
