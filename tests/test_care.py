@@ -61,6 +61,40 @@ async def test_birthday_at_nine_is_sent_once_as_an_owner_task(harness: Harness) 
     assert len(harness.sim.msg_templates) == 2
 
 
+async def test_a_date_schedule_sends_thirty_days_after_the_date_once(harness: Harness) -> None:
+    """The shipped `baby-first-month` schedule: 30 days after `baby_birthday`, at 10:00.
+    Only the customers whose date it is are read (found in SQL, not by loading every
+    active customer every five minutes)."""
+    harness.clock.set(local(harness, 10, 0))
+    due_day = (DAY - timedelta(days=30)).isoformat()
+    wang = await walk_in(harness, "王女士", dates={"baby_birthday": due_day})
+    await walk_in(harness, "李女士", dates={"baby_birthday": (DAY - timedelta(days=29))
+                                          .isoformat()})
+    await walk_in(harness, "赵先生", dates={"wedding": due_day})  # another date
+    await walk_in(harness, "钱女士")  # no dates at all
+    await walk_in(harness, "孙女士", dates={"baby_birthday": due_day}, status="ended")
+    await run_jobs(harness)
+    tasks = [t for t in harness.sim.msg_templates if "满月" in t["text"]["content"]]
+    assert [t["external_userid"] for t in tasks] == [[wang.external_userid]]
+    for _ in range(2):  # later runs that day: nothing more
+        harness.clock.advance(timedelta(minutes=5))
+        await run_jobs(harness)
+    assert len([t for t in harness.sim.msg_templates if "满月" in t["text"]["content"]]) == 1
+
+
+async def test_a_leap_day_birthday_is_kept_on_the_28th_of_other_years(
+        harness: Harness) -> None:
+    feb28 = date(2027, 2, 28)
+    harness.clock.set(local(harness, 9, 0, day=feb28))
+    leap = await walk_in(harness, "闰女士", birthday=date(1996, 2, 29))
+    on_day = await walk_in(harness, "正女士", birthday=date(1990, 2, 28))
+    await walk_in(harness, "早女士", birthday=date(1990, 2, 27))
+    await run_jobs(harness)
+    tasks = [t for t in harness.sim.msg_templates if "生日快乐" in t["text"]["content"]]
+    assert [sorted(t["external_userid"]) for t in tasks] == [
+        sorted([leap.external_userid, on_day.external_userid])]
+
+
 async def test_server_down_from_eight_to_ten_sends_at_ten_once(harness: Harness) -> None:
     harness.clock.set(local(harness, 8, 0))
     today = DAY

@@ -41,6 +41,8 @@ def test_shipped_rules_file_is_valid() -> None:
     (BASE + "[roles]\nlisi = \"boss\"\n", "roles.lisi", "unknown role 'boss'"),
     (BASE + '[organisation2]\n', "organisation2", "unknown section"),
     ('organisation = 3\n', "organisation", "expected a table"),
+    (BASE + '[[care.schedules]]\nname = "c"\ntrigger = "date"\nfield = "宝宝 生日"\n'
+     'template = "care/birthday.txt.j2"\n', "care.schedules[0] (c).field", "letters, digits"),
 ])
 def test_mistakes_are_refused_with_key_and_reason(text: str, where: str, problem: str) -> None:
     with pytest.raises(RulesError) as info:

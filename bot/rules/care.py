@@ -128,8 +128,10 @@ def parse_care_rules(check: Checker, data: dict[str, Any]) -> CareRules:
         if not isinstance(template, str) or not template.endswith(".j2"):
             raise check.fail(f"{where}.template", 'expected a template path like '
                                                   '"care/birthday.txt.j2"')
-        if trigger == "date" and not isinstance(spec.get("field"), str):
-            raise check.fail(f"{where}.field", 'a "date" trigger needs field = "<date name>"')
+        if trigger == "date" and not (isinstance(spec.get("field"), str)
+                                      and str(spec.get("field")).isidentifier()):
+            raise check.fail(f"{where}.field", 'a "date" trigger needs field = "<date name>", '
+                                               'letters, digits and _ (e.g. "baby_birthday")')
         types = spec.get("types", [])
         if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
             raise check.fail(f"{where}.types", 'expected a list of ticket types, e.g. ["安装"]')
