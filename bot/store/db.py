@@ -164,6 +164,24 @@ async def open_db(database_url: str, *, migrate: bool = True) -> None:
         await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
         await get_connection("default").execute_query("SELECT 1")
     logger.info("database ready (%s)", dialect())
+    warning = await server_setting_warning()
+    if warning:
+        logger.warning("%s", warning)
+
+
+AUTOVACUUM_OFF = (
+    "PostgreSQL's autovacuum is off: scrmbot's queues (inbox, outbox, welcome_send) are "
+    "updated all day, so without it their dead rows pile up and their statistics stay those "
+    "of when they were small. Turn it on (autovacuum = on, the default), or VACUUM ANALYZE "
+    "those tables from cron")
+
+
+async def server_setting_warning() -> str | None:
+    """What an operator should change in the database server's settings, if anything."""
+    if dialect() != "postgres":
+        return None
+    _, rows = await get_connection("default").execute_query("SHOW autovacuum")
+    return AUTOVACUUM_OFF if rows and str(rows[0]["autovacuum"]) == "off" else None
 
 
 async def close_db() -> None:
