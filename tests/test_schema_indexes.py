@@ -23,8 +23,8 @@ Expected = tuple[str, tuple[str, ...], bool]  # table, columns in order, unique
 def column_of(meta: Any, name: str) -> str:
     """The column of a field, or of a relation's id field (`customer` → customer_id)."""
     field = meta.fields_map[name]
-    return str(meta.fields_db_projection.get(getattr(field, "source_field", None) or name,
-                                             meta.fields_db_projection.get(name, name)))
+    key = getattr(field, "source_field", None) or name
+    return str(meta.fields_db_projection.get(key, key))
 
 
 def declared_indexes() -> Iterator[tuple[str, Expected]]:

@@ -519,17 +519,17 @@ ADD_CHANGES = ("add_external_contact", "add_half_external_contact")
 # Adds younger than this are the fast lane's own: it took them when they were accepted.
 RECOVERY_GRACE_S = 2.0
 
-# OFFSET 0 keeps PostgreSQL from turning NOT EXISTS into a join: under a burst, statistics
-# taken while the tables were small made it scan welcome_send once per pending add (0.5-1.7
-# s a run at 10,000 adds a minute, index or not); this way each add is one index lookup.
+# The OFFSET keeps PostgreSQL from turning NOT EXISTS into a join (SQLite wants a LIMIT
+# with it): under a burst, statistics taken while the tables were small made that join
+# scan welcome_send once per pending add (0.5-1.7 s a run at 10,000 adds a minute, index
+# or not); this way each add is one index lookup.
 _PENDING_WELCOMES_SQL = """
 SELECT i.id, i.source, i.payload FROM inbox i
 WHERE i.received_ms >= $1 AND i.received_ms <= $2
   AND i.status IN ('pending', 'processing') AND i.kind IN ($3, $4)
   AND NOT EXISTS (SELECT 1 FROM welcome_send w WHERE w.inbox_id = i.id
-                  AND (w.status <> 'sending' OR w.lease_until_ms >= $5) OFFSET 0)
+                  AND (w.status <> 'sending' OR w.lease_until_ms >= $5) LIMIT 1 OFFSET 0)
 ORDER BY i.id LIMIT $6"""
-_PENDING_WELCOMES_SQLITE = _PENDING_WELCOMES_SQL.replace(" OFFSET 0)", ")")
 
 
 async def pending_welcomes(ctx: BotContext, limit: int) -> list[ExternalContactChange]:
@@ -540,7 +540,7 @@ async def pending_welcomes(ctx: BotContext, limit: int) -> list[ExternalContactC
     under a burst of thousands of adds a second this stays as cheap as when idle."""
     now_ms = _now_ms(ctx)
     rows = await get_connection("default").execute_query_dict(
-        _PENDING_WELCOMES_SQL if dialect() == "postgres" else sql_for(_PENDING_WELCOMES_SQLITE),
+        sql_for(_PENDING_WELCOMES_SQL),
         [now_ms - WELCOME_CODE_LIFE_S * 1000, now_ms - int(RECOVERY_GRACE_S * 1000),
          *[f"ExternalContactChange:{change}" for change in ADD_CHANGES], now_ms, limit])
     events: dict[str, ExternalContactChange] = {}
