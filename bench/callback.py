@@ -450,6 +450,7 @@ class LoadResult:
     sent: int
     pool: int
     lag_p99_ms: float | None = None
+    worst_by_second_ms: list[float] = field(default_factory=list)
     cpu: CpuUse | None = None
     statuses: dict[str, int] = field(default_factory=dict)
 
@@ -648,6 +649,16 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float:
     return sorted_values[rank - 1]
 
 
+def _worst_by_second(window: list[Sample], start: float) -> list[float]:
+    """The slowest answer to the requests meant for each second of the window: one stall
+    shows as one bad second, a slow server as bad seconds throughout."""
+    worst: dict[int, float] = {}
+    for s in window:
+        second = int(s.intended - start)
+        worst[second] = max(worst.get(second, 0.0), (s.done - s.intended) * 1000)
+    return [round(worst[k], 1) for k in sorted(worst)]
+
+
 def summarise(samples: list[Sample], mode: str, measured_from: int, pool: int) -> LoadResult:
     """Figures over the samples with index >= measured_from (earlier ones are warm-up)."""
     window = [s for s in samples if s.index >= measured_from]
@@ -666,6 +677,7 @@ def summarise(samples: list[Sample], mode: str, measured_from: int, pool: int) -
         p99_ms=percentile(latencies, 99), max_ms=latencies[-1] if latencies else 0.0,
         sent=len(samples), pool=pool,
         lag_p99_ms=percentile(lags, 99) if mode.startswith("open") else None,
+        worst_by_second_ms=_worst_by_second(window, start) if mode.startswith("open") else [],
         statuses=dict(statuses))
 
 
@@ -839,6 +851,10 @@ def print_load(label: str, bare: LoadResult, durable: LoadResult) -> None:
         f"{durable.non2xx} / {durable.errors}")
     if bare.lag_p99_ms is not None and durable.lag_p99_ms is not None:
         row("generator send lag p99, ms", f"{bare.lag_p99_ms:.2f}", f"{durable.lag_p99_ms:.2f}")
+    if durable.worst_by_second_ms:
+        print("  slowest answer in each second, ms:")
+        for name, result in (("bare", bare), ("durable", durable)):
+            print(f"    {name:<8}" + " ".join(f"{v:g}" for v in result.worst_by_second_ms))
     def cpu(use: CpuUse | None) -> str:
         if use is None:
             return "-"

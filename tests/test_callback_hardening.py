@@ -27,7 +27,7 @@ from bot.devtools.simulator.oa import OASimulator
 from bot.wecom.crypto import CallbackCrypto, sign
 from bot.wecom.xmlparse import MAX_DEPTH, XmlError, parse_xml
 from models import InboxEntry
-from tests.harness import AES_KEY, RULES_FILE, Harness, start_harness
+from tests.harness import AES_KEY, CORP_ID, RULES_FILE, TOKEN, Harness, start_harness
 from tests.test_callback import add_event
 from tests.test_config import GOOD
 
@@ -230,6 +230,36 @@ def test_parse_xml_bounds_the_depth() -> None:
         parse_xml(_nested(MAX_DEPTH + 1))
     with pytest.raises(XmlError, match="deeper than"):
         parse_xml(_nested(5000))
+
+
+@pytest.mark.parametrize("document", [
+    '<!DOCTYPE x [<!ENTITY a "b">]><xml><A>&a;</A></xml>',  # a prolog: the watching builder
+    '<xml><!DOCTYPE x [<!ENTITY a "b">]><A>&a;</A></xml>',  # inside the root: expat itself
+    "<xml><!DOCTYPE x><A>1</A></xml>",
+    "<xml><A>&a;</A></xml>",  # no declaration, so no entity but the five XML defines
+])
+@pytest.mark.parametrize("as_bytes", [True, False])
+def test_parse_xml_refuses_any_document_type_declaration(document: str,
+                                                         as_bytes: bool) -> None:
+    with pytest.raises(XmlError, match="unreadable XML"):
+        parse_xml(document.encode() if as_bytes else document)
+
+
+def test_parse_xml_keeps_what_cdata_and_the_defined_entities_say() -> None:
+    fields = parse_xml(b"<xml><A><![CDATA[<!DOCTYPE x>]]></A><B>&lt;&amp;&gt;</B>"
+                       b"<C><D> 1 </D></C></xml>")
+    assert fields == {"A": "<!DOCTYPE x>", "B": "<&>", "C": {"D": "1"}}
+
+
+async def test_a_signed_payload_declaring_a_document_type_is_400_and_stored_nowhere(
+        harness: Harness) -> None:
+    ts, nonce = str(int(harness.clock.timestamp())), "n-doctype"
+    payload = '<xml><!DOCTYPE x [<!ENTITY a "b">]><MsgType>&a;</MsgType></xml>'
+    body, signature = CallbackCrypto(TOKEN, AES_KEY, CORP_ID).envelope(payload, ts, nonce)
+    resp = await harness.client.post("/wecom/callback", data=body, params={
+        "msg_signature": signature, "timestamp": ts, "nonce": nonce})
+    assert resp.status == 400
+    assert await InboxEntry.all().count() == 0
 
 
 def _one_line_without_traceback(caplog: pytest.LogCaptureFixture) -> None:

@@ -53,7 +53,7 @@ from bot.web.login import LoginConfig
 from bot.wecom import MemberRateLimiter, TokenCache, WeComClient
 from bot.wecom.budget import ApiBudget
 from bot.wecom.crypto import CallbackCrypto
-from bot.wecom.endpoints import MAX_BODY_BYTES, Accepted, CallbackEndpoints
+from bot.wecom.endpoints import MAX_BODY_BYTES, CallbackEndpoints
 from bot.wecom.jsapi import AGENT, CORP, JsTickets
 from bot.wecom.oa import OAClient
 from handlers import Feature
@@ -143,7 +143,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_worker: bo
     oa = settings.oa
     endpoints = CallbackEndpoints(
         CallbackCrypto(settings.token, settings.aes_key, settings.corp_id,
-                       settings.max_clock_skew_s), clock, lambda a: _accept(app, a),
+                       settings.max_clock_skew_s), clock, lambda a: app[writer_key].accept(a),
         CallbackCrypto(oa.token, oa.aes_key or "A" * 43, oa.app_id,
                        settings.max_clock_skew_s) if oa else None,
         oa_safe_mode=bool(oa and oa.aes_key),
@@ -192,9 +192,6 @@ def console_for(settings: Settings, clock: Clock, rules: RulesHolder,
         tz=settings.tz, assets_dir=Path(settings.assets_dir) if settings.assets_dir
         else default_assets_dir())
 
-
-async def _accept(app: web.Application, accepted: Accepted) -> bool:
-    return await app[writer_key].accept(accepted)
 
 
 async def _claim_nonce(app: web.Application, key: str, digest: str, ttl_s: int) -> str:

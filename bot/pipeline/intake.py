@@ -102,7 +102,7 @@ class InboxWriter:
             msg = "InboxWriter is not started"
             raise RuntimeError(msg)
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        await self._queue.put((row, future))
+        self._queue.put_nowait((row, future))  # unbounded: never waits
         return await future
 
     async def _flush_loop(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
@@ -17,8 +18,9 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 from aiohttp.http import HttpProcessingError
+from prometheus_client import Counter
 
 from bot.domain.clock import Clock
 from bot.observe.metrics import CALLBACKS, CALLBACKS_REJECTED
@@ -82,10 +84,29 @@ async def _read_body(request: web.Request, timeout_s: float) -> bytes:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise Rejected(413, f"body of {request.content_length} bytes exceeds {MAX_BODY_BYTES}",
                        cause="too_large")
+    content = request.content
+    if content.is_eof():
+        # The whole body has arrived with the headers (as WeCom sends it): take it without
+        # arming a timer or yielding to the loop, which is a tenth of a callback's cost.
+        try:
+            body = content.read_nowait()
+        except (web.RequestPayloadError, HttpProcessingError) as exc:
+            raise Rejected(400, f"malformed body framing: {exc!r}", cause="bad_body") from None
+        if len(body) > MAX_BODY_BYTES:
+            raise Rejected(413, f"body exceeds {MAX_BODY_BYTES} bytes", cause="too_large")
+    else:
+        body = bytes(await _read_rest(content, timeout_s))
+    if not body:
+        raise Rejected(400, "empty body", cause="bad_body")
+    return body
+
+
+async def _read_rest(content: StreamReader, timeout_s: float) -> bytearray:
+    """The body of a request whose headers came before (part of) it."""
     body = bytearray()
     try:
         async with asyncio.timeout(timeout_s):
-            while chunk := await request.content.readany():
+            while chunk := await content.readany():
                 body += chunk
                 if len(body) > MAX_BODY_BYTES:
                     raise Rejected(413, f"body exceeds {MAX_BODY_BYTES} bytes",
@@ -98,9 +119,7 @@ async def _read_body(request: web.Request, timeout_s: float) -> bytes:
                        cause="bad_body") from None
     except (web.RequestPayloadError, HttpProcessingError) as exc:
         raise Rejected(400, f"malformed body framing: {exc!r}", cause="bad_body") from None
-    if not body:
-        raise Rejected(400, "empty body", cause="bad_body")
-    return bytes(body)
+    return body
 
 
 # WeCom's envelope, exactly: the ciphertext is base64 of at most 64 KiB. Matching it directly
@@ -134,6 +153,13 @@ def _decrypt(crypto: CallbackCrypto, signature: str, timestamp: str, nonce: str,
         return crypto.verify_and_decrypt(signature, timestamp, nonce, encrypted, now)
     except CryptoError as exc:
         raise Rejected(exc.status, f"{type(exc).__name__}: {exc}", cause=exc.cause) from None
+
+
+@functools.cache
+def _counted(source: str, outcome: str) -> Counter:
+    """`scrmbot_callbacks_total`'s child for a source and outcome, looked up once (a labelled
+    lookup per callback is a measurable share of the intake)."""
+    return CALLBACKS.labels(source, outcome)
 
 
 @dataclass(frozen=True)
@@ -208,7 +234,7 @@ class CallbackEndpoints:
             # Not stored: answer 503 so WeCom retries instead of believing it was received.
             raise Rejected(503, f"inbox write failed: {exc!r}",
                            cause="inbox_unavailable") from None
-        CALLBACKS.labels(source, "accepted" if new else "duplicate").inc()
+        _counted(source, "accepted" if new else "duplicate").inc()
         if not new:
             logger.info("duplicate callback %s (%s) acknowledged again", accepted.dedup_key,
                         accepted.event.kind)
