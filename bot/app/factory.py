@@ -193,7 +193,6 @@ def console_for(settings: Settings, clock: Clock, rules: RulesHolder,
         else default_assets_dir())
 
 
-
 async def _claim_nonce(app: web.Application, key: str, digest: str, ttl_s: int) -> str:
     """The endpoints' replay memory for plain-mode OA callbacks, shared by every process."""
     redis = app[redis_key]

@@ -52,7 +52,7 @@ class Rejected(Exception):
 
 
 async def _reject(request: web.Request, source: str, exc: Rejected) -> web.Response:
-    CALLBACKS.labels(source, "rejected").inc()
+    _counted(source, "rejected").inc()
     CALLBACKS_REJECTED.labels(source, exc.cause).inc()
     logger.warning("rejected %s %s from %s: %d %s", request.method, request.path,
                    request.remote, exc.status, exc.reason)
@@ -91,26 +91,25 @@ async def _read_body(request: web.Request, timeout_s: float) -> bytes:
         try:
             body = content.read_nowait()
         except (web.RequestPayloadError, HttpProcessingError) as exc:
-            raise Rejected(400, f"malformed body framing: {exc!r}", cause="bad_body") from None
-        if len(body) > MAX_BODY_BYTES:
-            raise Rejected(413, f"body exceeds {MAX_BODY_BYTES} bytes", cause="too_large")
+            raise _bad_framing(exc) from None
     else:
-        body = bytes(await _read_rest(content, timeout_s))
+        body = await _read_rest(content, timeout_s)
+    if len(body) > MAX_BODY_BYTES:  # a chunked body has no length to check up front
+        raise _too_large()
     if not body:
         raise Rejected(400, "empty body", cause="bad_body")
     return body
 
 
-async def _read_rest(content: StreamReader, timeout_s: float) -> bytearray:
+async def _read_rest(content: StreamReader, timeout_s: float) -> bytes:
     """The body of a request whose headers came before (part of) it."""
     body = bytearray()
     try:
         async with asyncio.timeout(timeout_s):
             while chunk := await content.readany():
                 body += chunk
-                if len(body) > MAX_BODY_BYTES:
-                    raise Rejected(413, f"body exceeds {MAX_BODY_BYTES} bytes",
-                                   cause="too_large")
+                if len(body) > MAX_BODY_BYTES:  # stop reading now, not at the end
+                    raise _too_large()
     except TimeoutError:
         raise Rejected(408, f"body not complete after {timeout_s:g}s ({len(body)} bytes read)",
                        cause="body_timeout", hang_up=True) from None
@@ -118,8 +117,16 @@ async def _read_rest(content: StreamReader, timeout_s: float) -> bytearray:
         raise Rejected(400, f"connection lost while reading the body: {exc!r}",
                        cause="bad_body") from None
     except (web.RequestPayloadError, HttpProcessingError) as exc:
-        raise Rejected(400, f"malformed body framing: {exc!r}", cause="bad_body") from None
-    return body
+        raise _bad_framing(exc) from None
+    return bytes(body)
+
+
+def _too_large() -> Rejected:
+    return Rejected(413, f"body exceeds {MAX_BODY_BYTES} bytes", cause="too_large")
+
+
+def _bad_framing(exc: Exception) -> Rejected:
+    return Rejected(400, f"malformed body framing: {exc!r}", cause="bad_body")
 
 
 # WeCom's envelope, exactly: the ciphertext is base64 of at most 64 KiB. Matching it directly
@@ -246,7 +253,7 @@ class CallbackEndpoints:
             request, "msg_signature", "timestamp", "nonce", "echostr")
         plain = _decrypt(self.crypto, signature, timestamp, nonce, echostr,
                          self.clock.timestamp())
-        CALLBACKS.labels("wecom", "url_check").inc()
+        _counted("wecom", "url_check").inc()
         return web.Response(body=plain, content_type="text/plain")
 
     async def wecom_callback(self, request: web.Request) -> web.Response:
@@ -269,7 +276,7 @@ class CallbackEndpoints:
         crypto = self._oa()
         _oa_check_plain_signature(crypto, request, self.clock.timestamp())
         echostr = _params(request, "echostr")[0]
-        CALLBACKS.labels("wechat", "url_check").inc()
+        _counted("wechat", "url_check").inc()
         return web.Response(text=echostr, content_type="text/plain")
 
     async def wechat_callback(self, request: web.Request) -> web.Response:
